@@ -1,0 +1,80 @@
+"""numbaq: dynamic quantization of neural networks, in Python compiled with Numba.
+
+The pipeline, one stage to a module::
+
+    kernels/stats.py     runtime min / max          (njit kernels)
+    kernels/quantize.py  qparams, quantize, dequantize, fused dynamic pass
+    ops.py               the public verbs below, with validation
+    qparams.py, schemes.py, metrics.py, reference.py (numpy twins)
+
+Importing numbaq compiles nothing; kernels compile on first use, or all at once
+with :func:`warmup`, and are cached on disk.
+"""
+
+from __future__ import annotations
+
+from . import config, metrics, reference, schemes
+from .ops import (
+    DEFAULT_SCHEME,
+    absmax,
+    choose_qparams,
+    dequantize,
+    dynamic_quantize,
+    dynamic_quantize_linear,
+    fake_quantize,
+    minmax,
+    qparams_from_minmax,
+    quantize,
+)
+from .qparams import QParams, QScheme
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SCHEME",
+    "QParams",
+    "QScheme",
+    "absmax",
+    "choose_qparams",
+    "config",
+    "dequantize",
+    "dynamic_quantize",
+    "dynamic_quantize_linear",
+    "fake_quantize",
+    "metrics",
+    "minmax",
+    "qparams_from_minmax",
+    "quantize",
+    "reference",
+    "schemes",
+    "warmup",
+]
+
+
+def warmup(verbose: bool = False) -> float:
+    """Compile (or load from the on-disk cache) the kernels for common signatures.
+
+    Runs every public verb on small float32 inputs, for each named scheme, on both
+    the serial and the parallel entry points. Returns the seconds it took.
+
+    Examples
+    --------
+    >>> seconds = warmup()
+    """
+    import time
+
+    import numpy as np
+
+    start = time.perf_counter()
+    small = np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32)
+    large = np.resize(small, (config.PARALLEL_MIN // 32 + 1, 32))
+    for x in (small, large):
+        for scheme in schemes.SCHEMES.values():
+            q, qp = dynamic_quantize(x, scheme)
+            dequantize(q, qp)
+            quantize(x, choose_qparams(x, scheme))
+        for dtype in ("int8", "uint8"):
+            fake_quantize(x, "PER_TOKEN_INT8", granularity="column", dtype=dtype)
+        if verbose:
+            print(f"warmup: shape {x.shape} ready after {time.perf_counter() - start:.2f} s")
+    return time.perf_counter() - start

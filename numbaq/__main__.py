@@ -1,0 +1,5 @@
+"""``python -m numbaq demo``."""
+
+from .cli import main
+
+raise SystemExit(main())

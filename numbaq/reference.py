@@ -1,0 +1,168 @@
+"""Plain-numpy twins of every kernel, written to read like the textbook formula.
+
+Nothing here calls :mod:`numbaq.kernels`. Tests compare each kernel with its twin:
+bit for bit for integers (quantized values, zero points) and for the float32
+scales, which both compute with the same float32 (or, for the torch rule, float64)
+operations in the same order.
+
+    q     = clip(round(x / scale) + zero_point, qmin, qmax)       round half to even
+    x_hat = (q - zero_point) * scale
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .qparams import QScheme
+
+F32 = np.float32
+FLT_MIN = F32(np.finfo(np.float32).tiny)
+TORCH_SMALL_SCALE = F32(6.1e-5)
+
+
+def groups(x: np.ndarray, granularity: str, block_size: int | None = None):
+    """Reshape ``x`` so that axis -1 of the result runs over one group of values.
+
+    Returns ``(grouped, param_shape)``. Per column the groups are the columns of
+    ``x.reshape(-1, K)``, so ``grouped`` is its transpose.
+    """
+    if granularity == "tensor":
+        return x.reshape(1, -1), ()
+    k = x.shape[-1]
+    if granularity == "row":
+        return x.reshape(-1, k), x.shape[:-1]
+    if granularity == "column":
+        return x.reshape(-1, k).T, (k,)
+    return x.reshape(-1, block_size), x.shape[:-1] + (k // block_size,)
+
+
+def ungroup(values: np.ndarray, x_shape, granularity: str) -> np.ndarray:
+    """Inverse of :func:`groups` for an array of the grouped shape."""
+    if granularity == "column":
+        values = values.T
+    return values.reshape(x_shape)
+
+
+def minmax(x, granularity="tensor", block_size=None):
+    """``(min, max)`` of each group, float32, via ``np.min`` / ``np.max``."""
+    g, shape = groups(np.asarray(x, np.float32), granularity, block_size)
+    return g.min(axis=-1).reshape(shape), g.max(axis=-1).reshape(shape)
+
+
+def qparams_onnx(lo, hi, qmin, qmax, symmetric):
+    """Scale and zero point in float32 arithmetic (ONNX DynamicQuantizeLinear).
+
+    ``lo``, ``hi`` are float32 arrays; returns ``(scale float32, zero_point int32)``.
+    """
+    lo = np.minimum(F32(lo), F32(0))
+    hi = np.maximum(F32(hi), F32(0))
+    if symmetric:
+        amax = np.maximum(-lo, hi)
+        amax = np.where(amax == 0, F32(1), amax)
+        scale = np.maximum(amax / F32((qmax - qmin) / 2), FLT_MIN)
+        zero_point = np.full(scale.shape, (qmin + qmax + 1) // 2)
+        return scale, zero_point.astype(np.int32)
+    span = hi - lo
+    span = np.where(span == 0, F32(1), span)  # an all-zero group: range taken as 1
+    scale = np.maximum(span / F32(qmax - qmin), FLT_MIN)
+    zero_point = np.rint(np.clip(F32(qmin) - lo / scale, F32(qmin), F32(qmax)))
+    return scale.astype(np.float32), zero_point.astype(np.int32)
+
+
+def qparams_torch(lo, hi, qmin, qmax, symmetric):
+    """PyTorch's ``ChooseQuantizationParams``, transcribed for scalars, applied to each pair."""
+    lo = np.asarray(lo, np.float32)
+    scale = np.empty(lo.shape, np.float32)
+    zero_point = np.empty(lo.shape, np.int32)
+    for i, (a, b) in enumerate(zip(lo.reshape(-1), np.asarray(hi, np.float32).reshape(-1))):
+        scale.flat[i], zero_point.flat[i] = _torch_scalar(F32(a), F32(b), qmin, qmax, symmetric)
+    return scale, zero_point
+
+
+def _torch_scalar(lo, hi, qmin, qmax, symmetric):
+    lo, hi = min(lo, F32(0)), max(hi, F32(0))
+    if symmetric:
+        scale = float(max(-lo, hi)) / ((qmax - qmin) / 2)
+    else:
+        scale = (float(hi) - float(lo)) / (qmax - qmin)
+    if F32(scale) == 0 or np.isinf(F32(1) / F32(scale)):
+        scale = 0.1
+    if scale < TORCH_SMALL_SCALE:  # cut off small scales, stretching min/max alike
+        org_scale = F32(scale)
+        scale = float(TORCH_SMALL_SCALE)
+        if lo == 0:
+            hi = TORCH_SMALL_SCALE * F32(qmax - qmin)
+        elif hi == 0:
+            lo = -TORCH_SMALL_SCALE * F32(qmax - qmin)
+        else:
+            amplifier = TORCH_SMALL_SCALE / org_scale
+            lo, hi = lo * amplifier, hi * amplifier
+    if symmetric:
+        return F32(scale), (qmin + qmax + 1) // 2
+    # zero point from whichever end adds the smaller terms, then nudged into range
+    from_min, from_max = qmin - float(lo) / scale, qmax - float(hi) / scale
+    err_min = abs(qmin) - abs(float(lo) / scale)
+    err_max = abs(qmax) - abs(float(hi) / scale)
+    zero_point = from_min if err_min < err_max else from_max
+    return F32(scale), int(np.clip(np.rint(zero_point), qmin, qmax))
+
+
+def qparams(lo, hi, scheme: QScheme):
+    """``(scale, zero_point)`` for ranges ``lo``, ``hi`` under ``scheme``."""
+    smin, smax = scheme.scale_range
+    rule = qparams_torch if scheme.rule == "torch" else qparams_onnx
+    return rule(lo, hi, smin, smax, scheme.symmetric)
+
+
+def quantize(x, scale, zero_point, qmin, qmax, dtype, reciprocal=False):
+    """``q = clip(round(x / scale) + zero_point, qmin, qmax)``, elementwise, float32 math.
+
+    With ``reciprocal`` (PyTorch/fbgemm): ``q = clip(round(fma(x, 1/scale, zero_point)),
+    qmin, qmax)``. numpy has no fma, so it is formed in float64: ``x * (1/scale)`` is
+    exact there (24 + 24 bits), and adding the integer ``zero_point`` then rounding to
+    float32 differs from one fused rounding only if the float64 sum lands exactly on a
+    float32 tie (about 2**-29 per value), and even then only changes ``q`` at a .5.
+    ``scale`` and ``zero_point`` broadcast against ``x``.
+    """
+    x = np.asarray(x, np.float32)
+    if reciprocal:
+        inv = np.float64(F32(1) / F32(scale))
+        q = np.rint((x.astype(np.float64) * inv + np.float64(zero_point)).astype(np.float32))
+    else:
+        q = np.rint(x / F32(scale)) + F32(zero_point)
+    return np.clip(q, F32(qmin), F32(qmax)).astype(dtype)
+
+
+def dequantize(q, scale, zero_point):
+    """``x_hat = (q - zero_point) * scale``, in float32."""
+    return (np.asarray(q, np.float32) - F32(zero_point)) * F32(scale)
+
+
+def dynamic_quantize(x, scheme: QScheme):
+    """Reference dynamic quantization: ``(q, scale, zero_point)`` for ``x`` under ``scheme``."""
+    x = np.asarray(x, np.float32)
+    lo, hi = minmax(x, scheme.granularity, scheme.block_size)
+    scale, zero_point = qparams(lo, hi, scheme)
+    g, _ = groups(x, scheme.granularity, scheme.block_size)
+    qmin, qmax = scheme.clamp_range
+    gq = quantize(
+        g,
+        scale.reshape(-1, 1),
+        zero_point.reshape(-1, 1),
+        qmin,
+        qmax,
+        scheme.storage,
+        scheme.reciprocal,
+    )
+    return ungroup(gq, x.shape, scheme.granularity), scale, zero_point
+
+
+def dynamic_quantize_linear(x):
+    """ONNX ``DynamicQuantizeLinear`` as the operator's specification writes it."""
+    x = np.asarray(x, np.float32)
+    x_min = np.minimum(F32(0), x.min())
+    x_max = np.maximum(F32(0), x.max())
+    y_scale = F32(1.0 if x_max == x_min else (x_max - x_min)) / F32(255)
+    y_zero_point = np.rint(np.clip(F32(0) - x_min / y_scale, 0, 255))
+    y = np.clip(np.rint(x / y_scale) + y_zero_point, 0, 255)
+    return y.astype(np.uint8), y_scale, y_zero_point.astype(np.uint8)

@@ -1,0 +1,87 @@
+"""Named activation schemes, each with its exact rules.
+
+=================  =====  ==========  ===========  ==========  ================================
+name               dtype  symmetric   granularity  q range     scale
+=================  =====  ==========  ===========  ==========  ================================
+``ONNX``           uint8  no          tensor       [0, 255]    (max' - min') / 255, float32 math
+``TORCH``          uint8  no          tensor       [0, 255]    (max' - min') / 127, torch rules
+``PER_TOKEN_INT8`` int8   yes         row          [-127, 127] absmax / 127
+``PER_TOKEN_UINT8`` uint8 no          row          [0, 255]    (max' - min') / 255
+``BLOCK_Q8_0``     int8   yes         block of 32  [-127, 127] absmax / 127
+=================  =====  ==========  ===========  ==========  ================================
+
+``min' = min(x_min, 0)`` and ``max' = max(x_max, 0)``: every range includes 0.
+
+``ONNX``
+    The ``DynamicQuantizeLinear`` operator: ``scale = (max' - min') / 255`` in float32
+    (``1 / 255`` for an all-zero tensor), ``zero_point = round(clip(-min' / scale, 0, 255))``,
+    ``q = clip(round(x / scale) + zero_point, 0, 255)``; round half to even throughout.
+``TORCH``
+    PyTorch's dynamic Linear activations (``quantize_per_tensor_dynamic(x, quint8,
+    reduce_range=True)``): the scale is chosen for [0, 127] in float64 and rounded to
+    float32; a zero scale (or one whose reciprocal overflows) becomes 0.1; scales under
+    6.1e-5 are raised to it (stretching min/max by the same factor); the zero point is
+    taken from whichever end (min or max) has the smaller rounding error, then nudged
+    into [0, 127] and rounded; ``q = clip(round(fma(x, 1 / scale, zero_point)), 0, 255)``
+    with one rounding of the fused multiply-add, as fbgemm. Values saturate to the
+    storage range [0, 255], not [0, 127], as in PyTorch.
+``PER_TOKEN_INT8``
+    One symmetric scale per row (token): ``scale = absmax / 127``, ``zero_point = 0``.
+``PER_TOKEN_UINT8``
+    One asymmetric scale per row, ONNX arithmetic applied row by row.
+``BLOCK_Q8_0``
+    llama.cpp's Q8_0: blocks of 32 along the last axis, ``scale = absmax / 127``.
+"""
+
+from __future__ import annotations
+
+from .qparams import QScheme
+
+ONNX = QScheme(dtype="uint8", symmetric=False, granularity="tensor", rule="onnx", name="ONNX")
+TORCH = QScheme(
+    dtype="uint8",
+    symmetric=False,
+    granularity="tensor",
+    reduce_range=True,
+    rule="torch",
+    reciprocal=True,
+    name="TORCH",
+)
+PER_TOKEN_INT8 = QScheme(
+    dtype="int8", symmetric=True, granularity="row", narrow_range=True, name="PER_TOKEN_INT8"
+)
+PER_TOKEN_UINT8 = QScheme(dtype="uint8", symmetric=False, granularity="row", name="PER_TOKEN_UINT8")
+BLOCK_Q8_0 = QScheme(
+    dtype="int8",
+    symmetric=True,
+    granularity="block",
+    block_size=32,
+    narrow_range=True,
+    name="BLOCK_Q8_0",
+)
+
+SCHEMES: dict[str, QScheme] = {
+    s.name: s for s in (ONNX, TORCH, PER_TOKEN_INT8, PER_TOKEN_UINT8, BLOCK_Q8_0)
+}
+"""Every named scheme, by name."""
+
+
+def get(scheme) -> QScheme:
+    """Return a :class:`QScheme` from a scheme or a scheme name (case-insensitive).
+
+    Examples
+    --------
+    >>> get("per_token_int8").granularity
+    'row'
+    """
+    if isinstance(scheme, QScheme):
+        return scheme
+    if isinstance(scheme, str):
+        found = SCHEMES.get(scheme.upper())
+        if found is not None:
+            return found
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {sorted(SCHEMES)}")
+    raise TypeError(
+        f"scheme must be a QScheme or one of the names {sorted(SCHEMES)}, "
+        f"got {type(scheme).__name__}"
+    )
