@@ -26,11 +26,19 @@ name               dtype  symmetric   granularity  q range     scale
     with one rounding of the fused multiply-add, as fbgemm. Values saturate to the
     storage range [0, 255], not [0, 127], as in PyTorch.
 ``PER_TOKEN_INT8``
-    One symmetric scale per row (token): ``scale = absmax / 127``, ``zero_point = 0``.
+    One symmetric scale per row (token): ``scale = absmax / 127``, ``zero_point = 0``,
+    ``q = clip(round(x * (1 / scale)), -127, 127)``.
 ``PER_TOKEN_UINT8``
-    One asymmetric scale per row, ONNX arithmetic applied row by row.
+    One asymmetric scale per row, ONNX's float32 scale and zero point applied row by
+    row, ``q = clip(round(fma(x, 1 / scale, zero_point)), 0, 255)``.
 ``BLOCK_Q8_0``
-    llama.cpp's Q8_0: blocks of 32 along the last axis, ``scale = absmax / 127``.
+    llama.cpp's Q8_0: blocks of 32 along the last axis, ``scale = absmax / 127``,
+    ``q = clip(round(x * (1 / scale)), -127, 127)`` (half to even; llama.cpp rounds
+    half away from zero).
+
+numbaq's own schemes multiply by the reciprocal ``1 / scale`` (one division per group)
+rather than divide every value: a float32 division costs about 5x a multiply-add here,
+and it dominated the quantize pass. ``ONNX`` divides, as its specification says.
 """
 
 from __future__ import annotations
@@ -48,15 +56,23 @@ TORCH = QScheme(
     name="TORCH",
 )
 PER_TOKEN_INT8 = QScheme(
-    dtype="int8", symmetric=True, granularity="row", narrow_range=True, name="PER_TOKEN_INT8"
+    dtype="int8",
+    symmetric=True,
+    granularity="row",
+    narrow_range=True,
+    reciprocal=True,
+    name="PER_TOKEN_INT8",
 )
-PER_TOKEN_UINT8 = QScheme(dtype="uint8", symmetric=False, granularity="row", name="PER_TOKEN_UINT8")
+PER_TOKEN_UINT8 = QScheme(
+    dtype="uint8", symmetric=False, granularity="row", reciprocal=True, name="PER_TOKEN_UINT8"
+)
 BLOCK_Q8_0 = QScheme(
     dtype="int8",
     symmetric=True,
     granularity="block",
     block_size=32,
     narrow_range=True,
+    reciprocal=True,
     name="BLOCK_Q8_0",
 )
 

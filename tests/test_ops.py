@@ -108,5 +108,10 @@ def test_overrides_build_a_new_scheme():
     q, qp = nq.dynamic_quantize(x, "PER_TOKEN_INT8", dtype="int4")
     assert qp.dtype == "int4" and q.min() >= -7 and q.max() <= 7
     assert qp.scheme == QScheme(
-        "int4", symmetric=True, granularity="row", narrow_range=True, name="PER_TOKEN_INT8"
+        "int4",
+        symmetric=True,
+        granularity="row",
+        narrow_range=True,
+        reciprocal=True,
+        name="PER_TOKEN_INT8",
     )

@@ -117,7 +117,7 @@ def test_scheme_validation(kwargs, match):
 def test_reprs_are_readable():
     assert repr(nq.schemes.BLOCK_Q8_0) == (
         "QScheme(BLOCK_Q8_0: int8 symmetric per block of 32, q in [-127, 127], "
-        "rule=onnx, x / scale)"
+        "rule=onnx, fma(x, 1/scale, zp))"
     )
     qp = nq.choose_qparams(np.array([-1.0, 3.0]), "ONNX")
     assert repr(qp) == "QParams(uint8 tensor, q in [0, 255], scale=0.0156863, zero_point=64)"

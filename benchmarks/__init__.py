@@ -1,0 +1,1 @@
+"""numbaq benchmarks: ``python -m benchmarks.bench_stats`` and friends."""
