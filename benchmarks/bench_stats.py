@@ -39,9 +39,8 @@ def bench(shape, threads):
     )
     for n in threads:
         numba.set_num_threads(n)
-        out[f"numbaq minmax kernel, {n}T"] = median_us(
-            lambda: ks._minmax_rows_par(x, lo, hi) if n > 1 else ks._minmax_rows(x, lo, hi)
-        )
+        kernel = ks._minmax_rows_par if n > 1 else ks._minmax_rows
+        out[f"numbaq minmax kernel, {n}T"] = median_us(lambda k=kernel: k(x, lo, hi))
         with_parallel = 0 if n > 1 else 10**12
         nq.config.PARALLEL_MIN, saved = with_parallel, nq.config.PARALLEL_MIN
         out[f"numbaq minmax(x) per tensor, {n}T"] = median_us(lambda: nq.minmax(x))
