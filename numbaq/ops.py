@@ -12,6 +12,7 @@ Each stage is callable on its own so a lesson can print every intermediate::
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from . import config, schemes
@@ -40,7 +41,8 @@ def as_float32(x, name: str = "x") -> np.ndarray:
         raise ValueError(
             f"{name} is empty (shape {arr.shape}); quantization needs at least one value"
         )
-    return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-d arrays 0-d
+    with np.errstate(over="ignore"):  # float64 beyond float32 becomes Inf, reported later
+        return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-d arrays 0-d
 
 
 def _raise_nonfinite(name: str, n_bad: int, what: str) -> None:
@@ -134,6 +136,14 @@ def minmax(x, granularity: str = "tensor", block_size: int | None = None):
     if granularity == "block":
         QScheme(granularity="block", block_size=block_size)  # validates block_size
     x = as_float32(x)
+    if granularity == "tensor":
+        flat = x.reshape(-1)
+        if config.use_parallel(flat.size):
+            lo, hi, n_bad = ks._minmax_flat_par(flat, numba.get_num_threads())
+        else:
+            lo, hi, n_bad = ks._minmax_flat(flat)
+        _raise_nonfinite("x", n_bad, "tensor")
+        return np.array(lo, np.float32), np.array(hi, np.float32)
     x2d, by_column, shape = _layout(x, granularity, block_size)
     n = x2d.shape[1] if by_column else x2d.shape[0]
     lo = np.empty(n, np.float32)
@@ -143,8 +153,6 @@ def minmax(x, granularity: str = "tensor", block_size: int | None = None):
     else:
         n_bad = _pick(ks._minmax_rows, ks._minmax_rows_par, x.size)(x2d, lo, hi)
     _raise_nonfinite("x", n_bad, "columns" if by_column else "rows")
-    if granularity == "tensor":
-        return np.float32(lo.min()).reshape(()), np.float32(hi.max()).reshape(())
     return lo.reshape(shape), hi.reshape(shape)
 
 

@@ -117,3 +117,23 @@ def _minmax_cols(x, lo, hi):
         lo[c], hi[c], finite = _decode_bits(smax[c], umax[c], umin[c])
         n_bad += not finite
     return n_bad
+
+
+@jit()
+def _minmax_flat(x):
+    """``(min, max, n_bad)`` of a contiguous 1-D float32 ``x``: one pass, no rows."""
+    lo, hi, finite = _row_minmax(x)
+    return lo, hi, int(not finite)
+
+
+@jit(parallel=True)
+def _minmax_flat_par(x, n_chunks):
+    """Parallel twin of :func:`_minmax_flat`: ``n_chunks`` contiguous slices, one per task."""
+    n = x.size
+    smax = np.empty(n_chunks, np.int32)
+    umax = np.empty(n_chunks, np.uint32)
+    umin = np.empty(n_chunks, np.uint32)
+    for c in prange(n_chunks):
+        smax[c], umax[c], umin[c] = _reduce_bits(x[c * n // n_chunks : (c + 1) * n // n_chunks])
+    lo, hi, finite = _decode_bits(smax.max(), umax.max(), umin.min())
+    return lo, hi, int(not finite)
