@@ -13,6 +13,10 @@ kernel call):
     Below this many elements a memory-bound kernel runs serially: launching a
     ``prange`` costs 3-5 us here, more than splitting saves on less than 1 MB
     (measured: 128x768 float32 min/max, 3.9 us serial against 5.1 us on 2 threads).
+``NUMBAQ_GEMM_PATH`` (default ``auto``)
+    Force an integer GEMM path; see :data:`GEMM_PATH`.
+``NUMBAQ_GEMM_PARALLEL_MIN`` (default ``2000000``)
+    Multiply-adds below which a GEMM runs on one thread.
 ``GOMP_SPINCOUNT`` (default set here to ``10000`` if unset)
     How long an idle OpenMP worker spins before it sleeps. libgomp's own default
     (300000 spins, about a millisecond) lets Numba's pool steal the CPUs of a
@@ -46,6 +50,14 @@ CACHE: bool = _env_flag("NUMBAQ_CACHE", True)
 
 PARALLEL_MIN: int = int(os.environ.get("NUMBAQ_PARALLEL_MIN", "262144"))
 """Element count below which kernels run their serial entry point."""
+
+GEMM_PATH: str = os.environ.get("NUMBAQ_GEMM_PATH", "auto")
+"""Integer GEMM path: ``"auto"`` (the fastest the CPU supports) or one of
+``"vnni512"``, ``"vnni256"``, ``"avx512bw"``, ``"avx2"``, ``"plain"``; see
+:mod:`numbaq.kernels.gemm` and :func:`numbaq.info`. Tests set it to run every path."""
+
+GEMM_PARALLEL_MIN: int = int(os.environ.get("NUMBAQ_GEMM_PARALLEL_MIN", "2000000"))
+"""Multiply-adds (M*N*K) below which a GEMM runs on one thread."""
 
 FASTMATH: bool = False
 """Fast-math stays off for every kernel: rounding needs IEEE semantics, and the

@@ -232,6 +232,7 @@ def qparams_from_minmax(min, max, scheme=None, **overrides) -> QParams:
         smax,
         sch.symmetric,
         sch.rule == "torch",
+        sch.reciprocal,
         scale,
         zero_point,
     )
@@ -431,13 +432,24 @@ def dynamic_quantize(x, scheme=None, **overrides):
         return quantize(x, qparams), qparams
     x = as_float32(x)
     x2d, _, shape = _layout(x, sch.granularity, sch.block_size)
-    n_rows = x2d.shape[0]
     q = np.empty(x2d.shape, sch.storage)
+    scale, zero_point = _dynamic_quantize_2d(x2d, sch, q)
+    return q.reshape(x.shape), _make_qparams(sch, scale.reshape(shape), zero_point.reshape(shape))
+
+
+def _dynamic_quantize_2d(x2d: np.ndarray, sch: QScheme, q: np.ndarray):
+    """Fused dynamic quantization of the rows of ``x2d`` into ``q`` (``sch.storage``).
+
+    Per tensor (one scale for all of ``x2d``) or one scale per row (``row`` and
+    ``block`` granularities, after :func:`_layout`). Returns ``scale`` (R,) float32
+    and ``zero_point`` (R,) int32, or 0-d arrays per tensor; raises on NaN/Inf.
+    """
+    n_rows = x2d.shape[0]
     smin, smax = sch.scale_range
     qmin, qmax = sch.clamp_range
     args = (x2d, smin, smax, qmin, qmax, sch.symmetric, sch.rule == "torch", sch.reciprocal, q)
     if sch.granularity == "tensor":
-        kernel = _pick(kq._dynamic_quantize_tensor, kq._dynamic_quantize_tensor_par, x.size)
+        kernel = _pick(kq._dynamic_quantize_tensor, kq._dynamic_quantize_tensor_par, x2d.size)
         scale, zero_point, n_bad = kernel(
             *args, np.empty(n_rows, np.float32), np.empty(n_rows, np.float32)
         )
@@ -445,12 +457,12 @@ def dynamic_quantize(x, scheme=None, **overrides):
     else:
         scale = np.empty(n_rows, np.float32)
         zero_point = np.empty(n_rows, np.int32)
-        kernel = _pick(kq._dynamic_quantize_rows, kq._dynamic_quantize_rows_par, x.size)
+        kernel = _pick(kq._dynamic_quantize_rows, kq._dynamic_quantize_rows_par, x2d.size)
         n_bad = kernel(*args, scale, zero_point)
     _raise_nonfinite("x", n_bad, "rows" if sch.granularity != "block" else "blocks")
     if not sch.symmetric:
         _check_scales(scale, "x")
-    return q.reshape(x.shape), _make_qparams(sch, scale.reshape(shape), zero_point.reshape(shape))
+    return scale, zero_point
 
 
 def fake_quantize(x, scheme=None, **overrides) -> np.ndarray:

@@ -90,8 +90,10 @@ class QScheme:
 
     Zero range (an all-zero group, under ``rule="onnx"``): the range is taken as 1,
     so ``scale = 1 / (qmax - qmin)`` (asymmetric) or ``1 / ((qmax - qmin) / 2)``
-    (symmetric), as ONNX does. Tiny ranges: a scale below the smallest normal
-    float32 (1.18e-38) is raised to it, so ``1 / scale`` stays finite. Under
+    (symmetric), as ONNX does. Tiny ranges: scales are floored at ``min_scale``: the
+    smallest subnormal float32 (1.4e-45) when dividing, so only a scale that would be
+    0 changes and ONNX's subnormal scales are kept; the smallest normal float32
+    (1.18e-38) with ``reciprocal``, so that ``1 / scale`` stays finite. Under
     ``rule="torch"`` PyTorch's own rules apply (0.1 for a zero scale, a 6.1e-5 floor).
 
     Examples
@@ -151,6 +153,12 @@ class QScheme:
             return self.clamp_range
         _, qmin, qmax = DTYPES[self.dtype]
         return _trunc_half(qmin) + int(self.narrow_range), _trunc_half(qmax)
+
+    @property
+    def min_scale(self) -> np.float32:
+        """The smallest scale the ``onnx`` rule gives (see the class notes)."""
+        info = np.finfo(np.float32)
+        return info.tiny if self.reciprocal else info.smallest_subnormal
 
     def replace(self, **changes) -> QScheme:
         """A copy with some fields changed (``dataclasses.replace``)."""

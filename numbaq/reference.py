@@ -49,22 +49,23 @@ def minmax(x, granularity="tensor", block_size=None):
     return g.min(axis=-1).reshape(shape), g.max(axis=-1).reshape(shape)
 
 
-def qparams_onnx(lo, hi, qmin, qmax, symmetric):
+def qparams_onnx(lo, hi, qmin, qmax, symmetric, min_scale=FLT_MIN):
     """Scale and zero point in float32 arithmetic (ONNX DynamicQuantizeLinear).
 
     ``lo``, ``hi`` are float32 arrays; returns ``(scale float32, zero_point int32)``.
+    Scales are floored at ``min_scale`` (``QScheme.min_scale``).
     """
     lo = np.minimum(F32(lo), F32(0))
     hi = np.maximum(F32(hi), F32(0))
     if symmetric:
         amax = np.maximum(-lo, hi)
         amax = np.where(amax == 0, F32(1), amax)
-        scale = np.maximum(amax / F32((qmax - qmin) / 2), FLT_MIN)
+        scale = np.maximum(amax / F32((qmax - qmin) / 2), min_scale)
         zero_point = np.full(scale.shape, (qmin + qmax + 1) // 2)
         return scale, zero_point.astype(np.int32)
     span = hi - lo
     span = np.where(span == 0, F32(1), span)  # an all-zero group: range taken as 1
-    scale = np.maximum(span / F32(qmax - qmin), FLT_MIN)
+    scale = np.maximum(span / F32(qmax - qmin), min_scale)
     zero_point = np.rint(np.clip(F32(qmin) - lo / scale, F32(qmin), F32(qmax)))
     return scale.astype(np.float32), zero_point.astype(np.int32)
 
@@ -110,8 +111,9 @@ def _torch_scalar(lo, hi, qmin, qmax, symmetric):
 def qparams(lo, hi, scheme: QScheme):
     """``(scale, zero_point)`` for ranges ``lo``, ``hi`` under ``scheme``."""
     smin, smax = scheme.scale_range
-    rule = qparams_torch if scheme.rule == "torch" else qparams_onnx
-    return rule(lo, hi, smin, smax, scheme.symmetric)
+    if scheme.rule == "torch":
+        return qparams_torch(lo, hi, smin, smax, scheme.symmetric)
+    return qparams_onnx(lo, hi, smin, smax, scheme.symmetric, scheme.min_scale)
 
 
 def quantize(x, scale, zero_point, qmin, qmax, dtype, reciprocal=False):
@@ -166,3 +168,63 @@ def dynamic_quantize_linear(x):
     y_zero_point = np.rint(np.clip(F32(0) - x_min / y_scale, 0, 255))
     y = np.clip(np.rint(x / y_scale) + y_zero_point, 0, 255)
     return y.astype(np.uint8), y_scale, y_zero_point.astype(np.uint8)
+
+
+def matmul_integer(a, b, a_zero_point=0, b_zero_point=0):
+    """ONNX MatMulInteger: ``(a - za) @ (b - zb)``, exact, as int32.
+
+    ``a_zero_point`` broadcasts per row of ``a`` ((M, 1) or scalar), ``b_zero_point``
+    per column of ``b`` ((N,) or scalar). Computed in int64, then wrapped to int32.
+    """
+    za = np.asarray(a_zero_point, np.int64)
+    za = za.reshape(-1, 1) if za.ndim == 1 else za
+    lhs = np.asarray(a, np.int64) - za
+    rhs = np.asarray(b, np.int64) - np.asarray(b_zero_point, np.int64)
+    return (lhs @ rhs).astype(np.int32)
+
+
+def quantize_weight(w, per_channel=True, narrow_range=True):
+    """Symmetric int8 weights: ``scale = absmax / qmax`` per row (or tensor),
+    ``q = round(w / scale)``."""
+    scheme = QScheme("int8", True, "row" if per_channel else "tensor", narrow_range=narrow_range)
+    q, scale, _ = dynamic_quantize(np.asarray(w, np.float32), scheme)
+    return q, np.broadcast_to(scale, (q.shape[0],)).astype(np.float32)
+
+
+def gelu(v):
+    """Exact GELU ``0.5 v (1 + erf(v / sqrt 2))``, float64."""
+    from math import erf, sqrt
+
+    return 0.5 * v * (1.0 + np.vectorize(erf)(v / sqrt(2.0)))
+
+
+def quantized_linear(x, w_q, w_scale, bias, scheme: QScheme, activation=None):
+    """The dynamic Linear, step by step: quantize ``x``, integer matmul, dequantize.
+
+    ``acc[m, n] = sum_k (q_x[m, k] - zp_x[m]) * q_w[n, k]`` (int32, exact), then
+    ``y = float32(acc) * (scale_x[m] * scale_w[n]) + bias[n]``, in float32, in that order.
+    Per block (``BLOCK_Q8_0``): ``y = (sum_b float32(acc_b) * scale_x[m, b]) * scale_w[n] +
+    bias[n]``, blocks summed in order. ``activation``: None, "relu" or "gelu".
+    """
+    x = np.asarray(x, np.float32).reshape(-1, np.shape(w_q)[1])
+    w32 = np.asarray(w_q, np.int64)
+    q, scale, zero_point = dynamic_quantize(x, scheme)
+    if scheme.granularity == "block":
+        b = scheme.block_size
+        y = np.zeros((x.shape[0], w32.shape[0]), np.float32)
+        for j in range(x.shape[1] // b):
+            acc_b = q[:, j * b : (j + 1) * b].astype(np.int64) @ w32[:, j * b : (j + 1) * b].T
+            y += acc_b.astype(np.int32).astype(np.float32) * scale[:, j : j + 1]
+        y = y * w_scale
+    else:
+        scale = np.broadcast_to(scale, (x.shape[0],)).reshape(-1, 1)
+        zero_point = np.broadcast_to(zero_point, (x.shape[0],)).reshape(-1, 1)
+        acc = ((q.astype(np.int64) - zero_point) @ w32.T).astype(np.int32)
+        y = acc.astype(np.float32) * (scale * np.asarray(w_scale, np.float32))
+    if bias is not None:
+        y = y + np.asarray(bias, np.float32)
+    if activation == "relu":
+        y = np.maximum(y, np.float32(0))
+    elif activation == "gelu":
+        y = gelu(y.astype(np.float64)).astype(np.float32)
+    return y.astype(np.float32)

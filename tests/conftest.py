@@ -1,5 +1,7 @@
 """Shared fixtures and hypothesis strategies."""
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -8,14 +10,16 @@ from hypothesis.extra import numpy as hnp
 
 from numbaq import config
 
+# Fixtures used with @given only set a config knob for the whole test: safe to share.
+SHARED = [HealthCheck.function_scoped_fixture]
 settings.register_profile(
     "ci",
     max_examples=60,
     deadline=None,
     derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, *SHARED],
 )
-settings.register_profile("dev", max_examples=200, deadline=None)
+settings.register_profile("dev", max_examples=200, deadline=None, suppress_health_check=SHARED)
 settings.load_profile("ci")
 
 
@@ -48,3 +52,17 @@ def float_arrays(draw, min_dims=0, max_dims=3, max_side=24, last_multiple_of=1):
     elif kind == "negative":
         np.negative(np.abs(x, out=x), out=x)
     return x
+
+
+@functools.cache
+def _onnx_node_cases():
+    from onnx.backend.test.case.node import collect_testcases
+
+    # collect_testcases runs each exporter once per process and keeps global state, so
+    # collect every op type in one call and filter afterwards
+    return list(collect_testcases(None))
+
+
+def onnx_cases(op_type: str):
+    """ONNX's published node test cases for ``op_type`` (its backend test data)."""
+    return [c for c in _onnx_node_cases() if c.model.graph.node[0].op_type == op_type]

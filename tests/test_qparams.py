@@ -51,11 +51,17 @@ def test_constant_tensor_is_exact_at_the_end_of_the_range():
 
 
 def test_tiny_range_scale_floor():
-    """A scale below the smallest normal float32 is raised to it: 1/scale stays finite."""
-    x = np.array([0.0, 1e-44], np.float32)  # subnormal range
+    """Dividing schemes keep ONNX's subnormal scales; only a zero scale is raised.
+    Reciprocal schemes raise scales to the smallest normal float32: 1/scale stays finite."""
+    info = np.finfo(np.float32)
+    x = np.array([0.0, 1e-40], np.float32)  # subnormal range: scale = 1e-40 / 255
     qp = nq.choose_qparams(x, "ONNX")
-    assert qp.scale == np.finfo(np.float32).tiny
-    assert np.isfinite(1 / qp.scale)
+    assert qp.scale == np.float32(1e-40) / np.float32(255) and qp.scale < info.tiny
+    assert nq.quantize(x, qp).tolist() == [0, 255]
+    x = np.array([0.0, 1e-45], np.float32)  # 1e-45 / 255 underflows to 0
+    assert nq.choose_qparams(x, "ONNX").scale == info.smallest_subnormal
+    qp = nq.choose_qparams(np.array([0.0, 1e-40], np.float32), "PER_TOKEN_UINT8")
+    assert qp.scale == info.tiny and np.isfinite(1 / qp.scale)
 
 
 def test_torch_rule_zero_and_small_scales():

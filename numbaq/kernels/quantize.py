@@ -25,16 +25,17 @@ from .intrinsics import fma_f32
 from .stats import _row_minmax
 
 _FLT_MIN = np.float32(np.finfo(np.float32).tiny)  # smallest normal float32, 2**-126
+_FLT_TRUE_MIN = np.float32(np.finfo(np.float32).smallest_subnormal)  # 2**-149
 _TORCH_SMALL_SCALE = np.float32(6.1e-5)  # torch's SMALL_SCALE_THRESHOLD
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 
 
 @jit()
-def _qparams_onnx(lo, hi, qmin, qmax, symmetric):
+def _qparams_onnx(lo, hi, qmin, qmax, symmetric, min_scale):
     """``(scale, zero_point)`` in float32 arithmetic, as ONNX DynamicQuantizeLinear.
 
-    A zero range counts as a range of 1; a scale below 2**-126 is raised to it.
+    A zero range counts as a range of 1; a scale below ``min_scale`` is raised to it.
     """
     lo = min(lo, _ZERO)
     hi = max(hi, _ZERO)
@@ -43,11 +44,11 @@ def _qparams_onnx(lo, hi, qmin, qmax, symmetric):
         if amax == _ZERO:
             amax = _ONE
         scale = amax / np.float32((qmax - qmin) / 2)
-        return max(scale, _FLT_MIN), (qmin + qmax + 1) // 2
+        return max(scale, min_scale), (qmin + qmax + 1) // 2
     span = hi - lo
     if span == _ZERO:
         span = _ONE
-    scale = max(span / np.float32(qmax - qmin), _FLT_MIN)
+    scale = max(span / np.float32(qmax - qmin), min_scale)
     zp = np.float32(qmin) - lo / scale
     zp = min(max(zp, np.float32(qmin)), np.float32(qmax))
     return scale, int(np.rint(zp))
@@ -92,18 +93,26 @@ def _qparams_torch(lo, hi, qmin, qmax, symmetric):
 
 
 @jit()
-def _qparams(lo, hi, qmin, qmax, symmetric, torch_rule):
-    """Dispatch to the ONNX (float32) or the torch (float64) arithmetic."""
+def _qparams(lo, hi, qmin, qmax, symmetric, torch_rule, reciprocal):
+    """Dispatch to the ONNX (float32) or the torch (float64) arithmetic.
+
+    Under the ONNX rule a scale that would be 0 becomes the smallest subnormal
+    (``x / scale`` stays defined, as ONNX divides); with ``reciprocal`` scales under
+    the smallest normal float32 are raised to it, so that ``1 / scale`` is finite.
+    """
     if torch_rule:
         return _qparams_torch(lo, hi, qmin, qmax, symmetric)
-    return _qparams_onnx(lo, hi, qmin, qmax, symmetric)
+    min_scale = _FLT_MIN if reciprocal else _FLT_TRUE_MIN
+    return _qparams_onnx(lo, hi, qmin, qmax, symmetric, min_scale)
 
 
 @jit()
-def _choose_qparams(lo, hi, qmin, qmax, symmetric, torch_rule, scale, zero_point):
+def _choose_qparams(lo, hi, qmin, qmax, symmetric, torch_rule, reciprocal, scale, zero_point):
     """Fill ``scale`` (n,) float32 and ``zero_point`` (n,) int32 from ``lo``, ``hi`` (n,)."""
     for i in range(lo.size):
-        scale[i], zero_point[i] = _qparams(lo[i], hi[i], qmin, qmax, symmetric, torch_rule)
+        scale[i], zero_point[i] = _qparams(
+            lo[i], hi[i], qmin, qmax, symmetric, torch_rule, reciprocal
+        )
 
 
 @jit()
@@ -203,7 +212,7 @@ def _dynamic_quantize_row(x, smin, smax, qmin, qmax, symmetric, torch_rule, reci
     lo, hi, finite = _row_minmax(x)
     if not finite:
         return _ONE, 0, False
-    scale, zp = _qparams(lo, hi, smin, smax, symmetric, torch_rule)
+    scale, zp = _qparams(lo, hi, smin, smax, symmetric, torch_rule, reciprocal)
     _quantize_row(x, scale, zp, qmin, qmax, reciprocal, q)
     return scale, zp, True
 
@@ -257,7 +266,7 @@ def _dynamic_quantize_tensor(
         n_bad += not finite
     if n_bad:
         return _ONE, 0, n_bad
-    scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule)
+    scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule, reciprocal)
     for r in range(x.shape[0]):
         _quantize_row(x[r], scale, zp, qmin, qmax, reciprocal, q[r])
     return scale, zp, 0
@@ -274,7 +283,7 @@ def _dynamic_quantize_tensor_par(
         n_bad += not finite
     if n_bad:
         return _ONE, 0, n_bad
-    scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule)
+    scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule, reciprocal)
     for r in prange(x.shape[0]):
         _quantize_row(x[r], scale, zp, qmin, qmax, reciprocal, q[r])
     return scale, zp, 0

@@ -1,0 +1,93 @@
+"""What happens to an int32 accumulator tile after the K loop.
+
+The GEMM core computes the raw dot products of *shifted* operands: activations
+``a'`` as uint8 and weights ``b'`` as int8 (the only pair ``vpdpbusd`` takes)::
+
+    acc[m, n] = sum_k a'[m, k] * b'[n, k]                 (int32, wrapping)
+
+With ``a = a' - shift_a`` and ``b = b' + shift_b`` (0 or 128 each) and zero points
+``za``, ``zb``, the product ONNX ``MatMulInteger`` asks for expands to::
+
+    sum_k (a - za)(b - zb) = acc - zb' * row_sums[m] - za' * col_sums[n] + K * za' * zb'
+    where za' = za + shift_a, zb' = zb - shift_b,
+          row_sums[m] = sum_k a'[m, k], col_sums[n] = sum_k b'[n, k]
+
+All of it is arithmetic modulo 2**32, so it is exact whenever the true result fits
+in int32, even if a partial sum wraps. The dequantizing epilogue then gives::
+
+    y[m, n] = float32(acc - za'[m] * col_sums[n]) * (scale_a[m] * scale_w[n]) + bias[n]
+
+(weights are symmetric, ``zb = 0``, and stored as int8, ``shift_b = 0``), followed
+by an optional ReLU or GELU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import jit
+
+ACT_NONE, ACT_RELU, ACT_GELU = 0, 1, 2
+_HALF = np.float32(0.5)
+_INV_SQRT2 = np.float32(1.0 / math.sqrt(2.0))
+
+
+@jit()
+def _activate(v, act):
+    """ReLU (``act == 1``) or exact GELU, ``0.5 x (1 + erf(x / sqrt 2))`` (``act == 2``)."""
+    if act == ACT_RELU:
+        return max(v, np.float32(0.0))
+    if act == ACT_GELU:
+        return _HALF * v * (np.float32(1.0) + np.float32(math.erf(v * _INV_SQRT2)))
+    return v
+
+
+@jit()
+def _store_i32(acc, ld_acc, rows, m, n0, ncols, out):
+    """Copy a ``rows x ncols`` tile of ``acc`` (row stride ``ld_acc``) to ``out[m:, n0:]``."""
+    for r in range(rows):
+        for j in range(ncols):
+            out[m + r, n0 + j] = acc[r * ld_acc + j]
+
+
+@jit()
+def _store_f32(acc, ld_acc, rows, m, n0, ncols, a_scale, a_zp, w_scale, col_sums, bias, act, y):
+    """Dequantize a tile: ``y = float32(acc - a_zp[m] * col_sums[n]) * a_scale[m] * w_scale[n]
+    + bias[n]``, then the activation. ``bias`` may be empty (no bias)."""
+    has_bias = bias.size > 0
+    for r in range(rows):
+        mm = m + r
+        za = a_zp[mm]
+        sa = a_scale[mm]
+        for j in range(ncols):
+            nn = n0 + j
+            v = np.float32(np.int32(acc[r * ld_acc + j] - za * col_sums[nn])) * (sa * w_scale[nn])
+            if has_bias:
+                v += bias[nn]
+            y[mm, nn] = _activate(v, act)
+
+
+@jit()
+def _row_sums(a, m, k, out):
+    """``out[i] = sum_k a[i, :k]`` for uint8 ``a`` (M, lda), int32 ``out`` (M,)."""
+    for i in range(m):
+        s = np.int32(0)
+        for j in range(k):
+            s += np.int32(a[i, j])
+        out[i] = s
+
+
+@jit()
+def _compensate(out, k, za, zb, row_sums, col_sums):
+    """Turn raw shifted dot products into ``sum (a - za)(b - zb)``, in place.
+
+    ``out`` (M, N) int32; ``za`` (M,), ``zb`` (N,), ``row_sums`` (M,), ``col_sums`` (N,)
+    int32: the effective zero points and sums of the shifted operands (module notes).
+    """
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = (
+                out[i, j] - zb[j] * row_sums[i] - za[i] * col_sums[j] + np.int32(k) * za[i] * zb[j]
+            )

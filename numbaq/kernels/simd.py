@@ -1,0 +1,171 @@
+"""SIMD vectors of int32 for Numba, and the dot-product steps of the integer GEMM.
+
+Numba has no vector types, so this module registers two: ``i32x16`` (a zmm
+register, ``<16 x i32>``) and ``i32x8`` (ymm, ``<8 x i32>``). Locals of these
+types become registers after LLVM's mem2reg, so a micro-kernel written as plain
+Numba Python with a fixed set of vector locals compiles to a register tile.
+
+Each 32-bit lane of a weight vector holds 4 consecutive K values (int8) of one
+output column; an activation vector holds the same 4 uint8 values in every lane
+(a 4-byte broadcast). One dot step adds, per lane::
+
+    acc[lane] += a[0]*w[lane,0] + a[1]*w[lane,1] + a[2]*w[lane,2] + a[3]*w[lane,3]
+
+Intrinsics, for ``W`` in (16, 8) lanes:
+
+``zero{W}()``, ``load{W}(arr, i)``, ``bcast{W}(arr, i)``, ``store{W}(arr, i, v)``
+    ``load``/``bcast`` read bytes at element index ``i`` of a 1-D int8/uint8 array;
+    ``store`` writes ``v`` at element ``i`` of a 1-D int32 array.
+``dpbusd{W}(acc, a, w)``
+    The step above in one VNNI instruction (``vpdpbusd``; u8 x s8, int32 wrap).
+    Compiling it for a CPU without AVX512-VNNI aborts the process, so
+    :mod:`numbaq.kernels.gemm` only ever compiles it after checking the CPU.
+``pmaddwd{W}(acc, a, w)``
+    The same step without VNNI, exact: bytes widened to int16, then two
+    ``vpmaddwd`` (AVX-512BW for 16 lanes, AVX2 for 8). It expects the weights in the
+    *pairs* layout: the first half of the vector holds K values 0,1 of every lane,
+    the second half K values 2,3.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+_I8 = ir.IntType(8)
+_I16 = ir.IntType(16)
+_I32 = ir.IntType(32)
+
+
+class _I32Vector(types.Type):
+    def __init__(self, lanes: int):
+        self.lanes = lanes
+        super().__init__(name=f"i32x{lanes}")
+
+
+@register_model(_I32Vector)
+class _I32VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(_I32, fe_type.lanes))
+
+
+i32x16 = _I32Vector(16)
+i32x8 = _I32Vector(8)
+
+
+def _pointer(context, builder, arrty, arr, index):
+    """Address of element ``index`` of a 1-D array."""
+    ary = context.make_array(arrty)(context, builder, value=arr)
+    return builder.gep(ary.data, [index])
+
+
+def _declare(builder, name, ret, args):
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, args), name)
+
+
+def _is_byte_array(arr):
+    return isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype.bitwidth == 8
+
+
+def _make(lanes: int, vty):
+    llvm_vty = ir.VectorType(_I32, lanes)
+    bits = 32 * lanes
+
+    @intrinsic
+    def zero(typingctx):
+        def codegen(context, builder, sig, args):
+            return ir.Constant(llvm_vty, None)
+
+        return vty(), codegen
+
+    @intrinsic
+    def load(typingctx, arr, index):
+        if not (_is_byte_array(arr) and isinstance(index, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
+            return builder.load(builder.bitcast(ptr, llvm_vty.as_pointer()), align=1)
+
+        return vty(arr, index), codegen
+
+    @intrinsic
+    def bcast(typingctx, arr, index):
+        if not (_is_byte_array(arr) and isinstance(index, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
+            word = builder.load(builder.bitcast(ptr, _I32.as_pointer()), align=1)
+            vec = builder.insert_element(ir.Constant(llvm_vty, None), word, _I32(0))
+            mask = ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes)
+            return builder.shuffle_vector(vec, ir.Constant(llvm_vty, None), mask)
+
+        return vty(arr, index), codegen
+
+    @intrinsic
+    def store(typingctx, arr, index, vec):
+        if not (isinstance(arr, types.Array) and arr.dtype == types.int32 and vec == vty):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
+            builder.store(args[2], builder.bitcast(ptr, llvm_vty.as_pointer()), align=1)
+            return context.get_dummy_value()
+
+        return types.none(arr, index, vec), codegen
+
+    @intrinsic
+    def dpbusd(typingctx, acc, a, w):
+        if not (acc == a == w == vty):
+            return None
+
+        def codegen(context, builder, sig, args):
+            fn = _declare(builder, f"llvm.x86.avx512.vpdpbusd.{bits}", llvm_vty, [llvm_vty] * 3)
+            return builder.call(fn, args)
+
+        return vty(acc, a, w), codegen
+
+    @intrinsic
+    def pmaddwd(typingctx, acc, a, w):
+        if not (acc == a == w == vty):
+            return None
+
+        def codegen(context, builder, sig, args):
+            acc_v, a_v, w_v = args
+            i16v = ir.VectorType(_I16, 2 * lanes)
+            name = "llvm.x86.avx512.pmaddw.d.512" if lanes == 16 else "llvm.x86.avx2.pmadd.wd"
+            madd = _declare(builder, name, llvm_vty, [i16v, i16v])
+            splat = lambda c: ir.Constant(llvm_vty, [c] * lanes)  # noqa: E731
+            # activations: every lane holds bytes a0 a1 a2 a3 (uint8); widen to the
+            # int16 pairs (a0, a1) and (a2, a3), zero-extended
+            a01 = builder.or_(
+                builder.and_(a_v, splat(0xFF)),
+                builder.shl(builder.and_(a_v, splat(0xFF00)), splat(8)),
+            )
+            a23 = builder.or_(
+                builder.and_(builder.lshr(a_v, splat(16)), splat(0xFF)),
+                builder.shl(builder.lshr(a_v, splat(24)), splat(16)),
+            )
+            # weights (pairs layout): low half = K values 0,1 of each lane, high = 2,3
+            w_bytes = builder.bitcast(w_v, ir.VectorType(_I8, 4 * lanes))
+            halves = []
+            for h in range(2):
+                idx = ir.Constant(
+                    ir.VectorType(_I32, 2 * lanes), list(range(h * 2 * lanes, (h + 1) * 2 * lanes))
+                )
+                half = builder.shuffle_vector(w_bytes, w_bytes, idx)
+                halves.append(builder.sext(half, i16v))
+            lo = builder.call(madd, [builder.bitcast(a01, i16v), halves[0]])
+            hi = builder.call(madd, [builder.bitcast(a23, i16v), halves[1]])
+            return builder.add(acc_v, builder.add(lo, hi))
+
+        return vty(acc, a, w), codegen
+
+    return zero, load, bcast, store, dpbusd, pmaddwd
+
+
+zero16, load16, bcast16, store16, dpbusd16, pmaddwd16 = _make(16, i32x16)
+zero8, load8, bcast8, store8, dpbusd8, pmaddwd8 = _make(8, i32x8)

@@ -1,0 +1,467 @@
+"""Integer matmul and the dynamically quantized Linear: public verbs.
+
+::
+
+    qw = quantize_weight(w)                  # int8 per channel, packed once
+    y = quantized_linear(x, qw, bias)        # y = x . W^T + b, through int8 and int32
+    c = matmul_integer(a, b, za, zb)         # ONNX MatMulInteger, exact int32
+
+The GEMM core multiplies uint8 activations by int8 weights (``vpdpbusd``). Other
+dtype pairs are shifted by 128 into that pair and corrected with row and column
+sums; see :mod:`numbaq.kernels.epilogue` for the algebra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from . import config
+from .kernels import epilogue as ke
+from .kernels import gemm as kg
+from .ops import _dynamic_quantize_2d, _layout, _scheme, as_float32
+from .qparams import QScheme
+
+INT32_MAX = 2**31 - 1
+ACTIVATIONS = {None: ke.ACT_NONE, "relu": ke.ACT_RELU, "gelu": ke.ACT_GELU}
+_INT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+# ------------------------------------------------------------------ paths and limits
+def gemm_path() -> tuple[str, str]:
+    """``(path, reason)``: the integer GEMM path in use, from ``config.GEMM_PATH``."""
+    return kg.resolve(config.GEMM_PATH)
+
+
+def info() -> dict:
+    """What numbaq runs on: CPU, its features, the GEMM path and why, threads, cache.
+
+    Examples
+    --------
+    >>> sorted(info())[:3]
+    ['cache', 'cpu', 'cpu_features']
+    """
+    from llvmlite import binding
+
+    path, reason = gemm_path()
+    return {
+        "cpu": numba.config.CPU_NAME or binding.get_host_cpu_name(),
+        "cpu_features": sorted(kg.cpu_features() & kg._all_needed()),
+        "gemm_path": path,
+        "gemm_path_reason": reason,
+        "gemm_paths_available": [p for p in kg.PATHS if kg.supported(p)],
+        "threads": numba.get_num_threads(),
+        "cache": config.CACHE,
+    }
+
+
+def max_k(a_span: int, b_span: int) -> int:
+    """Largest K for which ``sum_k (a - za)(b - zb)`` cannot leave int32.
+
+    ``a_span`` and ``b_span`` bound ``|a - za|`` and ``|b - zb|``. With zero points 0:
+    uint8 x int8: 255 * 128 -> K <= 65793; int8 x int8: 128 * 128 -> K <= 131071;
+    uint8 x uint8: 255 * 255 -> K <= 33025.
+
+    Examples
+    --------
+    >>> max_k(255, 128)
+    65793
+    """
+    return INT32_MAX // (a_span * b_span)
+
+
+def _span(zero_point: np.ndarray, dtype) -> int:
+    """Largest ``|q - zero_point|`` over the codes of ``dtype`` and the zero points."""
+    info_ = np.iinfo(dtype)
+    return int(max(zero_point.max() - info_.min, info_.max - zero_point.min()))
+
+
+def _check_k(k: int, a_span: int, b_span: int, what: str) -> None:
+    limit = max_k(a_span, b_span)
+    if k > limit:
+        raise ValueError(
+            f"K={k} can overflow the int32 accumulator for {what} "
+            f"(|a - za| <= {a_span}, |b - zb| <= {b_span}: K must be <= {limit}); "
+            "split the product along K and add the parts in int64"
+        )
+
+
+def _parallel(m: int, n: int, k: int) -> bool:
+    return m * n * k >= config.GEMM_PARALLEL_MIN and numba.get_num_threads() > 1
+
+
+# ------------------------------------------------------------------ weights
+@dataclass(frozen=True, eq=False, repr=False)
+class QuantizedWeight:
+    """Symmetric int8 weights of a Linear, ``W (N, K) ~ q * scale[:, None]``.
+
+    Attributes
+    ----------
+    q : (N, K) int8
+        Quantized weights (int4 values also live here).
+    scale : (N,) float32
+        One scale per output channel (repeated for a per-tensor scheme).
+    scheme : QScheme
+        How ``q`` was made.
+    col_sums : (N,) int32
+        ``sum_k q[n, k]``, for zero-point compensation (see ``kernels.epilogue``).
+
+    The packed layout for each GEMM path is made on first use and kept
+    (:meth:`packed`).
+    """
+
+    q: np.ndarray
+    scale: np.ndarray
+    scheme: QScheme
+    col_sums: np.ndarray
+    _packed: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_int8(cls, q, scale, scheme: QScheme | None = None) -> QuantizedWeight:
+        """Wrap weights quantized elsewhere: ``q`` (N, K) int8, ``scale`` (N,) or scalar."""
+        q = np.asarray(q)
+        if q.dtype != np.int8 or q.ndim != 2 or q.size == 0:
+            raise TypeError(f"q must be a non-empty (N, K) int8 array, got {q.dtype} {q.shape}")
+        scale = np.broadcast_to(np.asarray(scale, np.float32), (q.shape[0],)).copy()
+        if not np.all((scale > 0) & np.isfinite(scale)):
+            raise ValueError("scale must be positive and finite")
+        scheme = scheme or QScheme("int8", symmetric=True, granularity="row", name="external")
+        col_sums = q.sum(axis=1, dtype=np.int64).astype(np.int32)
+        return cls(np.ascontiguousarray(q), scale, scheme, col_sums)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(N, K)``: output and input features."""
+        return self.q.shape
+
+    def packed(self, path: str) -> np.ndarray:
+        """The weights packed for GEMM ``path`` (made once, then cached)."""
+        if path not in self._packed:
+            self._packed[path] = kg.pack(self.q, path)
+        return self._packed[path]
+
+    def dequantize(self) -> np.ndarray:
+        """``q * scale[:, None]`` as float32 (N, K)."""
+        return self.q.astype(np.float32) * self.scale[:, None]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of int8 values and scales (the packed copies not counted)."""
+        return self.q.nbytes + self.scale.nbytes
+
+    def __repr__(self) -> str:
+        n, k = self.shape
+        where = "per tensor" if self.scheme.granularity == "tensor" else "per channel"
+        return (
+            f"QuantizedWeight({n} x {k} {self.scheme.dtype} {where}, q in "
+            f"[{int(self.q.min())}, {int(self.q.max())}], scales in "
+            f"[{float(self.scale.min()):.4g}, {float(self.scale.max()):.4g}], "
+            f"{self.nbytes / 1e6:.2f} MB)"
+        )
+
+
+def quantize_weight(
+    w, per_channel: bool = True, dtype: str = "int8", narrow_range: bool = True
+) -> QuantizedWeight:
+    """Quantize Linear weights once, symmetrically: ``q = clip(round(w / scale), qmin, qmax)``.
+
+    Parameters
+    ----------
+    w : (N, K) float array
+        Weights as ``torch.nn.Linear`` stores them: one row per output feature.
+    per_channel : bool
+        One scale per output channel (row); else one for the whole tensor.
+    dtype : {"int8", "int4"}
+        int4 values are held in int8 storage.
+    narrow_range : bool
+        Use [-127, 127] (int4: [-7, 7]), so that ``-q`` is representable.
+
+    Returns
+    -------
+    QuantizedWeight
+
+    Notes
+    -----
+    .. math:: s_n = \\frac{\\max_k |w_{nk}|}{q_{max}},\\quad
+              q_{nk} = \\mathrm{clip}(\\mathrm{round}(w_{nk} / s_n), q_{min}, q_{max})
+
+    Plain text: ``scale[n] = max(|w[n, :]|) / qmax``, ``q = clip(round(w / scale), qmin, qmax)``.
+
+    Examples
+    --------
+    >>> qw = quantize_weight(np.array([[0.5, -1.0], [2.0, 0.25]]))
+    >>> qw.q.tolist(), qw.scale.tolist()
+    ([[64, -127], [127, 16]], [0.007874015718698502, 0.015748031437397003])
+    """
+    if dtype not in ("int8", "int4"):
+        raise ValueError(f"dtype must be 'int8' or 'int4' for weights, got {dtype!r}")
+    w = as_float32(w, "w")
+    if w.ndim != 2:
+        raise ValueError(f"w must be 2-D (N, K), got shape {w.shape}")
+    from .ops import dynamic_quantize
+
+    scheme = QScheme(
+        dtype,
+        symmetric=True,
+        granularity="row" if per_channel else "tensor",
+        narrow_range=narrow_range,
+        name="weights",
+    )
+    q, qp = dynamic_quantize(w, scheme)
+    return QuantizedWeight.from_int8(q, qp.scale, scheme)
+
+
+# ------------------------------------------------------------------ MatMulInteger
+def _int_matrix(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype not in _INT_DTYPES:
+        raise TypeError(f"{name} must be uint8 or int8, got {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    return arr
+
+
+def _zero_points(zp, dtype, n: int, name: str, what: str) -> np.ndarray:
+    """A zero point (scalar, or one per ``what``) as an int32 array of length ``n``."""
+    if zp is None:
+        return np.zeros(n, np.int32)
+    arr = np.asarray(zp)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer (of {np.dtype(dtype)}), got {arr.dtype}")
+    info_ = np.iinfo(dtype)
+    if arr.size and (arr.min() < info_.min or arr.max() > info_.max):
+        raise ValueError(f"{name} must lie in [{info_.min}, {info_.max}] for {np.dtype(dtype)}")
+    if arr.size == 1:
+        return np.full(n, arr.reshape(-1)[0], np.int32)
+    if arr.size != n:
+        raise ValueError(
+            f"{name} must be a scalar or hold one value per {what} ({n}), got shape {arr.shape}"
+        )
+    return arr.reshape(-1).astype(np.int32)
+
+
+def _shifted_lhs(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """``a'`` uint8 (M, 4 * ceil(K / 4)), zero padded, and the shift (0 or 128)."""
+    m, k = a.shape
+    buf = np.zeros((m, 4 * -(-k // 4)), np.uint8)
+    if a.dtype == np.int8:
+        np.bitwise_xor(a.view(np.uint8), 0x80, out=buf[:, :k])  # a + 128
+        return buf, 128
+    buf[:, :k] = a
+    return buf, 0
+
+
+def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> np.ndarray:
+    """ONNX ``MatMulInteger``: ``(a - a_zero_point) @ (b - b_zero_point)`` in exact int32.
+
+    Parameters
+    ----------
+    a : (M, K) uint8 or int8
+    b : (K, N) uint8 or int8
+    a_zero_point : scalar, (M,) or (M, 1), optional
+        Of ``a``'s dtype; a vector holds one zero point per row of ``a``.
+    b_zero_point : scalar or (N,), optional
+        Of ``b``'s dtype; a vector holds one zero point per column of ``b``.
+
+    Returns
+    -------
+    (M, N) int32
+
+    Notes
+    -----
+    .. math:: C_{mn} = \\sum_k (A_{mk} - z^a_m)(B_{kn} - z^b_n)
+
+    Plain text: ``C[m, n] = sum_k (a[m, k] - za[m]) * (b[k, n] - zb[n])``. Every dtype
+    pair runs on the uint8 x int8 instruction: int8 ``a`` is shifted up by 128, uint8
+    ``b`` down by 128, and row sums of ``a`` and column sums of ``b`` correct for the
+    shifts and zero points. K is checked against the int32 bound (:func:`max_k`).
+    ``b`` is packed on every call; for fixed weights use :func:`quantized_linear`.
+
+    Examples
+    --------
+    >>> a = np.array([[11, 7, 3], [10, 6, 2], [9, 5, 1], [8, 4, 0]], np.uint8)
+    >>> b = np.array([[1, 4], [2, 5], [3, 6]], np.uint8)
+    >>> matmul_integer(a, b, np.uint8(12), np.uint8(0)).tolist()
+    [[-38, -83], [-44, -98], [-50, -113], [-56, -128]]
+    """
+    a = _int_matrix(a, "a")
+    b = _int_matrix(b, "b")
+    (m, k), (k_b, n) = a.shape, b.shape
+    if k != k_b:
+        raise ValueError(f"a is (M, K) = {a.shape} and b is (K, N) = {b.shape}: their K differ")
+    za = _zero_points(a_zero_point, a.dtype, m, "a_zero_point", "row of a")
+    zb = _zero_points(b_zero_point, b.dtype, n, "b_zero_point", "column of b")
+    _check_k(k, _span(za, a.dtype), _span(zb, b.dtype), f"{a.dtype} x {b.dtype}")
+    a_buf, shift_a = _shifted_lhs(a)
+    if b.dtype == np.uint8:
+        b_t, shift_b = np.ascontiguousarray((b ^ np.uint8(0x80)).view(np.int8).T), 128
+    else:
+        b_t, shift_b = np.ascontiguousarray(b.T), 0
+    path, _ = gemm_path()
+    mod = kg.module(path)
+    kernel = mod.gemm_i32_par if _parallel(m, n, k) else mod.gemm_i32
+    out = np.empty((m, n), np.int32)
+    kernel(a_buf.reshape(-1), a_buf.shape[1], m, kg.pack(b_t, path), a_buf.shape[1] // 4, n, out)
+    za_eff = za + shift_a
+    zb_eff = zb - shift_b
+    row_sums = np.zeros(m, np.int32)
+    if zb_eff.any():
+        ke._row_sums(a_buf, m, k, row_sums)
+    col_sums = b_t.sum(axis=1, dtype=np.int64).astype(np.int32)
+    if za_eff.any() or zb_eff.any():
+        ke._compensate(out, k, za_eff, zb_eff, row_sums, col_sums)
+    return out
+
+
+# ------------------------------------------------------------------ the dynamic Linear
+def quantized_linear(
+    x, qweight: QuantizedWeight, bias=None, scheme=None, activation: str | None = None
+) -> np.ndarray:
+    """Dynamically quantized Linear: ``y = x . W^T + bias`` through int8 and int32.
+
+    Parameters
+    ----------
+    x : (..., K) float array
+        Activations; quantized on every call from their own range.
+    qweight : QuantizedWeight
+        From :func:`quantize_weight`, shape (N, K).
+    bias : (N,) float array, optional
+    scheme : QScheme or str, optional
+        Activation scheme, default ``PER_TOKEN_INT8``. Per tensor (``ONNX``,
+        ``TORCH``), per row (``PER_TOKEN_*``) and per block (``BLOCK_Q8_0``, a slower
+        plain path) are supported.
+    activation : {None, "relu", "gelu"}
+        Applied in the epilogue.
+
+    Returns
+    -------
+    y : (..., N) float32
+
+    Notes
+    -----
+    One pipeline: dynamic quantization of each row block of ``x`` (stats, qparams,
+    quantize), the tiled uint8 x int8 GEMM in int32, then the epilogue
+
+    .. math::
+
+        y_{mn} = s^x_m s^w_n \\left(\\sum_k q^x_{mk} q^w_{nk}
+                 - z^x_m \\sum_k q^w_{nk}\\right) + b_n
+
+    Plain text: ``y[m, n] = float32(acc[m, n] - zp_x[m] * col_sums[n]) * (scale_x[m] *
+    scale_w[n]) + bias[n]`` with ``acc = q_x . q_w^T`` (int32).
+
+    Examples
+    --------
+    >>> w = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+    >>> y = quantized_linear(np.array([[1.0, 2.0]]), quantize_weight(w), bias=np.ones(2))
+    >>> y.astype(float).round(2).tolist()  # exact: [[-0.5, 3.5]]
+    [[-0.49, 3.52]]
+    """
+    sch = _scheme(scheme, {})
+    if not isinstance(qweight, QuantizedWeight):
+        raise TypeError(
+            "qweight must be a QuantizedWeight (from quantize_weight), "
+            f"got {type(qweight).__name__}"
+        )
+    n, k = qweight.shape
+    x = as_float32(x)
+    if x.ndim == 0 or x.shape[-1] != k:
+        raise ValueError(
+            f"x must have shape (..., {k}) for weights of shape {qweight.shape}, got {x.shape}"
+        )
+    x2d = x.reshape(-1, k)
+    m = x2d.shape[0]
+    bias = _bias(bias, n)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+    act = ACTIVATIONS[activation]
+    y = np.empty((m, n), np.float32)
+    if sch.granularity == "block":
+        _linear_blocks(x2d, qweight, bias, sch, act, y)
+        return y.reshape(x.shape[:-1] + (n,))
+    if sch.granularity == "column":
+        raise ValueError(
+            "per-column activation scales cannot be taken out of the sum over K; "
+            "use a scheme with granularity 'tensor', 'row' or 'block'"
+        )
+    qmin, qmax = sch.clamp_range
+    _check_k(k, qmax - qmin, 128, f"{sch.dtype} activations x int8 weights")
+    a_buf = np.empty((m, 4 * -(-k // 4)), np.uint8)
+    if a_buf.shape[1] != k:
+        a_buf[:, k:] = 0
+    storage = a_buf.view(np.int8) if sch.storage is np.int8 else a_buf
+    scale, zero_point = _dynamic_quantize_2d(x2d, sch, storage[:, :k])
+    shift = 0
+    if sch.storage is np.int8:
+        np.bitwise_xor(a_buf[:, :k], 0x80, out=a_buf[:, :k])  # a + 128, as uint8
+        shift = 128
+    if scale.ndim == 0:
+        scale = np.full(m, scale, np.float32)
+        zero_point = np.full(m, zero_point, np.int32)
+    path, _ = gemm_path()
+    mod = kg.module(path)
+    kernel = mod.linear_f32_par if _parallel(m, n, k) else mod.linear_f32
+    kernel(
+        a_buf.reshape(-1),
+        a_buf.shape[1],
+        m,
+        qweight.packed(path),
+        a_buf.shape[1] // 4,
+        n,
+        scale,
+        zero_point + np.int32(shift),
+        qweight.scale,
+        qweight.col_sums,
+        bias,
+        act,
+        y,
+    )
+    return y.reshape(x.shape[:-1] + (n,))
+
+
+def _bias(bias, n: int) -> np.ndarray:
+    if bias is None:
+        return np.empty(0, np.float32)
+    arr = np.asarray(bias)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"bias must be a float array, got {arr.dtype}")
+    if arr.shape != (n,):
+        raise ValueError(f"bias must have shape ({n},), got {arr.shape}")
+    return np.ascontiguousarray(arr, np.float32)
+
+
+def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y) -> None:
+    """Per-block activation scales: int32 dot per block, blocks summed in float32."""
+    if not sch.symmetric or sch.storage is not np.int8:
+        raise ValueError("block activation schemes must be symmetric int8 (like BLOCK_Q8_0)")
+    x2d_blocks, _, _ = _layout(x2d, "block", sch.block_size)
+    q = np.empty(x2d_blocks.shape, np.int8)
+    scale, _ = _dynamic_quantize_2d(x2d_blocks, sch, q)
+    m, k = x2d.shape
+    kernel = kg.linear_blocks_par if _parallel(m, y.shape[1], k) else kg.linear_blocks
+    kernel(
+        q.reshape(m, k),
+        sch.block_size,
+        scale.reshape(m, -1),
+        qweight.q,
+        qweight.scale,
+        bias,
+        act,
+        y,
+    )
+
+
+__all__ = [
+    "INT32_MAX",
+    "QuantizedWeight",
+    "gemm_path",
+    "info",
+    "matmul_integer",
+    "max_k",
+    "quantize_weight",
+    "quantized_linear",
+]
