@@ -41,11 +41,21 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
-from .epilogue import _store_f32, _store_i32
+from .epilogue import _activate_rows, _store_f32, _store_i32
 from .simd import bcast{lanes} as vbcast
 from .simd import {dot}{lanes} as vdot
+from .simd import fadd{lanes} as vfadd
+from .simd import fmul{lanes} as vfmul
+from .simd import imul{lanes} as vimul
+from .simd import isub{lanes} as visub
 from .simd import load{lanes} as vload
+from .simd import loadf{lanes} as vloadf
+from .simd import loadi{lanes} as vloadi
+from .simd import splatf{lanes} as vsplatf
+from .simd import splati{lanes} as vsplati
 from .simd import store{lanes} as vstore
+from .simd import storef{lanes} as vstoref
+from .simd import tofloat{lanes} as vtofloat
 from .simd import zero{lanes} as vzero
 
 LANES = {lanes}
@@ -66,13 +76,31 @@ def _tile(a, a_off, lda, w, w_off, kq_n, acc, rows):
 
 
 @jit()
-def _task_i32(a, lda, w, kq_n, p, m0, m1, n, acc, out):
+def _tile_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo, rows):
+    """Run a full-panel tile of ``rows`` rows, storing int32 straight to flat ``out``."""
+{dispatch_i32}
+
+
+@jit()
+def _tile_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale,
+              col_sums, bias, n0, rows):
+    """Run a full-panel tile of ``rows`` rows with the dequantizing epilogue in registers."""
+{dispatch_f32}
+
+
+@jit()
+def _block_i32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, out):
+    """Rows ``m_lo:m_hi`` of panel ``p``: int32 results into ``out`` (M, N)."""
     n0 = p * PANEL
     ncols = min(PANEL, n - n0)
-    for m in range(m0, m1, MR):
-        rows = min(MR, m1 - m)
-        _tile(a, m * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
-        _store_i32(acc, PANEL, rows, m, n0, ncols, out)
+    flat = out.reshape(out.size)
+    for m0 in range(m_lo, m_hi, MR):
+        rows = min(MR, m_hi - m0)
+        if ncols == PANEL:
+            _tile_i32(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, flat, m0 * n + n0, n, rows)
+        else:
+            _tile(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
+            _store_i32(acc, PANEL, rows, m0, n0, ncols, out)
 
 
 @jit()
@@ -80,7 +108,7 @@ def gemm_i32(a, lda, m, w, kq_n, n, out):
     """``out[:m, :n] = a' . b'^T`` (int32, wrapping): ``a`` uint8 (M, lda) flat, ``w`` packed."""
     acc = np.empty(MR * PANEL, np.int32)
     for p in range((n + PANEL - 1) // PANEL):
-        _task_i32(a, lda, w, kq_n, p, 0, m, n, acc, out)
+        _block_i32(a, lda, 0, m, w, kq_n, n, p, acc, out)
 
 
 @jit(parallel=True)
@@ -89,19 +117,28 @@ def gemm_i32_par(a, lda, m, w, kq_n, n, out):
     n_panels = (n + PANEL - 1) // PANEL
     n_tasks = n_panels * ((m + M_BLOCK - 1) // M_BLOCK)
     for t in prange(n_tasks):
-        m0 = (t // n_panels) * M_BLOCK
+        m_lo = (t // n_panels) * M_BLOCK
         acc = np.empty(MR * PANEL, np.int32)
-        _task_i32(a, lda, w, kq_n, t % n_panels, m0, min(m, m0 + M_BLOCK), n, acc, out)
+        _block_i32(a, lda, m_lo, min(m, m_lo + M_BLOCK), w, kq_n, n, t % n_panels, acc, out)
 
 
 @jit()
-def _task_f32(a, lda, w, kq_n, p, m0, m1, n, acc, a_scale, a_zp, w_scale, col_sums, bias, act, y):
+def _block_f32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums,
+               bias, act, y):
+    """Rows ``m_lo:m_hi`` of panel ``p``, dequantized into ``y`` (M, N) float32."""
     n0 = p * PANEL
     ncols = min(PANEL, n - n0)
-    for m in range(m0, m1, MR):
-        rows = min(MR, m1 - m)
-        _tile(a, m * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
-        _store_f32(acc, PANEL, rows, m, n0, ncols, a_scale, a_zp, w_scale, col_sums, bias, act, y)
+    flat = y.reshape(y.size)
+    for m0 in range(m_lo, m_hi, MR):
+        rows = min(MR, m_hi - m0)
+        if ncols == PANEL:
+            _tile_f32(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, flat, m0 * n + n0, n,
+                      a_scale, a_zp, m0, w_scale, col_sums, bias, n0, rows)
+        else:
+            _tile(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
+            _store_f32(acc, PANEL, rows, m0, n0, ncols, a_scale, a_zp, w_scale, col_sums,
+                       bias, y)
+        _activate_rows(y, m0, rows, n0, ncols, act)
 
 
 @jit()
@@ -109,9 +146,8 @@ def linear_f32(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, ac
     """``y = dequantize(a' . b'^T) + bias``, then the activation; see ``epilogue``."""
     acc = np.empty(MR * PANEL, np.int32)
     for p in range((n + PANEL - 1) // PANEL):
-        _task_f32(
-            a, lda, w, kq_n, p, 0, m, n, acc, a_scale, a_zp, w_scale, col_sums, bias, act, y
-        )
+        _block_f32(a, lda, 0, m, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias,
+                   act, y)
 
 
 @jit(parallel=True)
@@ -120,38 +156,82 @@ def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias
     n_panels = (n + PANEL - 1) // PANEL
     n_tasks = n_panels * ((m + M_BLOCK - 1) // M_BLOCK)
     for t in prange(n_tasks):
-        m0 = (t // n_panels) * M_BLOCK
+        m_lo = (t // n_panels) * M_BLOCK
         acc = np.empty(MR * PANEL, np.int32)
-        _task_f32(
-            a, lda, w, kq_n, t % n_panels, m0, min(m, m0 + M_BLOCK), n, acc,
-            a_scale, a_zp, w_scale, col_sums, bias, act, y,
-        )
+        _block_f32(a, lda, m_lo, min(m, m_lo + M_BLOCK), w, kq_n, n, t % n_panels, acc,
+                   a_scale, a_zp, w_scale, col_sums, bias, act, y)
 '''
 
 
-def _tile_source(rows: int, lanes: int, nr: int) -> str:
+def _k_loop(rows: int, lanes: int, nr: int) -> list[str]:
     vbytes = 4 * lanes
-    lines = [
-        "",
-        "",
-        "@jit()",
-        f"def _tile_{rows}(a, a_off, lda, w, w_off, kq_n, acc):",
-        f'    """{rows} x {nr} register tile over the whole K loop."""',
-    ]
-    for r in range(rows):
-        lines.append("    " + "; ".join(f"c{r}_{v} = vzero()" for v in range(nr)))
+    lines = ["    " + "; ".join(f"c{r}_{v} = vzero()" for v in range(nr)) for r in range(rows)]
     lines += ["    for kq in range(kq_n):", f"        wo = w_off + kq * {nr * vbytes}"]
-    for v in range(nr):
-        lines.append(f"        b{v} = vload(w, wo + {v * vbytes})")
+    lines += [f"        b{v} = vload(w, wo + {v * vbytes})" for v in range(nr)]
     lines.append("        ao = a_off + kq * 4")
     for r in range(rows):
         lines.append(f"        x = vbcast(a, ao + {r} * lda)" if r else "        x = vbcast(a, ao)")
-        for v in range(nr):
-            lines.append(f"        c{r}_{v} = vdot(c{r}_{v}, x, b{v})")
+        lines += [f"        c{r}_{v} = vdot(c{r}_{v}, x, b{v})" for v in range(nr)]
+    return lines
+
+
+def _tile_source(rows: int, lanes: int, nr: int) -> str:
+    head = ["", "", "@jit()"]
+    scratch = [
+        *head,
+        f"def _tile_{rows}(a, a_off, lda, w, w_off, kq_n, acc):",
+        f'    """{rows} x {nr} register tile over the whole K loop, into scratch ``acc``."""',
+        *_k_loop(rows, lanes, nr),
+    ]
+    scratch += [
+        f"    vstore(acc, {(r * nr + v) * lanes}, c{r}_{v})" for r in range(rows) for v in range(nr)
+    ]
+    direct = [
+        *head,
+        f"def _tile_{rows}_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):",
+        f'    """{rows} x {nr} tile, int32 results stored straight to flat ``out``."""',
+        *_k_loop(rows, lanes, nr),
+    ]
+    direct += [
+        f"    vstore(out, out_off + {r} * ldo + {v * lanes}, c{r}_{v})"
+        for r in range(rows)
+        for v in range(nr)
+    ]
+    fused = [
+        *head,
+        f"def _tile_{rows}_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,",
+        "              w_scale, col_sums, bias, n0):",
+        f'    """{rows} x {nr} tile with the epilogue in registers (see ``epilogue``)."""',
+        *_k_loop(rows, lanes, nr),
+    ]
+    for v in range(nr):
+        fused.append(f"    cs{v} = vloadi(col_sums, n0 + {v * lanes})")
+        fused.append(f"    ws{v} = vloadf(w_scale, n0 + {v * lanes})")
     for r in range(rows):
+        fused.append(f"    za = vsplati(a_zp[m0 + {r}])")
+        fused.append(f"    sa = vsplatf(a_scale[m0 + {r}])")
         for v in range(nr):
-            lines.append(f"    vstore(acc, {(r * nr + v) * lanes}, c{r}_{v})")
-    return "\n".join(lines) + "\n"
+            fused.append(
+                f"    v = vfmul(vtofloat(visub(c{r}_{v}, vimul(za, cs{v}))), vfmul(sa, ws{v}))"
+            )
+            fused.append(
+                f"    vstoref(y, y_off + {r} * ldy + {v * lanes}, "
+                f"vfadd(v, vloadf(bias, n0 + {v * lanes})))"
+            )
+    return "\n".join(scratch + direct + fused) + "\n"
+
+
+def _dispatch(mr: int, call: str) -> str:
+    lines = []
+    for rows in range(mr, 0, -1):
+        if rows == mr:
+            lines.append(f"    if rows >= {rows}:")
+        elif rows == 1:
+            lines.append("    else:")
+        else:
+            lines.append(f"    elif rows == {rows}:")
+        lines.append("        " + call.format(rows=rows))
+    return "\n".join(lines)
 
 
 def render(path: str) -> str:
@@ -171,16 +251,17 @@ def render(path: str) -> str:
     )
     for rows in range(1, mr + 1):
         text += _tile_source(rows, lanes, nr)
-    branches = []
-    for rows in range(mr, 0, -1):
-        keyword = "if" if rows == mr else "elif"
-        cond = f"rows >= {rows}" if rows == mr else f"rows == {rows}"
-        if rows == 1:
-            branches.append("    else:")
-        else:
-            branches.append(f"    {keyword} {cond}:")
-        branches.append(f"        _tile_{rows}(a, a_off, lda, w, w_off, kq_n, acc)")
-    text += DRIVERS.format(dispatch="\n".join(branches))
+    text += DRIVERS.format(
+        dispatch=_dispatch(mr, "_tile_{rows}(a, a_off, lda, w, w_off, kq_n, acc)"),
+        dispatch_i32=_dispatch(
+            mr, "_tile_{rows}_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo)"
+        ),
+        dispatch_f32=_dispatch(
+            mr,
+            "_tile_{rows}_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, "
+            "w_scale, col_sums, bias, n0)",
+        ),
+    )
     return text
 
 

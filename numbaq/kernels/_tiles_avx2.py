@@ -9,11 +9,21 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
-from .epilogue import _store_f32, _store_i32
+from .epilogue import _activate_rows, _store_f32, _store_i32
 from .simd import bcast8 as vbcast
 from .simd import pmaddwd8 as vdot
+from .simd import fadd8 as vfadd
+from .simd import fmul8 as vfmul
+from .simd import imul8 as vimul
+from .simd import isub8 as visub
 from .simd import load8 as vload
+from .simd import loadf8 as vloadf
+from .simd import loadi8 as vloadi
+from .simd import splatf8 as vsplatf
+from .simd import splati8 as vsplati
 from .simd import store8 as vstore
+from .simd import storef8 as vstoref
+from .simd import tofloat8 as vtofloat
 from .simd import zero8 as vzero
 
 LANES = 8
@@ -27,7 +37,7 @@ LAYOUT = 'pairs'
 
 @jit()
 def _tile_1(a, a_off, lda, w, w_off, kq_n, acc):
-    """1 x 2 register tile over the whole K loop."""
+    """1 x 2 register tile over the whole K loop, into scratch ``acc``."""
     c0_0 = vzero(); c0_1 = vzero()
     for kq in range(kq_n):
         wo = w_off + kq * 64
@@ -42,8 +52,49 @@ def _tile_1(a, a_off, lda, w, w_off, kq_n, acc):
 
 
 @jit()
+def _tile_1_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
+    """1 x 2 tile, int32 results stored straight to flat ``out``."""
+    c0_0 = vzero(); c0_1 = vzero()
+    for kq in range(kq_n):
+        wo = w_off + kq * 64
+        b0 = vload(w, wo + 0)
+        b1 = vload(w, wo + 32)
+        ao = a_off + kq * 4
+        x = vbcast(a, ao)
+        c0_0 = vdot(c0_0, x, b0)
+        c0_1 = vdot(c0_1, x, b1)
+    vstore(out, out_off + 0 * ldo + 0, c0_0)
+    vstore(out, out_off + 0 * ldo + 8, c0_1)
+
+
+@jit()
+def _tile_1_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
+              w_scale, col_sums, bias, n0):
+    """1 x 2 tile with the epilogue in registers (see ``epilogue``)."""
+    c0_0 = vzero(); c0_1 = vzero()
+    for kq in range(kq_n):
+        wo = w_off + kq * 64
+        b0 = vload(w, wo + 0)
+        b1 = vload(w, wo + 32)
+        ao = a_off + kq * 4
+        x = vbcast(a, ao)
+        c0_0 = vdot(c0_0, x, b0)
+        c0_1 = vdot(c0_1, x, b1)
+    cs0 = vloadi(col_sums, n0 + 0)
+    ws0 = vloadf(w_scale, n0 + 0)
+    cs1 = vloadi(col_sums, n0 + 8)
+    ws1 = vloadf(w_scale, n0 + 8)
+    za = vsplati(a_zp[m0 + 0])
+    sa = vsplatf(a_scale[m0 + 0])
+    v = vfmul(vtofloat(visub(c0_0, vimul(za, cs0))), vfmul(sa, ws0))
+    vstoref(y, y_off + 0 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
+    v = vfmul(vtofloat(visub(c0_1, vimul(za, cs1))), vfmul(sa, ws1))
+    vstoref(y, y_off + 0 * ldy + 8, vfadd(v, vloadf(bias, n0 + 8)))
+
+
+@jit()
 def _tile_2(a, a_off, lda, w, w_off, kq_n, acc):
-    """2 x 2 register tile over the whole K loop."""
+    """2 x 2 register tile over the whole K loop, into scratch ``acc``."""
     c0_0 = vzero(); c0_1 = vzero()
     c1_0 = vzero(); c1_1 = vzero()
     for kq in range(kq_n):
@@ -64,6 +115,63 @@ def _tile_2(a, a_off, lda, w, w_off, kq_n, acc):
 
 
 @jit()
+def _tile_2_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
+    """2 x 2 tile, int32 results stored straight to flat ``out``."""
+    c0_0 = vzero(); c0_1 = vzero()
+    c1_0 = vzero(); c1_1 = vzero()
+    for kq in range(kq_n):
+        wo = w_off + kq * 64
+        b0 = vload(w, wo + 0)
+        b1 = vload(w, wo + 32)
+        ao = a_off + kq * 4
+        x = vbcast(a, ao)
+        c0_0 = vdot(c0_0, x, b0)
+        c0_1 = vdot(c0_1, x, b1)
+        x = vbcast(a, ao + 1 * lda)
+        c1_0 = vdot(c1_0, x, b0)
+        c1_1 = vdot(c1_1, x, b1)
+    vstore(out, out_off + 0 * ldo + 0, c0_0)
+    vstore(out, out_off + 0 * ldo + 8, c0_1)
+    vstore(out, out_off + 1 * ldo + 0, c1_0)
+    vstore(out, out_off + 1 * ldo + 8, c1_1)
+
+
+@jit()
+def _tile_2_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
+              w_scale, col_sums, bias, n0):
+    """2 x 2 tile with the epilogue in registers (see ``epilogue``)."""
+    c0_0 = vzero(); c0_1 = vzero()
+    c1_0 = vzero(); c1_1 = vzero()
+    for kq in range(kq_n):
+        wo = w_off + kq * 64
+        b0 = vload(w, wo + 0)
+        b1 = vload(w, wo + 32)
+        ao = a_off + kq * 4
+        x = vbcast(a, ao)
+        c0_0 = vdot(c0_0, x, b0)
+        c0_1 = vdot(c0_1, x, b1)
+        x = vbcast(a, ao + 1 * lda)
+        c1_0 = vdot(c1_0, x, b0)
+        c1_1 = vdot(c1_1, x, b1)
+    cs0 = vloadi(col_sums, n0 + 0)
+    ws0 = vloadf(w_scale, n0 + 0)
+    cs1 = vloadi(col_sums, n0 + 8)
+    ws1 = vloadf(w_scale, n0 + 8)
+    za = vsplati(a_zp[m0 + 0])
+    sa = vsplatf(a_scale[m0 + 0])
+    v = vfmul(vtofloat(visub(c0_0, vimul(za, cs0))), vfmul(sa, ws0))
+    vstoref(y, y_off + 0 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
+    v = vfmul(vtofloat(visub(c0_1, vimul(za, cs1))), vfmul(sa, ws1))
+    vstoref(y, y_off + 0 * ldy + 8, vfadd(v, vloadf(bias, n0 + 8)))
+    za = vsplati(a_zp[m0 + 1])
+    sa = vsplatf(a_scale[m0 + 1])
+    v = vfmul(vtofloat(visub(c1_0, vimul(za, cs0))), vfmul(sa, ws0))
+    vstoref(y, y_off + 1 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
+    v = vfmul(vtofloat(visub(c1_1, vimul(za, cs1))), vfmul(sa, ws1))
+    vstoref(y, y_off + 1 * ldy + 8, vfadd(v, vloadf(bias, n0 + 8)))
+
+
+@jit()
 def _tile(a, a_off, lda, w, w_off, kq_n, acc, rows):
     """Run the tile of ``rows`` (1..MR) rows; results land in ``acc`` rows of PANEL."""
     if rows >= 2:
@@ -73,13 +181,37 @@ def _tile(a, a_off, lda, w, w_off, kq_n, acc, rows):
 
 
 @jit()
-def _task_i32(a, lda, w, kq_n, p, m0, m1, n, acc, out):
+def _tile_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo, rows):
+    """Run a full-panel tile of ``rows`` rows, storing int32 straight to flat ``out``."""
+    if rows >= 2:
+        _tile_2_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo)
+    else:
+        _tile_1_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo)
+
+
+@jit()
+def _tile_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale,
+              col_sums, bias, n0, rows):
+    """Run a full-panel tile of ``rows`` rows with the dequantizing epilogue in registers."""
+    if rows >= 2:
+        _tile_2_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
+    else:
+        _tile_1_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
+
+
+@jit()
+def _block_i32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, out):
+    """Rows ``m_lo:m_hi`` of panel ``p``: int32 results into ``out`` (M, N)."""
     n0 = p * PANEL
     ncols = min(PANEL, n - n0)
-    for m in range(m0, m1, MR):
-        rows = min(MR, m1 - m)
-        _tile(a, m * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
-        _store_i32(acc, PANEL, rows, m, n0, ncols, out)
+    flat = out.reshape(out.size)
+    for m0 in range(m_lo, m_hi, MR):
+        rows = min(MR, m_hi - m0)
+        if ncols == PANEL:
+            _tile_i32(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, flat, m0 * n + n0, n, rows)
+        else:
+            _tile(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
+            _store_i32(acc, PANEL, rows, m0, n0, ncols, out)
 
 
 @jit()
@@ -87,7 +219,7 @@ def gemm_i32(a, lda, m, w, kq_n, n, out):
     """``out[:m, :n] = a' . b'^T`` (int32, wrapping): ``a`` uint8 (M, lda) flat, ``w`` packed."""
     acc = np.empty(MR * PANEL, np.int32)
     for p in range((n + PANEL - 1) // PANEL):
-        _task_i32(a, lda, w, kq_n, p, 0, m, n, acc, out)
+        _block_i32(a, lda, 0, m, w, kq_n, n, p, acc, out)
 
 
 @jit(parallel=True)
@@ -96,19 +228,28 @@ def gemm_i32_par(a, lda, m, w, kq_n, n, out):
     n_panels = (n + PANEL - 1) // PANEL
     n_tasks = n_panels * ((m + M_BLOCK - 1) // M_BLOCK)
     for t in prange(n_tasks):
-        m0 = (t // n_panels) * M_BLOCK
+        m_lo = (t // n_panels) * M_BLOCK
         acc = np.empty(MR * PANEL, np.int32)
-        _task_i32(a, lda, w, kq_n, t % n_panels, m0, min(m, m0 + M_BLOCK), n, acc, out)
+        _block_i32(a, lda, m_lo, min(m, m_lo + M_BLOCK), w, kq_n, n, t % n_panels, acc, out)
 
 
 @jit()
-def _task_f32(a, lda, w, kq_n, p, m0, m1, n, acc, a_scale, a_zp, w_scale, col_sums, bias, act, y):
+def _block_f32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums,
+               bias, act, y):
+    """Rows ``m_lo:m_hi`` of panel ``p``, dequantized into ``y`` (M, N) float32."""
     n0 = p * PANEL
     ncols = min(PANEL, n - n0)
-    for m in range(m0, m1, MR):
-        rows = min(MR, m1 - m)
-        _tile(a, m * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
-        _store_f32(acc, PANEL, rows, m, n0, ncols, a_scale, a_zp, w_scale, col_sums, bias, act, y)
+    flat = y.reshape(y.size)
+    for m0 in range(m_lo, m_hi, MR):
+        rows = min(MR, m_hi - m0)
+        if ncols == PANEL:
+            _tile_f32(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, flat, m0 * n + n0, n,
+                      a_scale, a_zp, m0, w_scale, col_sums, bias, n0, rows)
+        else:
+            _tile(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
+            _store_f32(acc, PANEL, rows, m0, n0, ncols, a_scale, a_zp, w_scale, col_sums,
+                       bias, y)
+        _activate_rows(y, m0, rows, n0, ncols, act)
 
 
 @jit()
@@ -116,9 +257,8 @@ def linear_f32(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, ac
     """``y = dequantize(a' . b'^T) + bias``, then the activation; see ``epilogue``."""
     acc = np.empty(MR * PANEL, np.int32)
     for p in range((n + PANEL - 1) // PANEL):
-        _task_f32(
-            a, lda, w, kq_n, p, 0, m, n, acc, a_scale, a_zp, w_scale, col_sums, bias, act, y
-        )
+        _block_f32(a, lda, 0, m, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias,
+                   act, y)
 
 
 @jit(parallel=True)
@@ -127,9 +267,7 @@ def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias
     n_panels = (n + PANEL - 1) // PANEL
     n_tasks = n_panels * ((m + M_BLOCK - 1) // M_BLOCK)
     for t in prange(n_tasks):
-        m0 = (t // n_panels) * M_BLOCK
+        m_lo = (t // n_panels) * M_BLOCK
         acc = np.empty(MR * PANEL, np.int32)
-        _task_f32(
-            a, lda, w, kq_n, t % n_panels, m0, min(m, m0 + M_BLOCK), n, acc,
-            a_scale, a_zp, w_scale, col_sums, bias, act, y,
-        )
+        _block_f32(a, lda, m_lo, min(m, m_lo + M_BLOCK), w, kq_n, n, t % n_panels, acc,
+                   a_scale, a_zp, w_scale, col_sums, bias, act, y)

@@ -17,8 +17,11 @@ in int32, even if a partial sum wraps. The dequantizing epilogue then gives::
 
     y[m, n] = float32(acc - za'[m] * col_sums[n]) * (scale_a[m] * scale_w[n]) + bias[n]
 
-(weights are symmetric, ``zb = 0``, and stored as int8, ``shift_b = 0``), followed
-by an optional ReLU or GELU.
+(weights are symmetric, ``zb = 0``, and stored as int8, ``shift_b = 0``; a Linear
+without bias adds zeros), followed by an optional ReLU or GELU. Full panels run it
+on the accumulators in registers (the generated ``_tile_*_f32``); the last, partial
+panel goes through the scratch tile and :func:`_store_f32`, with the same float32
+operations in the same order.
 """
 
 from __future__ import annotations
@@ -48,25 +51,38 @@ def _activate(v, act):
 def _store_i32(acc, ld_acc, rows, m, n0, ncols, out):
     """Copy a ``rows x ncols`` tile of ``acc`` (row stride ``ld_acc``) to ``out[m:, n0:]``."""
     for r in range(rows):
-        for j in range(ncols):
-            out[m + r, n0 + j] = acc[r * ld_acc + j]
+        out[m + r, n0 : n0 + ncols] = acc[r * ld_acc : r * ld_acc + ncols]
 
 
 @jit()
-def _store_f32(acc, ld_acc, rows, m, n0, ncols, a_scale, a_zp, w_scale, col_sums, bias, act, y):
-    """Dequantize a tile: ``y = float32(acc - a_zp[m] * col_sums[n]) * a_scale[m] * w_scale[n]
-    + bias[n]``, then the activation. ``bias`` may be empty (no bias)."""
-    has_bias = bias.size > 0
+def _store_f32(acc, ld_acc, rows, m, n0, ncols, a_scale, a_zp, w_scale, col_sums, bias, y):
+    """Dequantize a tile held in scratch ``acc`` (row stride ``ld_acc``) into ``y``:
+    ``y = float32(acc - a_zp[m] * col_sums[n]) * (a_scale[m] * w_scale[n]) + bias[n]``.
+
+    The same float32 operations, in the same order, as the in-register epilogue of the
+    generated tiles; used for the last, partial panel.
+    """
+    cs = col_sums[n0 : n0 + ncols]
+    ws = w_scale[n0 : n0 + ncols]
+    b = bias[n0 : n0 + ncols]
     for r in range(rows):
-        mm = m + r
-        za = a_zp[mm]
-        sa = a_scale[mm]
+        za = a_zp[m + r]
+        sa = a_scale[m + r]
+        ar = acc[r * ld_acc : r * ld_acc + ncols]
+        yr = y[m + r, n0 : n0 + ncols]
         for j in range(ncols):
-            nn = n0 + j
-            v = np.float32(np.int32(acc[r * ld_acc + j] - za * col_sums[nn])) * (sa * w_scale[nn])
-            if has_bias:
-                v += bias[nn]
-            y[mm, nn] = _activate(v, act)
+            yr[j] = np.float32(np.int32(ar[j] - za * cs[j])) * (sa * ws[j]) + b[j]
+
+
+@jit()
+def _activate_rows(y, m, rows, n0, ncols, act):
+    """Apply the activation ``act`` to ``y[m:m + rows, n0:n0 + ncols]`` in place."""
+    if act == ACT_NONE:
+        return
+    for r in range(rows):
+        yr = y[m + r, n0 : n0 + ncols]
+        for j in range(ncols):
+            yr[j] = _activate(yr[j], act)
 
 
 @jit()

@@ -179,10 +179,7 @@ def _linear_row(a, lda, i, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, a
     k = 4 * kq_n
     for j in range(n):
         acc = np.int32(_dot_row(a, i * lda, w, j * k, k) - a_zp[i] * col_sums[j])
-        v = np.float32(acc) * (a_scale[i] * w_scale[j])
-        if bias.size > 0:
-            v += bias[j]
-        y[i, j] = _activate(v, act)
+        y[i, j] = _activate(np.float32(acc) * (a_scale[i] * w_scale[j]) + bias[j], act)
 
 
 @jit()
@@ -212,10 +209,7 @@ def _linear_blocks_row(q, i, block, a_scale, w, w_scale, bias, act, y):
             for t in range(b * block, (b + 1) * block):
                 s = np.int32(s + np.int16(q[i, t]) * np.int16(w[j, t]))
             total += np.float32(s) * a_scale[i, b]
-        v = total * w_scale[j]
-        if bias.size > 0:
-            v += bias[j]
-        y[i, j] = _activate(v, act)
+        y[i, j] = _activate(total * w_scale[j] + bias[j], act)
 
 
 @jit()
@@ -223,7 +217,7 @@ def linear_blocks(q, block, a_scale, w, w_scale, bias, act, y):
     """Linear with one activation scale per block of K (llama.cpp Q8_0 style).
 
     ``q`` (M, K) int8, ``a_scale`` (M, K // block) float32, ``w`` (N, K) int8,
-    ``w_scale`` (N,), ``bias`` (N,) or empty, ``y`` (M, N) float32. Each block's dot
+    ``w_scale`` (N,), ``bias`` (N,), ``y`` (M, N) float32. Each block's dot
     product is exact in int32; blocks are summed in float32, in order.
     """
     for i in range(q.shape[0]):

@@ -25,6 +25,17 @@ Intrinsics, for ``W`` in (16, 8) lanes:
     ``vpmaddwd`` (AVX-512BW for 16 lanes, AVX2 for 8). It expects the weights in the
     *pairs* layout: the first half of the vector holds K values 0,1 of every lane,
     the second half K values 2,3.
+
+For the epilogue that runs on the accumulators while they are still in registers
+(``f32x16``/``f32x8`` are float vectors):
+
+``loadi{W}(arr, i)``, ``loadf{W}(arr, i)``, ``storef{W}(arr, i, v)``
+    Vector load of a 1-D int32 / float32 array, vector store of float32.
+``splati{W}(x)``, ``splatf{W}(x)``
+    A scalar in every lane.
+``isub{W}``, ``imul{W}``, ``tofloat{W}``, ``fmul{W}``, ``fadd{W}``
+    Lane-wise int32 subtract and multiply (wrapping), int32 -> float32 conversion,
+    float32 multiply and add (IEEE, one rounding each, never fused).
 """
 
 from __future__ import annotations
@@ -39,10 +50,19 @@ _I16 = ir.IntType(16)
 _I32 = ir.IntType(32)
 
 
+_F32 = ir.FloatType()
+
+
 class _I32Vector(types.Type):
     def __init__(self, lanes: int):
         self.lanes = lanes
         super().__init__(name=f"i32x{lanes}")
+
+
+class _F32Vector(types.Type):
+    def __init__(self, lanes: int):
+        self.lanes = lanes
+        super().__init__(name=f"f32x{lanes}")
 
 
 @register_model(_I32Vector)
@@ -51,8 +71,16 @@ class _I32VectorModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(_I32, fe_type.lanes))
 
 
+@register_model(_F32Vector)
+class _F32VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(_F32, fe_type.lanes))
+
+
 i32x16 = _I32Vector(16)
 i32x8 = _I32Vector(8)
+f32x16 = _F32Vector(16)
+f32x8 = _F32Vector(8)
 
 
 def _pointer(context, builder, arrty, arr, index):
@@ -167,5 +195,96 @@ def _make(lanes: int, vty):
     return zero, load, bcast, store, dpbusd, pmaddwd
 
 
+def _make_epilogue(lanes: int, ity, fty):
+    """Vector ops the in-register epilogue needs (see module notes)."""
+    ivec = ir.VectorType(_I32, lanes)
+    fvec = ir.VectorType(_F32, lanes)
+
+    def vector_load(dtype, vty, llvm_vty):
+        @intrinsic
+        def load(typingctx, arr, index):
+            ok = isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == dtype
+            if not (ok and isinstance(index, types.Integer)):
+                return None
+
+            def codegen(context, builder, sig, args):
+                ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
+                return builder.load(builder.bitcast(ptr, llvm_vty.as_pointer()), align=4)
+
+            return vty(arr, index), codegen
+
+        return load
+
+    @intrinsic
+    def storef(typingctx, arr, index, vec):
+        if not (isinstance(arr, types.Array) and arr.dtype == types.float32 and vec == fty):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
+            builder.store(args[2], builder.bitcast(ptr, fvec.as_pointer()), align=4)
+            return context.get_dummy_value()
+
+        return types.none(arr, index, vec), codegen
+
+    def splat(scalar_ty, vty, llvm_vty, elem):
+        @intrinsic
+        def splat_(typingctx, x):
+            if not isinstance(x, scalar_ty):
+                return None
+
+            def codegen(context, builder, sig, args):
+                value = context.cast(builder, args[0], sig.args[0], elem)
+                vec = builder.insert_element(ir.Constant(llvm_vty, None), value, _I32(0))
+                mask = ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes)
+                return builder.shuffle_vector(vec, ir.Constant(llvm_vty, None), mask)
+
+            return vty(x), codegen
+
+        return splat_
+
+    def binary(vty, op):
+        @intrinsic
+        def binary_(typingctx, a, b):
+            if not (a == b == vty):
+                return None
+
+            def codegen(context, builder, sig, args):
+                return getattr(builder, op)(*args)
+
+            return vty(a, b), codegen
+
+        return binary_
+
+    @intrinsic
+    def tofloat(typingctx, v):
+        if v != ity:
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.sitofp(args[0], fvec)
+
+        return fty(v), codegen
+
+    return (
+        vector_load(types.int32, ity, ivec),
+        vector_load(types.float32, fty, fvec),
+        storef,
+        splat(types.Integer, ity, ivec, types.int32),
+        splat((types.Float, types.Integer), fty, fvec, types.float32),
+        binary(ity, "sub"),
+        binary(ity, "mul"),
+        tofloat,
+        binary(fty, "fmul"),
+        binary(fty, "fadd"),
+    )
+
+
 zero16, load16, bcast16, store16, dpbusd16, pmaddwd16 = _make(16, i32x16)
 zero8, load8, bcast8, store8, dpbusd8, pmaddwd8 = _make(8, i32x8)
+(loadi16, loadf16, storef16, splati16, splatf16, isub16, imul16, tofloat16, fmul16, fadd16) = (
+    _make_epilogue(16, i32x16, f32x16)
+)
+(loadi8, loadf8, storef8, splati8, splatf8, isub8, imul8, tofloat8, fmul8, fadd8) = _make_epilogue(
+    8, i32x8, f32x8
+)
