@@ -13,15 +13,16 @@ sums; see :mod:`numbaq.kernels.epilogue` for the algebra.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 
-from . import config
+from . import config, schemes
 from .kernels import epilogue as ke
 from .kernels import gemm as kg
-from .ops import _dynamic_quantize_2d, _layout, _scheme, as_float32
+from .ops import DEFAULT_SCHEME, _dynamic_quantize_2d, _layout, _raise_nonfinite, as_float32
 from .qparams import QScheme
 
 INT32_MAX = 2**31 - 1
@@ -32,7 +33,37 @@ _INT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
 # ------------------------------------------------------------------ paths and limits
 def gemm_path() -> tuple[str, str]:
     """``(path, reason)``: the integer GEMM path in use, from ``config.GEMM_PATH``."""
-    return kg.resolve(config.GEMM_PATH)
+    return _resolve(config.GEMM_PATH)
+
+
+@functools.cache
+def _resolve(requested: str) -> tuple[str, str]:
+    return kg.resolve(requested)
+
+
+@functools.cache
+def _kernels(requested: str):
+    """``(path, kernel module)`` for a ``config.GEMM_PATH`` value, resolved once."""
+    path, _ = _resolve(requested)
+    return path, kg.module(path)
+
+
+@functools.cache
+def _lhs_args(sch: QScheme) -> tuple:
+    """The scheme's parameters in the order the fused kernels take them."""
+    smin, smax = sch.scale_range
+    qmin, qmax = sch.clamp_range
+    return (
+        sch.granularity == "tensor",
+        smin,
+        smax,
+        qmin,
+        qmax,
+        sch.symmetric,
+        sch.rule == "torch",
+        sch.reciprocal,
+        sch.storage is np.int8,
+    )
 
 
 def info() -> dict:
@@ -135,6 +166,11 @@ class QuantizedWeight:
     def shape(self) -> tuple[int, int]:
         """``(N, K)``: output and input features."""
         return self.q.shape
+
+    @functools.cached_property
+    def zero_bias(self) -> np.ndarray:
+        """``(N,)`` float32 zeros: the bias added when a Linear has none."""
+        return np.zeros(self.q.shape[0], np.float32)
 
     def packed(self, path: str) -> np.ndarray:
         """The weights packed for GEMM ``path`` (made once, then cached)."""
@@ -303,9 +339,12 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> np.ndarray:
         b_t, shift_b = np.ascontiguousarray(b.T), 0
     path, _ = gemm_path()
     mod = kg.module(path)
-    kernel = mod.gemm_i32_par if _parallel(m, n, k) else mod.gemm_i32
     out = np.empty((m, n), np.int32)
-    kernel(a_buf.reshape(-1), a_buf.shape[1], m, kg.pack(b_t, path), a_buf.shape[1] // 4, n, out)
+    args = (a_buf.reshape(-1), a_buf.shape[1], m, kg.pack(b_t, path), a_buf.shape[1] // 4, n, out)
+    if _parallel(m, n, k):
+        mod.gemm_i32_par(*args, kg.m_block(m, n, path, numba.get_num_threads()))
+    else:
+        mod.gemm_i32(*args)
     za_eff = za + shift_a
     zb_eff = zb - shift_b
     row_sums = np.zeros(m, np.int32)
@@ -361,7 +400,7 @@ def quantized_linear(
     >>> y.astype(float).round(2).tolist()  # exact: [[-0.5, 3.5]]
     [[-0.49, 3.52]]
     """
-    sch = _scheme(scheme, {})
+    sch = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
     if not isinstance(qweight, QuantizedWeight):
         raise TypeError(
             "qweight must be a QuantizedWeight (from quantize_weight), "
@@ -375,57 +414,53 @@ def quantized_linear(
         )
     x2d = x.reshape(-1, k)
     m = x2d.shape[0]
-    bias = _bias(bias, n)
-    if activation not in ACTIVATIONS:
+    bias = qweight.zero_bias if bias is None else _bias(bias, n)
+    act = ACTIVATIONS.get(activation, -1) if isinstance(activation, (str, type(None))) else -1
+    if act < 0:
         raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
-    act = ACTIVATIONS[activation]
     y = np.empty((m, n), np.float32)
+    out_shape = x.shape[:-1] + (n,)
     if sch.granularity == "block":
         _linear_blocks(x2d, qweight, bias, sch, act, y)
-        return y.reshape(x.shape[:-1] + (n,))
+        return y.reshape(out_shape)
     if sch.granularity == "column":
         raise ValueError(
             "per-column activation scales cannot be taken out of the sum over K; "
             "use a scheme with granularity 'tensor', 'row' or 'block'"
         )
-    qmin, qmax = sch.clamp_range
-    _check_k(k, qmax - qmin, 128, f"{sch.dtype} activations x int8 weights")
-    a_buf = np.empty((m, 4 * -(-k // 4)), np.uint8)
-    if a_buf.shape[1] != k:
-        a_buf[:, k:] = 0
-    storage = a_buf.view(np.int8) if sch.storage is np.int8 else a_buf
-    scale, zero_point = _dynamic_quantize_2d(x2d, sch, storage[:, :k])
-    shift = 0
-    if sch.storage is np.int8:
-        np.bitwise_xor(a_buf[:, :k], 0x80, out=a_buf[:, :k])  # a + 128, as uint8
-        shift = 128
-    if scale.ndim == 0:
-        scale = np.full(m, scale, np.float32)
-        zero_point = np.full(m, zero_point, np.int32)
-    path, _ = gemm_path()
-    mod = kg.module(path)
-    kernel = mod.linear_f32_par if _parallel(m, n, k) else mod.linear_f32
-    kernel(
-        a_buf.reshape(-1),
-        a_buf.shape[1],
-        m,
+    lhs = _lhs_args(sch)
+    _check_k(k, lhs[4] - lhs[3], 128, "activations x int8 weights")
+    path, mod = _kernels(config.GEMM_PATH)
+    a_scale = np.empty(m, np.float32)
+    a_zp = np.empty(m, np.int32)
+    args = (
+        x2d,
+        *_lhs_args(sch),
         qweight.packed(path),
-        a_buf.shape[1] // 4,
+        -(-k // 4),
         n,
-        scale,
-        zero_point + np.int32(shift),
         qweight.scale,
         qweight.col_sums,
         bias,
         act,
         y,
+        a_scale,
+        a_zp,
     )
-    return y.reshape(x.shape[:-1] + (n,))
+    if _parallel(m, n, k):
+        threads = numba.get_num_threads()
+        status = mod.dynamic_linear_f32_par(
+            *args, kg.m_block(m, n, path, threads), config.use_parallel(x2d.size)
+        )
+    else:
+        status = mod.dynamic_linear_f32(*args)
+    if status:
+        _raise_nonfinite("x", max(status, 0), "rows")
+        raise ValueError("the range of x overflows float32 (max - min is Inf); rescale x")
+    return y.reshape(out_shape)
 
 
 def _bias(bias, n: int) -> np.ndarray:
-    if bias is None:  # the epilogue always adds a bias: zeros change no value but -0.0
-        return np.zeros(n, np.float32)
     arr = np.asarray(bias)
     if arr.dtype.kind != "f":
         raise TypeError(f"bias must be a float array, got {arr.dtype}")

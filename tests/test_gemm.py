@@ -73,8 +73,11 @@ def _run(path, a, w, parallel):
     buf[:, :k] = a
     mod = kg.module(path)
     out = np.empty((m, n), np.int32)
-    kernel = mod.gemm_i32_par if parallel else mod.gemm_i32
-    kernel(buf.reshape(-1), 4 * kq, m, kg.pack(w, path), kq, n, out)
+    args = (buf.reshape(-1), 4 * kq, m, kg.pack(w, path), kq, n, out)
+    if parallel:
+        mod.gemm_i32_par(*args, kg.m_block(m, n, path, 2, max_rows=12))  # many small tasks
+    else:
+        mod.gemm_i32(*args)
     return out
 
 

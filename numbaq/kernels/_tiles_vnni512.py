@@ -10,6 +10,7 @@ from numba import prange
 
 from ..config import jit
 from .epilogue import _activate_rows, _store_f32, _store_i32
+from .quantize import _quantize_lhs, _quantize_lhs_par
 from .simd import bcast16 as vbcast
 from .simd import dpbusd16 as vdot
 from .simd import fadd16 as vfadd
@@ -31,7 +32,6 @@ MR = 6
 NR = 4
 PANEL = 64
 KBYTES = 256
-M_BLOCK = 48
 LAYOUT = 'vnni'
 
 
@@ -1137,14 +1137,14 @@ def gemm_i32(a, lda, m, w, kq_n, n, out):
 
 
 @jit(parallel=True)
-def gemm_i32_par(a, lda, m, w, kq_n, n, out):
-    """Parallel twin of :func:`gemm_i32`: tasks of (panel, block of M_BLOCK rows)."""
+def gemm_i32_par(a, lda, m, w, kq_n, n, out, m_block):
+    """Parallel twin of :func:`gemm_i32`: tasks of (panel, block of ``m_block`` rows)."""
     n_panels = (n + PANEL - 1) // PANEL
-    n_tasks = n_panels * ((m + M_BLOCK - 1) // M_BLOCK)
+    n_tasks = n_panels * ((m + m_block - 1) // m_block)
     for t in prange(n_tasks):
-        m_lo = (t // n_panels) * M_BLOCK
+        m_lo = (t // n_panels) * m_block
         acc = np.empty(MR * PANEL, np.int32)
-        _block_i32(a, lda, m_lo, min(m, m_lo + M_BLOCK), w, kq_n, n, t % n_panels, acc, out)
+        _block_i32(a, lda, m_lo, min(m, m_lo + m_block), w, kq_n, n, t % n_panels, acc, out)
 
 
 @jit()
@@ -1176,12 +1176,58 @@ def linear_f32(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, ac
 
 
 @jit(parallel=True)
-def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y):
-    """Parallel twin of :func:`linear_f32`."""
+def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y,
+                   m_block):
+    """Parallel twin of :func:`linear_f32`: tasks of (panel, block of ``m_block`` rows)."""
     n_panels = (n + PANEL - 1) // PANEL
-    n_tasks = n_panels * ((m + M_BLOCK - 1) // M_BLOCK)
+    n_tasks = n_panels * ((m + m_block - 1) // m_block)
     for t in prange(n_tasks):
-        m_lo = (t // n_panels) * M_BLOCK
+        m_lo = (t // n_panels) * m_block
         acc = np.empty(MR * PANEL, np.int32)
-        _block_f32(a, lda, m_lo, min(m, m_lo + M_BLOCK), w, kq_n, n, t % n_panels, acc,
+        _block_f32(a, lda, m_lo, min(m, m_lo + m_block), w, kq_n, n, t % n_panels, acc,
                    a_scale, a_zp, w_scale, col_sums, bias, act, y)
+
+
+@jit()
+def dynamic_linear_f32(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
+                       reciprocal, signed, w, kq_n, n, w_scale, col_sums, bias, act, y,
+                       a_scale, a_zp):
+    """Quantize ``x`` (M, K) float32 per row or per tensor, then :func:`linear_f32`.
+
+    Fills ``a_scale``/``a_zp`` (M,) with the runtime scales and effective zero points
+    and returns the status of ``kernels.quantize._lhs_status`` (0: ``y`` is valid).
+    """
+    m, k = x.shape
+    lda = 4 * kq_n
+    a = np.empty((m, lda), np.uint8)
+    if lda != k:
+        a[:, k:] = 0
+    status = _quantize_lhs(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
+                           reciprocal, signed, a, a_scale, a_zp)
+    if status == 0:
+        linear_f32(a.reshape(a.size), lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums,
+                   bias, act, y)
+    return status
+
+
+@jit(parallel=True)
+def dynamic_linear_f32_par(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
+                           reciprocal, signed, w, kq_n, n, w_scale, col_sums, bias, act, y,
+                           a_scale, a_zp, m_block, parallel_quantize):
+    """Parallel twin of :func:`dynamic_linear_f32` (the quantize step in parallel too
+    when ``parallel_quantize``)."""
+    m, k = x.shape
+    lda = 4 * kq_n
+    a = np.empty((m, lda), np.uint8)
+    if lda != k:
+        a[:, k:] = 0
+    if parallel_quantize:
+        status = _quantize_lhs_par(x, per_tensor, smin, smax, qmin, qmax, symmetric,
+                                   torch_rule, reciprocal, signed, a, a_scale, a_zp)
+    else:
+        status = _quantize_lhs(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
+                               reciprocal, signed, a, a_scale, a_zp)
+    if status == 0:
+        linear_f32_par(a.reshape(a.size), lda, m, w, kq_n, n, a_scale, a_zp, w_scale,
+                       col_sums, bias, act, y, m_block)
+    return status

@@ -287,3 +287,113 @@ def _dynamic_quantize_tensor_par(
     for r in prange(x.shape[0]):
         _quantize_row(x[r], scale, zp, qmin, qmax, reciprocal, q[r])
     return scale, zp, 0
+
+
+# ----------------------------------------------------------------- the GEMM's lhs
+@jit()
+def _lhs_row(x, r, scale, zp, qmin, qmax, reciprocal, signed, a):
+    """Quantize row ``r`` of ``x`` into row ``r`` of the uint8 buffer ``a``.
+
+    Signed codes are stored shifted, ``q + 128``: the GEMM takes uint8 x int8.
+    """
+    k = x.shape[1]
+    if signed:
+        row = a[r, :k]
+        _quantize_row(x[r], scale, zp, qmin, qmax, reciprocal, a[r].view(np.int8)[:k])
+        for i in range(k):
+            row[i] ^= np.uint8(0x80)
+    else:
+        _quantize_row(x[r], scale, zp, qmin, qmax, reciprocal, a[r, :k])
+
+
+@jit()
+def _lhs_status(n_bad, scale):
+    """0 if fine, the count of rows with NaN/Inf, or -1 if a scale overflowed to Inf."""
+    if n_bad:
+        return n_bad
+    return -1 if np.isinf(scale) else 0
+
+
+@jit()
+def _quantize_lhs(
+    x,
+    per_tensor,
+    smin,
+    smax,
+    qmin,
+    qmax,
+    symmetric,
+    torch_rule,
+    reciprocal,
+    signed,
+    a,
+    a_scale,
+    a_zp,
+):
+    """Dynamic quantization of ``x`` (M, K) float32 into the GEMM's lhs ``a`` (M, lda) uint8.
+
+    Per row (one fused pass each) or per tensor (stats of every row first). Writes the
+    scales to ``a_scale`` (M,) and the *effective* zero points, ``zero_point + 128`` for
+    signed codes, to ``a_zp`` (M,) int32. Returns the status of :func:`_lhs_status`.
+    """
+    m = x.shape[0]
+    shift = 128 if signed else 0
+    lo = np.empty(m, np.float32)
+    hi = np.empty(m, np.float32)
+    n_bad = 0
+    for r in range(m):
+        lo[r], hi[r], finite = _row_minmax(x[r])
+        n_bad += not finite
+    if n_bad:
+        return n_bad
+    if per_tensor:
+        scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule, reciprocal)
+        a_scale[:] = scale
+        a_zp[:] = zp + shift
+    else:
+        for r in range(m):
+            a_scale[r], zp = _qparams(lo[r], hi[r], smin, smax, symmetric, torch_rule, reciprocal)
+            a_zp[r] = zp + shift
+    for r in range(m):
+        _lhs_row(x, r, a_scale[r], a_zp[r] - shift, qmin, qmax, reciprocal, signed, a)
+    return _lhs_status(0, a_scale.max())
+
+
+@jit(parallel=True)
+def _quantize_lhs_par(
+    x,
+    per_tensor,
+    smin,
+    smax,
+    qmin,
+    qmax,
+    symmetric,
+    torch_rule,
+    reciprocal,
+    signed,
+    a,
+    a_scale,
+    a_zp,
+):
+    """Parallel twin of :func:`_quantize_lhs`."""
+    m = x.shape[0]
+    shift = 128 if signed else 0
+    lo = np.empty(m, np.float32)
+    hi = np.empty(m, np.float32)
+    n_bad = 0
+    for r in prange(m):
+        lo[r], hi[r], finite = _row_minmax(x[r])
+        n_bad += not finite
+    if n_bad:
+        return n_bad
+    if per_tensor:
+        scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule, reciprocal)
+        a_scale[:] = scale
+        a_zp[:] = zp + shift
+    else:
+        for r in range(m):
+            a_scale[r], zp = _qparams(lo[r], hi[r], smin, smax, symmetric, torch_rule, reciprocal)
+            a_zp[r] = zp + shift
+    for r in prange(m):
+        _lhs_row(x, r, a_scale[r], a_zp[r] - shift, qmin, qmax, reciprocal, signed, a)
+    return _lhs_status(0, a_scale.max())
