@@ -55,6 +55,7 @@ from .simd import isub{lanes} as visub
 from .simd import load{lanes} as vload
 from .simd import loadf{lanes} as vloadf
 from .simd import loadi{lanes} as vloadi
+from .simd import prefetchw
 from .simd import splatf{lanes} as vsplatf
 from .simd import splati{lanes} as vsplati
 from .simd import store{lanes} as vstore
@@ -224,6 +225,16 @@ def _k_loop(rows: int, lanes: int, nr: int) -> list[str]:
     return lines
 
 
+def _prefetch(rows: int, lanes: int, nr: int, arr: str, off: str, ld: str) -> list[str]:
+    """Ask for the tile's output cache lines (64 bytes, 16 values) before the K loop, so
+    their read-for-ownership overlaps the compute instead of stalling the stores."""
+    return [
+        f"    prefetchw({arr}, {off} + {r} * {ld} + {c})"
+        for r in range(rows)
+        for c in range(0, nr * lanes, 16)
+    ]
+
+
 def _tile_source(rows: int, lanes: int, nr: int) -> str:
     head = ["", "", "@jit()"]
     scratch = [
@@ -239,6 +250,7 @@ def _tile_source(rows: int, lanes: int, nr: int) -> str:
         *head,
         f"def _tile_{rows}_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):",
         f'    """{rows} x {nr} tile, int32 results stored straight to flat ``out``."""',
+        *_prefetch(rows, lanes, nr, "out", "out_off", "ldo"),
         *_k_loop(rows, lanes, nr),
     ]
     direct += [
@@ -251,6 +263,7 @@ def _tile_source(rows: int, lanes: int, nr: int) -> str:
         f"def _tile_{rows}_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,",
         "              w_scale, col_sums, bias, n0):",
         f'    """{rows} x {nr} tile with the epilogue in registers (see ``epilogue``)."""',
+        *_prefetch(rows, lanes, nr, "y", "y_off", "ldy"),
         *_k_loop(rows, lanes, nr),
     ]
     for v in range(nr):

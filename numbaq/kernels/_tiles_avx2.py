@@ -20,6 +20,7 @@ from .simd import isub8 as visub
 from .simd import load8 as vload
 from .simd import loadf8 as vloadf
 from .simd import loadi8 as vloadi
+from .simd import prefetchw
 from .simd import splatf8 as vsplatf
 from .simd import splati8 as vsplati
 from .simd import store8 as vstore
@@ -54,6 +55,7 @@ def _tile_1(a, a_off, lda, w, w_off, kq_n, acc):
 @jit()
 def _tile_1_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     """1 x 2 tile, int32 results stored straight to flat ``out``."""
+    prefetchw(out, out_off + 0 * ldo + 0)
     c0_0 = vzero(); c0_1 = vzero()
     for kq in range(kq_n):
         wo = w_off + kq * 64
@@ -71,6 +73,7 @@ def _tile_1_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 def _tile_1_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
               w_scale, col_sums, bias, n0):
     """1 x 2 tile with the epilogue in registers (see ``epilogue``)."""
+    prefetchw(y, y_off + 0 * ldy + 0)
     c0_0 = vzero(); c0_1 = vzero()
     for kq in range(kq_n):
         wo = w_off + kq * 64
@@ -117,6 +120,8 @@ def _tile_2(a, a_off, lda, w, w_off, kq_n, acc):
 @jit()
 def _tile_2_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     """2 x 2 tile, int32 results stored straight to flat ``out``."""
+    prefetchw(out, out_off + 0 * ldo + 0)
+    prefetchw(out, out_off + 1 * ldo + 0)
     c0_0 = vzero(); c0_1 = vzero()
     c1_0 = vzero(); c1_1 = vzero()
     for kq in range(kq_n):
@@ -140,6 +145,8 @@ def _tile_2_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 def _tile_2_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
               w_scale, col_sums, bias, n0):
     """2 x 2 tile with the epilogue in registers (see ``epilogue``)."""
+    prefetchw(y, y_off + 0 * ldy + 0)
+    prefetchw(y, y_off + 1 * ldy + 0)
     c0_0 = vzero(); c0_1 = vzero()
     c1_0 = vzero(); c1_1 = vzero()
     for kq in range(kq_n):

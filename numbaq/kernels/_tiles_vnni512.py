@@ -20,6 +20,7 @@ from .simd import isub16 as visub
 from .simd import load16 as vload
 from .simd import loadf16 as vloadf
 from .simd import loadi16 as vloadi
+from .simd import prefetchw
 from .simd import splatf16 as vsplatf
 from .simd import splati16 as vsplati
 from .simd import store16 as vstore
@@ -60,6 +61,10 @@ def _tile_1(a, a_off, lda, w, w_off, kq_n, acc):
 @jit()
 def _tile_1_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     """1 x 4 tile, int32 results stored straight to flat ``out``."""
+    prefetchw(out, out_off + 0 * ldo + 0)
+    prefetchw(out, out_off + 0 * ldo + 16)
+    prefetchw(out, out_off + 0 * ldo + 32)
+    prefetchw(out, out_off + 0 * ldo + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     for kq in range(kq_n):
         wo = w_off + kq * 256
@@ -83,6 +88,10 @@ def _tile_1_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 def _tile_1_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
               w_scale, col_sums, bias, n0):
     """1 x 4 tile with the epilogue in registers (see ``epilogue``)."""
+    prefetchw(y, y_off + 0 * ldy + 0)
+    prefetchw(y, y_off + 0 * ldy + 16)
+    prefetchw(y, y_off + 0 * ldy + 32)
+    prefetchw(y, y_off + 0 * ldy + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     for kq in range(kq_n):
         wo = w_off + kq * 256
@@ -151,6 +160,14 @@ def _tile_2(a, a_off, lda, w, w_off, kq_n, acc):
 @jit()
 def _tile_2_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     """2 x 4 tile, int32 results stored straight to flat ``out``."""
+    prefetchw(out, out_off + 0 * ldo + 0)
+    prefetchw(out, out_off + 0 * ldo + 16)
+    prefetchw(out, out_off + 0 * ldo + 32)
+    prefetchw(out, out_off + 0 * ldo + 48)
+    prefetchw(out, out_off + 1 * ldo + 0)
+    prefetchw(out, out_off + 1 * ldo + 16)
+    prefetchw(out, out_off + 1 * ldo + 32)
+    prefetchw(out, out_off + 1 * ldo + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     for kq in range(kq_n):
@@ -184,6 +201,14 @@ def _tile_2_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 def _tile_2_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
               w_scale, col_sums, bias, n0):
     """2 x 4 tile with the epilogue in registers (see ``epilogue``)."""
+    prefetchw(y, y_off + 0 * ldy + 0)
+    prefetchw(y, y_off + 0 * ldy + 16)
+    prefetchw(y, y_off + 0 * ldy + 32)
+    prefetchw(y, y_off + 0 * ldy + 48)
+    prefetchw(y, y_off + 1 * ldy + 0)
+    prefetchw(y, y_off + 1 * ldy + 16)
+    prefetchw(y, y_off + 1 * ldy + 32)
+    prefetchw(y, y_off + 1 * ldy + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     for kq in range(kq_n):
@@ -278,6 +303,18 @@ def _tile_3(a, a_off, lda, w, w_off, kq_n, acc):
 @jit()
 def _tile_3_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     """3 x 4 tile, int32 results stored straight to flat ``out``."""
+    prefetchw(out, out_off + 0 * ldo + 0)
+    prefetchw(out, out_off + 0 * ldo + 16)
+    prefetchw(out, out_off + 0 * ldo + 32)
+    prefetchw(out, out_off + 0 * ldo + 48)
+    prefetchw(out, out_off + 1 * ldo + 0)
+    prefetchw(out, out_off + 1 * ldo + 16)
+    prefetchw(out, out_off + 1 * ldo + 32)
+    prefetchw(out, out_off + 1 * ldo + 48)
+    prefetchw(out, out_off + 2 * ldo + 0)
+    prefetchw(out, out_off + 2 * ldo + 16)
+    prefetchw(out, out_off + 2 * ldo + 32)
+    prefetchw(out, out_off + 2 * ldo + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
@@ -321,6 +358,18 @@ def _tile_3_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 def _tile_3_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
               w_scale, col_sums, bias, n0):
     """3 x 4 tile with the epilogue in registers (see ``epilogue``)."""
+    prefetchw(y, y_off + 0 * ldy + 0)
+    prefetchw(y, y_off + 0 * ldy + 16)
+    prefetchw(y, y_off + 0 * ldy + 32)
+    prefetchw(y, y_off + 0 * ldy + 48)
+    prefetchw(y, y_off + 1 * ldy + 0)
+    prefetchw(y, y_off + 1 * ldy + 16)
+    prefetchw(y, y_off + 1 * ldy + 32)
+    prefetchw(y, y_off + 1 * ldy + 48)
+    prefetchw(y, y_off + 2 * ldy + 0)
+    prefetchw(y, y_off + 2 * ldy + 16)
+    prefetchw(y, y_off + 2 * ldy + 32)
+    prefetchw(y, y_off + 2 * ldy + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
@@ -441,6 +490,22 @@ def _tile_4(a, a_off, lda, w, w_off, kq_n, acc):
 @jit()
 def _tile_4_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     """4 x 4 tile, int32 results stored straight to flat ``out``."""
+    prefetchw(out, out_off + 0 * ldo + 0)
+    prefetchw(out, out_off + 0 * ldo + 16)
+    prefetchw(out, out_off + 0 * ldo + 32)
+    prefetchw(out, out_off + 0 * ldo + 48)
+    prefetchw(out, out_off + 1 * ldo + 0)
+    prefetchw(out, out_off + 1 * ldo + 16)
+    prefetchw(out, out_off + 1 * ldo + 32)
+    prefetchw(out, out_off + 1 * ldo + 48)
+    prefetchw(out, out_off + 2 * ldo + 0)
+    prefetchw(out, out_off + 2 * ldo + 16)
+    prefetchw(out, out_off + 2 * ldo + 32)
+    prefetchw(out, out_off + 2 * ldo + 48)
+    prefetchw(out, out_off + 3 * ldo + 0)
+    prefetchw(out, out_off + 3 * ldo + 16)
+    prefetchw(out, out_off + 3 * ldo + 32)
+    prefetchw(out, out_off + 3 * ldo + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
@@ -494,6 +559,22 @@ def _tile_4_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 def _tile_4_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
               w_scale, col_sums, bias, n0):
     """4 x 4 tile with the epilogue in registers (see ``epilogue``)."""
+    prefetchw(y, y_off + 0 * ldy + 0)
+    prefetchw(y, y_off + 0 * ldy + 16)
+    prefetchw(y, y_off + 0 * ldy + 32)
+    prefetchw(y, y_off + 0 * ldy + 48)
+    prefetchw(y, y_off + 1 * ldy + 0)
+    prefetchw(y, y_off + 1 * ldy + 16)
+    prefetchw(y, y_off + 1 * ldy + 32)
+    prefetchw(y, y_off + 1 * ldy + 48)
+    prefetchw(y, y_off + 2 * ldy + 0)
+    prefetchw(y, y_off + 2 * ldy + 16)
+    prefetchw(y, y_off + 2 * ldy + 32)
+    prefetchw(y, y_off + 2 * ldy + 48)
+    prefetchw(y, y_off + 3 * ldy + 0)
+    prefetchw(y, y_off + 3 * ldy + 16)
+    prefetchw(y, y_off + 3 * ldy + 32)
+    prefetchw(y, y_off + 3 * ldy + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
@@ -640,6 +721,26 @@ def _tile_5(a, a_off, lda, w, w_off, kq_n, acc):
 @jit()
 def _tile_5_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     """5 x 4 tile, int32 results stored straight to flat ``out``."""
+    prefetchw(out, out_off + 0 * ldo + 0)
+    prefetchw(out, out_off + 0 * ldo + 16)
+    prefetchw(out, out_off + 0 * ldo + 32)
+    prefetchw(out, out_off + 0 * ldo + 48)
+    prefetchw(out, out_off + 1 * ldo + 0)
+    prefetchw(out, out_off + 1 * ldo + 16)
+    prefetchw(out, out_off + 1 * ldo + 32)
+    prefetchw(out, out_off + 1 * ldo + 48)
+    prefetchw(out, out_off + 2 * ldo + 0)
+    prefetchw(out, out_off + 2 * ldo + 16)
+    prefetchw(out, out_off + 2 * ldo + 32)
+    prefetchw(out, out_off + 2 * ldo + 48)
+    prefetchw(out, out_off + 3 * ldo + 0)
+    prefetchw(out, out_off + 3 * ldo + 16)
+    prefetchw(out, out_off + 3 * ldo + 32)
+    prefetchw(out, out_off + 3 * ldo + 48)
+    prefetchw(out, out_off + 4 * ldo + 0)
+    prefetchw(out, out_off + 4 * ldo + 16)
+    prefetchw(out, out_off + 4 * ldo + 32)
+    prefetchw(out, out_off + 4 * ldo + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
@@ -703,6 +804,26 @@ def _tile_5_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 def _tile_5_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
               w_scale, col_sums, bias, n0):
     """5 x 4 tile with the epilogue in registers (see ``epilogue``)."""
+    prefetchw(y, y_off + 0 * ldy + 0)
+    prefetchw(y, y_off + 0 * ldy + 16)
+    prefetchw(y, y_off + 0 * ldy + 32)
+    prefetchw(y, y_off + 0 * ldy + 48)
+    prefetchw(y, y_off + 1 * ldy + 0)
+    prefetchw(y, y_off + 1 * ldy + 16)
+    prefetchw(y, y_off + 1 * ldy + 32)
+    prefetchw(y, y_off + 1 * ldy + 48)
+    prefetchw(y, y_off + 2 * ldy + 0)
+    prefetchw(y, y_off + 2 * ldy + 16)
+    prefetchw(y, y_off + 2 * ldy + 32)
+    prefetchw(y, y_off + 2 * ldy + 48)
+    prefetchw(y, y_off + 3 * ldy + 0)
+    prefetchw(y, y_off + 3 * ldy + 16)
+    prefetchw(y, y_off + 3 * ldy + 32)
+    prefetchw(y, y_off + 3 * ldy + 48)
+    prefetchw(y, y_off + 4 * ldy + 0)
+    prefetchw(y, y_off + 4 * ldy + 16)
+    prefetchw(y, y_off + 4 * ldy + 32)
+    prefetchw(y, y_off + 4 * ldy + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
@@ -875,6 +996,30 @@ def _tile_6(a, a_off, lda, w, w_off, kq_n, acc):
 @jit()
 def _tile_6_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     """6 x 4 tile, int32 results stored straight to flat ``out``."""
+    prefetchw(out, out_off + 0 * ldo + 0)
+    prefetchw(out, out_off + 0 * ldo + 16)
+    prefetchw(out, out_off + 0 * ldo + 32)
+    prefetchw(out, out_off + 0 * ldo + 48)
+    prefetchw(out, out_off + 1 * ldo + 0)
+    prefetchw(out, out_off + 1 * ldo + 16)
+    prefetchw(out, out_off + 1 * ldo + 32)
+    prefetchw(out, out_off + 1 * ldo + 48)
+    prefetchw(out, out_off + 2 * ldo + 0)
+    prefetchw(out, out_off + 2 * ldo + 16)
+    prefetchw(out, out_off + 2 * ldo + 32)
+    prefetchw(out, out_off + 2 * ldo + 48)
+    prefetchw(out, out_off + 3 * ldo + 0)
+    prefetchw(out, out_off + 3 * ldo + 16)
+    prefetchw(out, out_off + 3 * ldo + 32)
+    prefetchw(out, out_off + 3 * ldo + 48)
+    prefetchw(out, out_off + 4 * ldo + 0)
+    prefetchw(out, out_off + 4 * ldo + 16)
+    prefetchw(out, out_off + 4 * ldo + 32)
+    prefetchw(out, out_off + 4 * ldo + 48)
+    prefetchw(out, out_off + 5 * ldo + 0)
+    prefetchw(out, out_off + 5 * ldo + 16)
+    prefetchw(out, out_off + 5 * ldo + 32)
+    prefetchw(out, out_off + 5 * ldo + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
@@ -948,6 +1093,30 @@ def _tile_6_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 def _tile_6_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
               w_scale, col_sums, bias, n0):
     """6 x 4 tile with the epilogue in registers (see ``epilogue``)."""
+    prefetchw(y, y_off + 0 * ldy + 0)
+    prefetchw(y, y_off + 0 * ldy + 16)
+    prefetchw(y, y_off + 0 * ldy + 32)
+    prefetchw(y, y_off + 0 * ldy + 48)
+    prefetchw(y, y_off + 1 * ldy + 0)
+    prefetchw(y, y_off + 1 * ldy + 16)
+    prefetchw(y, y_off + 1 * ldy + 32)
+    prefetchw(y, y_off + 1 * ldy + 48)
+    prefetchw(y, y_off + 2 * ldy + 0)
+    prefetchw(y, y_off + 2 * ldy + 16)
+    prefetchw(y, y_off + 2 * ldy + 32)
+    prefetchw(y, y_off + 2 * ldy + 48)
+    prefetchw(y, y_off + 3 * ldy + 0)
+    prefetchw(y, y_off + 3 * ldy + 16)
+    prefetchw(y, y_off + 3 * ldy + 32)
+    prefetchw(y, y_off + 3 * ldy + 48)
+    prefetchw(y, y_off + 4 * ldy + 0)
+    prefetchw(y, y_off + 4 * ldy + 16)
+    prefetchw(y, y_off + 4 * ldy + 32)
+    prefetchw(y, y_off + 4 * ldy + 48)
+    prefetchw(y, y_off + 5 * ldy + 0)
+    prefetchw(y, y_off + 5 * ldy + 16)
+    prefetchw(y, y_off + 5 * ldy + 32)
+    prefetchw(y, y_off + 5 * ldy + 48)
     c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
     c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
     c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()

@@ -195,6 +195,22 @@ def _make(lanes: int, vty):
     return zero, load, bcast, store, dpbusd, pmaddwd
 
 
+@intrinsic
+def prefetchw(typingctx, arr, index):
+    """Hint that element ``index`` of a 1-D array will be written soon (``prefetchw``)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
+        i8p = _I8.as_pointer()
+        fn = _declare(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, _I32, _I32, _I32])
+        builder.call(fn, [builder.bitcast(ptr, i8p), _I32(1), _I32(3), _I32(1)])
+        return context.get_dummy_value()
+
+    return types.none(arr, index), codegen
+
+
 def _make_epilogue(lanes: int, ity, fty):
     """Vector ops the in-register epilogue needs (see module notes)."""
     ivec = ir.VectorType(_I32, lanes)

@@ -1,0 +1,367 @@
+"""The dynamic quantized Linear, ``y = x . W^T + b``, against its peers, in one run.
+
+Run: ``python -m benchmarks.bench_linear`` (writes the ``linear`` section of RESULTS.md).
+
+Methods: numpy fp32 (OpenBLAS), torch fp32, torch ``quantize_dynamic`` (qint8), ONNX
+Runtime ``quantize_dynamic`` (QInt8 weights; runs as one DynamicQuantizeMatMul), and
+numbaq ``quantized_linear`` under the ``ONNX`` and ``PER_TOKEN_INT8`` schemes with
+per-channel int8 weights. Each runtime is timed on its own, one after the other, with a
+pause between them: their thread pools spin and would stall each other on two cores.
+Times are medians; GOPS count a multiply-add as 2 operations. SQNR is against float64.
+
+A second table times the GEMM core alone (uint8 x int8 -> int32, numbaq's
+``gemm_i32``) as a percentage of the ``vpdpbusd`` peak, measured here by
+:func:`vnni_peak_gops` (independent ``vpdpbusd`` chains in registers, no memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+import warnings
+
+import numba
+import numpy as np
+from numba import prange
+
+import numbaq as nq
+from numbaq import config
+from numbaq import matmul as mm
+from numbaq.kernels import gemm as kg
+from numbaq.kernels import simd
+
+from ._common import machine, markdown_table, median_us, write_section
+
+SHAPES = [
+    (1, 768, 768),
+    (8, 768, 3072),
+    (32, 768, 768),
+    (128, 768, 768),
+    (128, 768, 3072),
+    (128, 3072, 768),
+    (512, 1024, 4096),
+]
+PAUSE_S = 0.5
+
+
+# ------------------------------------------------------------------ the vpdpbusd peak
+def _peak_body(iters, out, t):
+    a = np.full(64, 3, np.uint8)
+    w = np.full(64, 5, np.int8)
+    x = simd.bcast16(a, 0)
+    b = simd.load16(w, 0)
+    c0 = simd.zero16()
+    c1 = simd.zero16()
+    c2 = simd.zero16()
+    c3 = simd.zero16()
+    c4 = simd.zero16()
+    c5 = simd.zero16()
+    c6 = simd.zero16()
+    c7 = simd.zero16()
+    for _ in range(iters):
+        c0 = simd.dpbusd16(c0, x, b)
+        c1 = simd.dpbusd16(c1, x, b)
+        c2 = simd.dpbusd16(c2, x, b)
+        c3 = simd.dpbusd16(c3, x, b)
+        c4 = simd.dpbusd16(c4, x, b)
+        c5 = simd.dpbusd16(c5, x, b)
+        c6 = simd.dpbusd16(c6, x, b)
+        c7 = simd.dpbusd16(c7, x, b)
+    for i, c in enumerate((c0, c1, c2, c3, c4, c5, c6, c7)):
+        simd.store16(out, (t * 8 + i) * 16, c)
+
+
+_peak_one = config.jit()(_peak_body)
+
+
+@config.jit(parallel=True)
+def _peak_all(iters, out, threads):
+    for t in prange(threads):
+        _peak_one(iters, out, t)
+
+
+def vnni_peak_gops(threads: int, iters: int = 20_000_000) -> float:
+    """Measured ``vpdpbusd zmm`` throughput in GOPS (8 independent chains per thread)."""
+    out = np.zeros(threads * 8 * 16, np.int32)
+    _peak_all(1000, out, threads)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        _peak_all(iters, out, threads)
+        best = min(best, time.perf_counter() - start)
+    return threads * iters * 8 * 64 * 2 / best / 1e9
+
+
+# ------------------------------------------------------------------ the methods
+def _problem(shape, seed=0):
+    m, k, n = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+    b = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    exact = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    return x, w, b, exact
+
+
+def _numpy_methods(x, w, b):
+    wt = np.ascontiguousarray(w.T)
+    return {"numpy fp32": lambda: x @ wt + b}
+
+
+def _numbaq_methods(x, w, b):
+    qw = mm.quantize_weight(w)
+    return {
+        f"numbaq {name}": (lambda name=name: mm.quantized_linear(x, qw, b, name))
+        for name in ("ONNX", "PER_TOKEN_INT8")
+    }
+
+
+def _torch_methods(x, w, b):
+    import torch
+
+    lin = torch.nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w))
+        lin.bias.copy_(torch.from_numpy(b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qmodel = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(lin), {torch.nn.Linear}, dtype=torch.qint8
+        )
+    tx = torch.from_numpy(x)
+
+    def run(model):
+        def call():
+            with torch.inference_mode():
+                return model(tx).numpy()
+
+        return call
+
+    return {"torch fp32": run(lin), "torch quantize_dynamic": run(qmodel)}
+
+
+def _ort_session(w, b, threads, tmp):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    n, k = w.shape
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["X", "W"], ["XW"]),
+            helper.make_node("Add", ["XW", "B"], ["Y"]),
+        ],
+        "linear",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["M", k])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["M", n])],
+        [numpy_helper.from_array(np.ascontiguousarray(w.T), "W"), numpy_helper.from_array(b, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
+    onnx.save(model, src)
+    quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(dst, options, providers=["CPUExecutionProvider"])
+
+
+@contextlib.contextmanager
+def _threads(runtime: str, n: int):
+    """Limit a runtime's pool to ``n`` threads for the block."""
+    if runtime == "numpy":
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            yield False
+            return
+        with threadpool_limits(n, user_api="blas"):  # not the OpenMP pool of numba
+            yield True
+    elif runtime == "torch":
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield True
+        finally:
+            torch.set_num_threads(before)
+    else:
+        before = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            yield True
+        finally:
+            numba.set_num_threads(before)
+
+
+def _available(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def run(shapes, threads, repeat):
+    """Times ``{(shape, threads): {method: us}}`` and SQNR ``{shape: {method: dB}}``."""
+    times: dict = {}
+    sqnr: dict = {}
+    problems = {shape: _problem(shape) for shape in shapes}
+    runtimes = [("numpy", _numpy_methods), ("numbaq", _numbaq_methods)]
+    if _available("torch"):
+        runtimes.append(("torch", _torch_methods))
+    for runtime, make in runtimes:
+        for n in threads:
+            with _threads(runtime, n):
+                for shape in shapes:
+                    x, w, b, exact = problems[shape]
+                    for name, fn in make(x, w, b).items():
+                        times.setdefault((shape, n), {})[name] = median_us(fn, repeat=repeat)
+                        sqnr.setdefault(shape, {})[name] = nq.metrics.sqnr(exact, fn())
+        time.sleep(PAUSE_S)
+    if _available("onnxruntime"):
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in threads:
+                for shape in shapes:
+                    x, w, b, exact = problems[shape]
+                    session = _ort_session(w, b, n, tmp)
+                    fn = lambda session=session, x=x: session.run(None, {"X": x})[0]  # noqa: E731
+                    times[(shape, n)]["ORT dynamic QInt8"] = median_us(fn, repeat=repeat)
+                    sqnr[shape]["ORT dynamic QInt8"] = nq.metrics.sqnr(exact, fn())
+                    del session
+        time.sleep(PAUSE_S)
+    return times, sqnr
+
+
+def gemm_core(shapes, threads, repeat):
+    """``{(shape, threads): us}`` of numbaq's int32 GEMM core on pre-quantized operands."""
+    path, mod = mm._kernels(config.GEMM_PATH)
+    out = {}
+    for n_threads in threads:
+        with _threads("numbaq", n_threads):
+            for m, k, n in shapes:
+                rng = np.random.default_rng(1)
+                a = rng.integers(0, 256, (m, 4 * -(-k // 4)), dtype=np.uint8)
+                w = rng.integers(-127, 128, (n, k), dtype=np.int8)
+                packed = kg.pack(w, path)
+                c = np.empty((m, n), np.int32)
+                args = (a.reshape(-1), a.shape[1], m, packed, a.shape[1] // 4, n, c)
+                if n_threads > 1 and m * n * k >= config.GEMM_PARALLEL_MIN:
+                    block = kg.m_block(m, n, path, n_threads)
+                    fn = lambda args=args, block=block: mod.gemm_i32_par(*args, block)  # noqa: E731
+                else:
+                    fn = lambda args=args: mod.gemm_i32(*args)  # noqa: E731
+                out[((m, k, n), n_threads)] = median_us(fn, repeat=repeat)
+    return path, out
+
+
+def report(times, sqnr, core, peak, threads, path) -> str:
+    lines = [
+        "## Dynamic quantized Linear (`y = x . W^T + b`)",
+        "",
+        "Command: `python -m benchmarks.bench_linear`. Median µs per call, all methods in one",
+        f"run, each runtime timed on its own. Machine: {machine()}. numbaq GEMM path: `{path}`.",
+        "Ratios are peer time / numbaq time (above 1: numbaq is faster).",
+    ]
+    for n in threads:
+        header = [
+            "M, K, N",
+            "numpy fp32",
+            "torch fp32",
+            "torch qdyn",
+            "ORT qdyn",
+            "numbaq ONNX",
+            "numbaq PER_TOKEN",
+            "GOPS",
+            "vs torch qdyn",
+            "vs ORT",
+        ]
+        rows = []
+        for shape in sorted({s for s, t in times if t == n}, key=SHAPES.index):
+            t = times[(shape, n)]
+            best = min(t["numbaq ONNX"], t["numbaq PER_TOKEN_INT8"])
+            ops = 2 * shape[0] * shape[1] * shape[2]
+            cell = lambda name, t=t: f"{t[name]:.0f}" if name in t else "-"  # noqa: E731
+            ratio = lambda name, t=t, best=best: (  # noqa: E731
+                f"{t[name] / best:.2f}x" if name in t else "-"
+            )
+            rows.append(
+                [
+                    ",".join(map(str, shape)),
+                    cell("numpy fp32"),
+                    cell("torch fp32"),
+                    cell("torch quantize_dynamic"),
+                    cell("ORT dynamic QInt8"),
+                    cell("numbaq ONNX"),
+                    cell("numbaq PER_TOKEN_INT8"),
+                    f"{ops / best / 1e3:.0f}",
+                    ratio("torch quantize_dynamic"),
+                    ratio("ORT dynamic QInt8"),
+                ]
+            )
+        lines += ["", f"### {n} thread{'s' if n > 1 else ''}", "", markdown_table(header, rows)]
+    names = sorted({name for s in sqnr.values() for name in s})
+    rows = [
+        [",".join(map(str, s)), *(f"{sqnr[s].get(nm, float('nan')):.1f}" for nm in names)]
+        for s in sorted(sqnr, key=SHAPES.index)
+    ]
+    lines += ["", "### SQNR against float64 (dB)", "", markdown_table(["M, K, N", *names], rows)]
+    if core:
+        lines += [
+            "",
+            "### GEMM core alone (uint8 x int8 -> int32), against the measured `vpdpbusd` peak",
+            "",
+            "Peak: "
+            + ", ".join(
+                f"{peak[n]:.0f} GOPS on {n} thread{'s' if n > 1 else ''}" for n in sorted(peak)
+            )
+            + " (`vnni_peak_gops`).",
+            "",
+        ]
+        rows = []
+        for (shape, n), us in sorted(core.items(), key=lambda i: (i[0][1], SHAPES.index(i[0][0]))):
+            gops = 2 * shape[0] * shape[1] * shape[2] / us / 1e3
+            rows.append(
+                [
+                    ",".join(map(str, shape)),
+                    n,
+                    f"{us:.0f}",
+                    f"{gops:.0f}",
+                    f"{100 * gops / peak[n]:.0f}%",
+                ]
+            )
+        lines.append(markdown_table(["M, K, N", "threads", "µs", "GOPS", "% of peak"], rows))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="three shapes, fewer repeats")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    shapes = [SHAPES[0], SHAPES[2], SHAPES[4]] if args.quick else SHAPES
+    repeat = 20 if args.quick else 50
+    threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+    nq.warmup()
+    path, _ = mm.gemm_path()
+    peak, core = {}, {}
+    if kg.supported("vnni512"):
+        for n in threads:
+            with _threads("numbaq", n):
+                peak[n] = vnni_peak_gops(n)
+        path, core = gemm_core(shapes, threads, repeat)
+    time.sleep(PAUSE_S)
+    times, sqnr = run(shapes, threads, repeat)
+    text = report(times, sqnr, core, peak, threads, path)
+    print(text)
+    if not args.no_write:
+        write_section("linear", text)
+
+
+if __name__ == "__main__":
+    main()
