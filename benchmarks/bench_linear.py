@@ -260,7 +260,28 @@ def gemm_core(shapes, threads, repeat):
     return path, out
 
 
-def report(times, sqnr, core, peak, threads, path) -> str:
+def gemm_paths(shapes, repeat):
+    """``{(path, shape): us}``: every GEMM path this CPU runs, on one thread."""
+    out = {}
+    with _threads("numbaq", 1):
+        for path in kg.PATHS:
+            if not kg.supported(path):
+                continue
+            mod = kg.module(path)
+            for m, k, n in shapes:
+                rng = np.random.default_rng(1)
+                a = rng.integers(0, 256, (m, 4 * -(-k // 4)), dtype=np.uint8)
+                packed = kg.pack(rng.integers(-127, 128, (n, k), dtype=np.int8), path)
+                c = np.empty((m, n), np.int32)
+                args = (a.reshape(-1), a.shape[1], m, packed, a.shape[1] // 4, n, c)
+                out[(path, (m, k, n))] = median_us(
+                    lambda args=args, mod=mod: mod.gemm_i32(*args),
+                    repeat=repeat if path != "plain" else 3,
+                )
+    return out
+
+
+def report(times, sqnr, core, peak, threads, path, by_path=None) -> str:
     lines = [
         "## Dynamic quantized Linear (`y = x . W^T + b`)",
         "",
@@ -336,6 +357,22 @@ def report(times, sqnr, core, peak, threads, path) -> str:
                 ]
             )
         lines.append(markdown_table(["M, K, N", "threads", "µs", "GOPS", "% of peak"], rows))
+    if by_path:
+        shapes = sorted({s for _, s in by_path}, key=SHAPES.index)
+        header = ["path", *(f"{','.join(map(str, s))} GOPS" for s in shapes)]
+        rows = []
+        for p in dict.fromkeys(p for p, _ in by_path):
+            rows.append(
+                [p, *(f"{2 * s[0] * s[1] * s[2] / by_path[(p, s)] / 1e3:.0f}" for s in shapes)]
+            )
+        lines += [
+            "",
+            "### Every GEMM path on one thread (int32 core)",
+            "",
+            "`numbaq.config.GEMM_PATH` forces one; `auto` takes the first the CPU runs.",
+            "",
+            markdown_table(header, rows),
+        ]
     return "\n".join(lines)
 
 
@@ -355,9 +392,10 @@ def main(argv=None):
             with _threads("numbaq", n):
                 peak[n] = vnni_peak_gops(n)
         path, core = gemm_core(shapes, threads, repeat)
+    by_path = gemm_paths([SHAPES[2], SHAPES[4]], repeat)
     time.sleep(PAUSE_S)
     times, sqnr = run(shapes, threads, repeat)
-    text = report(times, sqnr, core, peak, threads, path)
+    text = report(times, sqnr, core, peak, threads, path, by_path)
     print(text)
     if not args.no_write:
         write_section("linear", text)

@@ -4,7 +4,9 @@ The pipeline, one stage to a module::
 
     kernels/stats.py     runtime min / max          (njit kernels)
     kernels/quantize.py  qparams, quantize, dequantize, fused dynamic pass
+    kernels/gemm.py      integer GEMM paths (VNNI, AVX-512BW, AVX2, plain), packing
     ops.py               the public verbs below, with validation
+    matmul.py            quantize_weight, matmul_integer, quantized_linear
     qparams.py, schemes.py, metrics.py, reference.py (numpy twins)
 
 Importing numbaq compiles nothing; kernels compile on first use, or all at once
@@ -14,6 +16,15 @@ with :func:`warmup`, and are cached on disk.
 from __future__ import annotations
 
 from . import config, metrics, reference, schemes
+from .matmul import (
+    QuantizedWeight,
+    gemm_path,
+    info,
+    matmul_integer,
+    max_k,
+    quantize_weight,
+    quantized_linear,
+)
 from .ops import (
     DEFAULT_SCHEME,
     absmax,
@@ -34,6 +45,7 @@ __all__ = [
     "DEFAULT_SCHEME",
     "QParams",
     "QScheme",
+    "QuantizedWeight",
     "absmax",
     "choose_qparams",
     "config",
@@ -41,10 +53,16 @@ __all__ = [
     "dynamic_quantize",
     "dynamic_quantize_linear",
     "fake_quantize",
+    "gemm_path",
+    "info",
+    "matmul_integer",
+    "max_k",
     "metrics",
     "minmax",
     "qparams_from_minmax",
     "quantize",
+    "quantize_weight",
+    "quantized_linear",
     "reference",
     "schemes",
     "warmup",
@@ -55,7 +73,8 @@ def warmup(verbose: bool = False) -> float:
     """Compile (or load from the on-disk cache) the kernels for common signatures.
 
     Runs every public verb on small float32 inputs, for each named scheme, on both
-    the serial and the parallel entry points. Returns the seconds it took.
+    the serial and the parallel entry points, and the dynamic Linear and
+    ``matmul_integer`` on the active GEMM path. Returns the seconds it took.
 
     Examples
     --------
@@ -77,4 +96,15 @@ def warmup(verbose: bool = False) -> float:
             fake_quantize(x, "PER_TOKEN_INT8", granularity="column", dtype=dtype)
         if verbose:
             print(f"warmup: shape {x.shape} ready after {time.perf_counter() - start:.2f} s")
+    qweight = quantize_weight(small)
+    for m in (1, config.GEMM_PARALLEL_MIN // (32 * 2) + 1):  # serial, then parallel
+        x = np.resize(small, (m, 32))
+        for scheme in schemes.SCHEMES.values():
+            quantized_linear(x, qweight, np.zeros(2, np.float32), scheme)
+        quantized_linear(x, qweight, activation="relu")
+    for a_dtype in (np.uint8, np.int8):
+        for b_dtype in (np.uint8, np.int8):
+            matmul_integer(np.ones((2, 32), a_dtype), np.ones((32, 2), b_dtype), 1, 1)
+    if verbose:
+        print(f"warmup: GEMM ({gemm_path()[0]}) ready after {time.perf_counter() - start:.2f} s")
     return time.perf_counter() - start

@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from . import metrics, schemes
+from .matmul import gemm_path, quantize_weight, quantized_linear
 from .ops import dequantize, dynamic_quantize
 from .qparams import QScheme
 
@@ -48,11 +49,12 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([fmt(header), line, *map(fmt, rows)])
 
 
-def demo(tokens: int = 64, hidden: int = 768, seed: int = 0, out=sys.stdout) -> list[dict]:
-    """Quantize one activation tensor under each scheme and report the error.
+def demo(tokens: int = 64, hidden: int = 768, seed: int = 0, out=sys.stdout) -> dict:
+    """Quantize one activation tensor under each scheme, then run it through a Linear.
 
-    Returns one dict per scheme (``name``, ``sqnr_db``, ``max_abs_error``, ``cosine``,
-    ``n_scales``, ``us``) so the numbers can be checked, not just printed.
+    Returns ``{"quantization": [...], "linear": [...]}``: one dict per scheme
+    (``name``, ``sqnr_db``, ``max_abs_error``, ``cosine``, ``n_scales``, ``us``) and one
+    per Linear method (``name``, ``sqnr_db``, ``us``), so the numbers can be checked.
     """
     x = realistic_activations(tokens, hidden, seed)
     print(
@@ -124,6 +126,49 @@ def demo(tokens: int = 64, hidden: int = 768, seed: int = 0, out=sys.stdout) -> 
         "coarsen the grid of the others. That is what 'dynamic' buys over one fixed scale.",
         file=out,
     )
+    return {"quantization": results, "linear": linear_demo(x, seed, out)}
+
+
+def _median_us(fn, repeat: int = 30) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e6)
+
+
+def linear_demo(x: np.ndarray, seed: int = 0, out=sys.stdout) -> list[dict]:
+    """The same activations through a dynamically quantized Linear (int8 weights).
+
+    Returns one dict per method with ``sqnr_db`` against float64 and ``us``.
+    """
+    hidden = x.shape[1]
+    rng = np.random.default_rng(seed + 1)
+    w = (rng.standard_normal((hidden, hidden)) / np.sqrt(hidden)).astype(np.float32)
+    b = (rng.standard_normal(hidden) * 0.1).astype(np.float32)
+    exact = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    qw = quantize_weight(w)
+    path, reason = gemm_path()
+    print(
+        f"\nThe dynamic Linear y = x W^T + b, W ({hidden}, {hidden}) int8 per channel "
+        f"({qw.nbytes / 1e6:.2f} MB; fp32 {w.nbytes / 1e6:.2f} MB)",
+        file=out,
+    )
+    print(f"  integer GEMM path: {path} ({reason})\n", file=out)
+    wt = np.ascontiguousarray(w.T)
+    methods = [("numpy fp32", lambda: x @ wt + b)]
+    methods += [
+        (f"numbaq int8, {name}", lambda name=name: quantized_linear(x, qw, b, name))
+        for name in ("ONNX", "TORCH", "PER_TOKEN_INT8", "BLOCK_Q8_0")
+    ]
+    results, rows = [], []
+    for label, fn in methods:
+        result = {"name": label, "sqnr_db": metrics.sqnr(exact, fn()), "us": _median_us(fn)}
+        results.append(result)
+        rows.append([label, f"{result['sqnr_db']:.1f}", f"{result['us']:.0f}"])
+    print(_table(rows, ["method", "SQNR dB", "us"]), file=out)
     return results
 
 

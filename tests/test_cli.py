@@ -12,7 +12,8 @@ from numbaq import reference as ref
 
 def test_demo_results_are_the_real_errors():
     out = io.StringIO()
-    results = cli.demo(tokens=16, hidden=256, seed=1, out=out)
+    report = cli.demo(tokens=16, hidden=256, seed=1, out=out)
+    results = report["quantization"]
     x = cli.realistic_activations(16, 256, seed=1)
     by_name = {r["name"]: r for r in results}
     for r in results:  # each printed SQNR is recomputed here from the numpy reference
@@ -31,6 +32,12 @@ def test_demo_results_are_the_real_errors():
         > by_name["per tensor, symmetric int8"]["sqnr_db"] + 3
     )
     assert by_name["per token, symmetric int4"]["sqnr_db"] < 20
+    linear = {r["name"]: r for r in report["linear"]}
+    assert linear["numpy fp32"]["sqnr_db"] > 100  # float32 rounding only
+    assert 25 < linear["numbaq int8, PER_TOKEN_INT8"]["sqnr_db"] < 60
+    assert (
+        linear["numbaq int8, PER_TOKEN_INT8"]["sqnr_db"] > linear["numbaq int8, TORCH"]["sqnr_db"]
+    )
 
 
 def test_python_dash_m_numbaq_demo():

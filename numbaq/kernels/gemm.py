@@ -363,13 +363,12 @@ def dynamic_linear_f32_par(
 def _linear_blocks_row(q, i, block, a_scale, w, w_scale, bias, act, y):
     """One row of ``y = sum_b a_scale[i, b] * (sum_{k in b} q[i, k] * w[j, k]) * w_scale[j]``."""
     n, k = w.shape
-    n_blocks = k // block
+    qf = q.reshape(q.size)
+    wf = w.reshape(w.size)
     for j in range(n):
         total = np.float32(0.0)
-        for b in range(n_blocks):
-            s = np.int32(0)
-            for t in range(b * block, (b + 1) * block):
-                s = np.int32(s + np.int16(q[i, t]) * np.int16(w[j, t]))
+        for b in range(k // block):
+            s = _dot_row(qf, i * k + b * block, wf, j * k + b * block, block)
             total += np.float32(s) * a_scale[i, b]
         y[i, j] = _activate(total * w_scale[j] + bias[j], act)
 
