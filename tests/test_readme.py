@@ -21,3 +21,10 @@ def test_readme_has_exactly_two_setup_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _commands()[1] in ci
+
+
+def test_quickstart_runs(capsys):
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## Quickstart\n\n```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(code, "README quickstart", "exec"), {})
+    assert "dB" in capsys.readouterr().out
