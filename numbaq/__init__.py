@@ -7,6 +7,9 @@ The pipeline, one stage to a module::
     kernels/gemm.py      integer GEMM paths (VNNI, AVX-512BW, AVX2, plain), packing
     ops.py               the public verbs below, with validation
     matmul.py            quantize_weight, matmul_integer, quantized_linear
+    layers/              Linear, LSTM(Cell), GRU(Cell), Sequential and Quant* twins
+    convert.py, interop.py, io.py, report.py
+                         quantize_dynamic, from_torch, save/load, compare/trace
     qparams.py, schemes.py, metrics.py, reference.py (numpy twins)
 
 Importing numbaq compiles nothing; kernels compile on first use, or all at once
@@ -15,7 +18,28 @@ with :func:`warmup`, and are cached on disk.
 
 from __future__ import annotations
 
-from . import config, metrics, reference, schemes
+from . import config, layers, metrics, reference, schemes
+from .convert import quantize_dynamic
+from .interop import from_torch
+from .io import load, save
+from .layers import (
+    GELU,
+    GRU,
+    LSTM,
+    GRUCell,
+    Linear,
+    LSTMCell,
+    Module,
+    QuantGRU,
+    QuantGRUCell,
+    QuantLinear,
+    QuantLSTM,
+    QuantLSTMCell,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
 from .matmul import (
     QuantizedWeight,
     gemm_path,
@@ -38,33 +62,58 @@ from .ops import (
     quantize,
 )
 from .qparams import QParams, QScheme
+from .report import batch_independent, compare, trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SCHEME",
+    "GELU",
+    "GRU",
+    "LSTM",
+    "GRUCell",
+    "LSTMCell",
+    "Linear",
+    "Module",
     "QParams",
     "QScheme",
+    "QuantGRU",
+    "QuantGRUCell",
+    "QuantLSTM",
+    "QuantLSTMCell",
+    "QuantLinear",
     "QuantizedWeight",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
     "absmax",
+    "batch_independent",
     "choose_qparams",
+    "compare",
     "config",
     "dequantize",
     "dynamic_quantize",
     "dynamic_quantize_linear",
     "fake_quantize",
+    "from_torch",
     "gemm_path",
     "info",
+    "layers",
+    "load",
     "matmul_integer",
     "max_k",
     "metrics",
     "minmax",
     "qparams_from_minmax",
     "quantize",
+    "quantize_dynamic",
     "quantize_weight",
     "quantized_linear",
     "reference",
+    "save",
     "schemes",
+    "trace",
     "warmup",
 ]
 

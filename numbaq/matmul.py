@@ -413,16 +413,23 @@ def quantized_linear(
             f"x must have shape (..., {k}) for weights of shape {qweight.shape}, got {x.shape}"
         )
     x2d = x.reshape(-1, k)
-    m = x2d.shape[0]
     bias = qweight.zero_bias if bias is None else _bias(bias, n)
     act = ACTIVATIONS.get(activation, -1) if isinstance(activation, (str, type(None))) else -1
     if act < 0:
         raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+    y, _, _ = _linear_2d(x2d, qweight, bias, sch, act)
+    return y.reshape(x.shape[:-1] + (n,))
+
+
+def _linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int):
+    """The dynamic Linear on validated inputs: ``x2d`` (M, K) float32 C-contiguous,
+    ``bias`` (N,) float32. Returns ``(y (M, N), scale, zero_point)``, the runtime
+    activation parameters: (M,) per row or per tensor, (M, K // block) per block."""
+    (m, k), n = x2d.shape, qweight.shape[0]
     y = np.empty((m, n), np.float32)
-    out_shape = x.shape[:-1] + (n,)
     if sch.granularity == "block":
-        _linear_blocks(x2d, qweight, bias, sch, act, y)
-        return y.reshape(out_shape)
+        scale = _linear_blocks(x2d, qweight, bias, sch, act, y)
+        return y, scale, np.zeros(scale.shape, np.int32)
     if sch.granularity == "column":
         raise ValueError(
             "per-column activation scales cannot be taken out of the sum over K; "
@@ -435,7 +442,7 @@ def quantized_linear(
     a_zp = np.empty(m, np.int32)
     args = (
         x2d,
-        *_lhs_args(sch),
+        *lhs,
         qweight.packed(path),
         -(-k // 4),
         n,
@@ -457,7 +464,9 @@ def quantized_linear(
     if status:
         _raise_nonfinite("x", max(status, 0), "rows")
         raise ValueError("the range of x overflows float32 (max - min is Inf); rescale x")
-    return y.reshape(out_shape)
+    if sch.storage is np.int8:
+        a_zp -= 128  # the kernel's zero points include the +128 shift of int8 codes
+    return y, a_scale, a_zp
 
 
 def _bias(bias, n: int) -> np.ndarray:
@@ -478,16 +487,9 @@ def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, 
     scale, _ = _dynamic_quantize_2d(x2d_blocks, sch, q)
     m, k = x2d.shape
     kernel = kg.linear_blocks_par if _parallel(m, y.shape[1], k) else kg.linear_blocks
-    kernel(
-        q.reshape(m, k),
-        sch.block_size,
-        scale.reshape(m, -1),
-        qweight.q,
-        qweight.scale,
-        bias,
-        act,
-        y,
-    )
+    scale = scale.reshape(m, -1)
+    kernel(q.reshape(m, k), sch.block_size, scale, qweight.q, qweight.scale, bias, act, y)
+    return scale
 
 
 __all__ = [

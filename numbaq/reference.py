@@ -228,3 +228,27 @@ def quantized_linear(x, w_q, w_scale, bias, scheme: QScheme, activation=None):
     elif activation == "gelu":
         y = gelu(y.astype(np.float64)).astype(np.float32)
     return y.astype(np.float32)
+
+
+def _sigmoid(v):
+    return np.float32(1) / (np.float32(1) + np.exp(-v))
+
+
+def lstm_cell(xg, hg, c):
+    """One LSTM step from the gate pre-activations ``xg``, ``hg`` (B, 4H), gates i, f, g, o.
+
+    ``c' = f c + i g``, ``h' = o tanh(c')``; returns ``(h', c')`` in float32.
+    """
+    i, f, g, o = np.split(np.asarray(xg, np.float32) + np.asarray(hg, np.float32), 4, axis=-1)
+    c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+    return (_sigmoid(o) * np.tanh(c_new)).astype(np.float32), c_new.astype(np.float32)
+
+
+def gru_cell(xg, hg, h):
+    """One GRU step from ``xg``, ``hg`` (B, 3H), gates r, z, n:
+    ``n = tanh(xg_n + r hg_n)``, ``h' = (1 - z) n + z h``."""
+    xr, xz, xn = np.split(np.asarray(xg, np.float32), 3, axis=-1)
+    hr, hz, hn = np.split(np.asarray(hg, np.float32), 3, axis=-1)
+    r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+    n = np.tanh(xn + r * hn)
+    return ((np.float32(1) - z) * n + z * h).astype(np.float32)

@@ -11,6 +11,7 @@ from numba import prange
 from ..config import jit
 from .epilogue import _activate_rows, _store_f32, _store_i32
 from .quantize import _quantize_lhs, _quantize_lhs_par
+from .rnn import _gru_step, _lstm_step
 from .simd import bcast8 as vbcast
 from .simd import dpbusd8 as vdot
 from .simd import fadd8 as vfadd
@@ -1316,3 +1317,59 @@ def dynamic_linear_f32_par(x, per_tensor, smin, smax, qmin, qmax, symmetric, tor
         linear_f32_par(a.reshape(a.size), lda, m, w, kq_n, n, a_scale, a_zp, w_scale,
                        col_sums, bias, act, y, m_block)
     return status
+
+
+@jit()
+def _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out):
+    if lstm:
+        _lstm_step(xg[t], hg, c, h_new, c_new)
+        c[:] = c_new
+    else:
+        _gru_step(xg[t], hg, h, h_new)
+    h[:] = h_new
+    out[t] = h_new
+
+
+@jit()
+def recurrence(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax, symmetric,
+               torch_rule, reciprocal, signed, w, kq_n, w_scale, col_sums, bias, a_scale,
+               a_zp):
+    """All steps of one layer direction: ``hg = dynamic_linear(h)``, then the gates.
+
+    ``xg`` (T, B, G*H) holds the input projections (``b_ih`` included); ``h`` and ``c``
+    (B, H) the initial state, updated in place (``c`` unused for a GRU); ``out`` (T, B, H)
+    receives every step's ``h``. Returns 0, or the status of the first failed step.
+    """
+    steps, n = xg.shape[0], xg.shape[2]
+    hg = np.empty((h.shape[0], n), np.float32)
+    h_new = np.empty_like(h)
+    c_new = np.empty_like(c)
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        status = dynamic_linear_f32(h, per_tensor, smin, smax, qmin, qmax, symmetric,
+                                    torch_rule, reciprocal, signed, w, kq_n, n, w_scale,
+                                    col_sums, bias, 0, hg, a_scale, a_zp)
+        if status != 0:
+            return status
+        _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out)
+    return 0
+
+
+@jit(parallel=True)
+def recurrence_par(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax,
+                   symmetric, torch_rule, reciprocal, signed, w, kq_n, w_scale, col_sums,
+                   bias, a_scale, a_zp, m_block):
+    """Parallel twin of :func:`recurrence`: each step's GEMM runs on all threads."""
+    steps, n = xg.shape[0], xg.shape[2]
+    hg = np.empty((h.shape[0], n), np.float32)
+    h_new = np.empty_like(h)
+    c_new = np.empty_like(c)
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        status = dynamic_linear_f32_par(h, per_tensor, smin, smax, qmin, qmax, symmetric,
+                                        torch_rule, reciprocal, signed, w, kq_n, n, w_scale,
+                                        col_sums, bias, 0, hg, a_scale, a_zp, m_block, False)
+        if status != 0:
+            return status
+        _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out)
+    return 0

@@ -36,6 +36,7 @@ from numba import prange
 from ..config import jit
 from .epilogue import _activate
 from .quantize import _quantize_lhs, _quantize_lhs_par
+from .rnn import _gru_step, _lstm_step
 
 PATHS = ("vnni512", "vnni256", "avx512bw", "avx2", "plain")
 
@@ -356,6 +357,77 @@ def dynamic_linear_f32_par(
             m_block,
         )
     return status
+
+
+@jit()
+def recurrence(
+    lstm,
+    xg,
+    h,
+    c,
+    out,
+    reverse,
+    per_tensor,
+    smin,
+    smax,
+    qmin,
+    qmax,
+    symmetric,
+    torch_rule,
+    reciprocal,
+    signed,
+    w,
+    kq_n,
+    w_scale,
+    col_sums,
+    bias,
+    a_scale,
+    a_zp,
+):
+    """All steps of one recurrent layer direction (as the generated paths)."""
+    steps, n = xg.shape[0], xg.shape[2]
+    hg = np.empty((h.shape[0], n), np.float32)
+    h_new = np.empty_like(h)
+    c_new = np.empty_like(c)
+    for s in range(steps):
+        t = steps - 1 - s if reverse else s
+        status = dynamic_linear_f32(
+            h,
+            per_tensor,
+            smin,
+            smax,
+            qmin,
+            qmax,
+            symmetric,
+            torch_rule,
+            reciprocal,
+            signed,
+            w,
+            kq_n,
+            n,
+            w_scale,
+            col_sums,
+            bias,
+            0,
+            hg,
+            a_scale,
+            a_zp,
+        )
+        if status != 0:
+            return status
+        if lstm:
+            _lstm_step(xg[t], hg, c, h_new, c_new)
+            c[:] = c_new
+        else:
+            _gru_step(xg[t], hg, h, h_new)
+        h[:] = h_new
+        out[t] = h_new
+    return 0
+
+
+def recurrence_par(*args):
+    """The plain path runs the recurrence on one thread (``m_block`` ignored)."""
+    return recurrence(*args[:-1])
 
 
 # ------------------------------------------------------- per-block activation scales

@@ -1,0 +1,133 @@
+"""Dynamically quantized LSTM and LSTMCell against PyTorch, in one run.
+
+Run: ``python -m benchmarks.bench_lstm`` (writes the ``lstm`` section of RESULTS.md).
+LSTM: input 256, hidden 512, 64 steps, batch 1 and 16; LSTMCell: one step, same sizes.
+torch fp32, torch ``quantize_dynamic`` (qint8) and numbaq (default scheme: per-channel
+int8 weights, per-token int8 activations) on 1 and 2 threads, each runtime timed on its
+own. SQNR of the 64-step output against the fp32 LSTM, for each method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numba
+import numpy as np
+
+import numbaq as nq
+
+from ._common import machine, markdown_table, median_us, write_section
+
+INPUT, HIDDEN, STEPS = 256, 512, 64
+
+
+def _torch_models():
+    import torch
+
+    torch.manual_seed(0)
+    lstm, cell = torch.nn.LSTM(INPUT, HIDDEN), torch.nn.LSTMCell(INPUT, HIDDEN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qlstm = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(lstm), {torch.nn.LSTM}, dtype=torch.qint8
+        )
+        qcell = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(cell), {torch.nn.LSTMCell}, dtype=torch.qint8
+        )[0]
+    return lstm, cell, qlstm, qcell
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    lstm, cell, qlstm, qcell = _torch_models()
+    ours = {
+        "numbaq LSTM": nq.quantize_dynamic(nq.from_torch(lstm)),
+        "numbaq LSTMCell": nq.quantize_dynamic(nq.from_torch(cell)),
+    }
+    threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+    times: dict = {}
+    rng = np.random.default_rng(0)
+    inputs = {b: rng.standard_normal((STEPS, b, INPUT)).astype(np.float32) for b in (1, 16)}
+    nq.warmup()
+    for n in threads:  # numbaq first, then torch: one runtime at a time
+        numba.set_num_threads(n)
+        for b, x in inputs.items():
+            times[("numbaq", n, b, "LSTM")] = median_us(lambda x=x: ours["numbaq LSTM"](x), 10)
+            times[("numbaq", n, b, "LSTMCell")] = median_us(
+                lambda x=x: ours["numbaq LSTMCell"](x[0]), 50
+            )
+    time.sleep(0.5)
+    for n in threads:
+        torch.set_num_threads(n)
+        for b, x in inputs.items():
+            tx = torch.from_numpy(x)
+            for name, model, cell_model in (
+                ("torch fp32", lstm, cell),
+                ("torch qdyn", qlstm, qcell),
+            ):
+                with torch.inference_mode():
+                    times[(name, n, b, "LSTM")] = median_us(lambda m=model, tx=tx: m(tx), 10)
+                    times[(name, n, b, "LSTMCell")] = median_us(
+                        lambda m=cell_model, tx=tx: m(tx[0]), 50
+                    )
+    x = inputs[16]
+    with torch.inference_mode():
+        reference = lstm(torch.from_numpy(x))[0].numpy()
+        torch_q = qlstm(torch.from_numpy(x))[0].numpy()
+    float_lstm = nq.from_torch(lstm)
+    torch_label = "torch quantize_dynamic (per-tensor weights, 7-bit per-tensor activations)"
+    sqnr = {torch_label: nq.metrics.sqnr(reference, torch_q)}
+    for scheme in ("PER_TOKEN_INT8", "PER_TOKEN_UINT8", "ONNX", "TORCH"):
+        out = nq.quantize_dynamic(float_lstm, scheme=scheme)(x)[0]
+        label = (
+            "numbaq default, PER_TOKEN_INT8" if scheme == "PER_TOKEN_INT8" else f"numbaq {scheme}"
+        )
+        sqnr[f"{label} (per-channel int8 weights)"] = nq.metrics.sqnr(reference, out)
+    lines = [
+        "## Dynamic LSTM (input 256, hidden 512, 64 steps)",
+        "",
+        "Command: `python -m benchmarks.bench_lstm`. Median µs per call (a whole sequence for",
+        "LSTM, one step for LSTMCell); each runtime timed on its own, in one run.",
+        f"Machine: {machine()}. Ratio: torch qdyn time / numbaq time.",
+        "",
+    ]
+    rows = []
+    for layer in ("LSTM", "LSTMCell"):
+        for n in threads:
+            for b in inputs:
+                t = {
+                    name: times[(name, n, b, layer)]
+                    for name in ("torch fp32", "torch qdyn", "numbaq")
+                }
+                rows.append(
+                    [
+                        layer,
+                        n,
+                        b,
+                        f"{t['torch fp32']:.0f}",
+                        f"{t['torch qdyn']:.0f}",
+                        f"{t['numbaq']:.0f}",
+                        f"{t['torch qdyn'] / t['numbaq']:.2f}x",
+                    ]
+                )
+    lines.append(
+        markdown_table(
+            ["layer", "threads", "batch", "torch fp32", "torch qdyn", "numbaq", "ratio"], rows
+        )
+    )
+    lines += ["", "SQNR of the 64-step output (batch 16) against the fp32 LSTM:", ""]
+    lines.append(markdown_table(["method", "SQNR dB"], [[k, f"{v:.1f}"] for k, v in sqnr.items()]))
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("lstm", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""``quantize_dynamic``: turn a float model into a dynamically quantized one."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np  # noqa: F401  (used by the doctest)
+
+from . import schemes
+from .layers import (
+    GRU,
+    LSTM,
+    GRUCell,
+    Linear,
+    LSTMCell,
+    Module,
+    QuantGRU,
+    QuantGRUCell,
+    QuantLinear,
+    QuantLSTM,
+    QuantLSTMCell,
+)
+from .ops import DEFAULT_SCHEME
+
+QUANTIZED = {
+    Linear: QuantLinear.from_float,
+    LSTM: QuantLSTM,
+    LSTMCell: QuantLSTMCell,
+    GRU: QuantGRU,
+    GRUCell: QuantGRUCell,
+}
+"""Float layer type -> its quantized twin (a callable ``(layer, scheme, per_channel,
+weight_dtype)``)."""
+
+DEFAULT_LAYERS = tuple(QUANTIZED)
+
+
+def quantize_dynamic(
+    model: Module,
+    scheme=None,
+    layers=DEFAULT_LAYERS,
+    exclude=(),
+    per_channel: bool = True,
+    weight_dtype: str = "int8",
+    progress: bool | None = None,
+) -> Module:
+    """A copy of ``model`` whose chosen layers run dynamically quantized.
+
+    Parameters
+    ----------
+    model : Module
+        A float model (or a single layer). It is left untouched.
+    scheme : QScheme or str, optional
+        Activation scheme, default ``PER_TOKEN_INT8`` (per-token int8: the most accurate
+        of the fast schemes, and batch-independent).
+    layers : tuple of types
+        Layer types to quantize (``Linear``, ``LSTM``, ``LSTMCell``, ``GRU``, ``GRUCell``).
+    exclude : iterable of str
+        Dotted names (as in ``model.named_modules()``) to keep in float.
+    per_channel : bool
+        Weights: one symmetric scale per output channel (default) or one per tensor.
+    weight_dtype : {"int8", "int4"}
+        Weight codes (int4 values in int8 storage, per channel or per tensor).
+    progress : bool, optional
+        Show a tqdm bar; by default when tqdm is installed and there are over 20 layers.
+
+    Returns
+    -------
+    Module
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear, ReLU, Sequential
+    >>> model = Sequential(Linear(np.eye(4)), ReLU(), Linear(np.eye(4)))
+    >>> qmodel = quantize_dynamic(model, exclude=["2"])
+    >>> [type(m).__name__ for m in qmodel.children()]
+    ['QuantLinear', 'ReLU', 'Linear']
+    """
+    if not isinstance(model, Module):
+        raise TypeError(
+            f"model must be a numbaq Module, got {type(model).__name__}; "
+            "convert a torch model first with numbaq.from_torch"
+        )
+    scheme = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+    unknown = [t for t in layers if t not in QUANTIZED]
+    if unknown:
+        raise ValueError(f"cannot quantize layer types {unknown}; choose from {list(QUANTIZED)}")
+    exclude = set(exclude)
+    names = {name for name, _ in model.named_modules()}
+    missing = exclude - names
+    if missing:
+        raise ValueError(f"exclude names {sorted(missing)} are not in the model")
+    targets = [n for n, m in model.named_modules() if type(m) in layers and n not in exclude]
+    bar = _progress(len(targets), progress)
+    converted = _convert(model, "", tuple(layers), exclude, scheme, per_channel, weight_dtype, bar)
+    if bar is not None:
+        bar.close()
+    return converted
+
+
+def _convert(module, prefix, layers, exclude, scheme, per_channel, weight_dtype, bar):
+    if type(module) in layers and prefix not in exclude:
+        if bar is not None:
+            bar.update(1)
+        return QUANTIZED[type(module)](module, scheme, per_channel, weight_dtype)
+    new = copy.copy(module)
+    new._modules = type(module._modules)()
+    new._params = type(module._params)(module._params)
+    for name, child in module._modules.items():
+        child_name = f"{prefix}.{name}" if prefix else name
+        new._child(
+            name,
+            _convert(child, child_name, layers, exclude, scheme, per_channel, weight_dtype, bar),
+        )
+    return new
+
+
+def _progress(total: int, progress: bool | None):
+    if progress is False or (progress is None and total <= 20):
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        if progress:
+            raise ImportError("progress=True needs tqdm: pip install tqdm") from None
+        return None
+    return tqdm(total=total, desc="quantize_dynamic", unit="layer")

@@ -1,0 +1,163 @@
+"""The layer graph's base: :class:`Module`, :class:`Sequential` and activations.
+
+A module is a callable on numpy arrays with named parameters (numpy arrays) and named
+child modules, like a very small ``torch.nn.Module`` without autograd.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..ops import as_float32
+
+
+class Module:
+    """Base class: children in ``self._modules``, arrays in ``self._params``.
+
+    Subclasses set parameters with :meth:`_param` and children with :meth:`_child`, and
+    implement ``forward``. ``__call__`` runs ``forward`` (and records the output for
+    :func:`numbaq.compare` when a recorder is attached).
+    """
+
+    quantized = False  # True for the dynamically quantized layers
+
+    def __init__(self):
+        self._modules: OrderedDict[str, Module] = OrderedDict()
+        self._params: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recorder = None
+
+    def _param(self, name: str, value) -> np.ndarray | None:
+        if value is None:
+            self._params.pop(name, None)
+            setattr(self, name, None)
+            return None
+        arr = np.ascontiguousarray(value)
+        self._params[name] = arr
+        setattr(self, name, arr)
+        return arr
+
+    def _child(self, name: str, module: Module) -> Module:
+        """Register ``module`` as child ``name`` (also ``self.<name>`` if a valid name)."""
+        self._modules[name] = module
+        if name.isidentifier():
+            setattr(self, name, module)
+        return module
+
+    def forward(self, *args):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        out = self.forward(*args, **kwargs)
+        if self._recorder is not None:
+            self._recorder(self, args, out)
+        return out
+
+    # ---------------------------------------------------------------- introspection
+    def children(self):
+        """Direct child modules."""
+        return iter(self._modules.values())
+
+    def named_modules(self, prefix: str = ""):
+        """``(name, module)`` for this module and every descendant, depth first."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self, prefix: str = ""):
+        """``(dotted name, array)`` for every parameter of the tree."""
+        for mod_name, module in self.named_modules(prefix):
+            for name, value in module._params.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), value
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """All parameters by dotted name."""
+        return dict(self.named_parameters())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the parameters of the whole tree."""
+        return sum(v.nbytes for _, v in self.named_parameters())
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not self._modules:
+            return head + ")"
+        lines = [head]
+        for name, child in self._modules.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Modules applied one after the other: ``Sequential(Linear(...), ReLU(), ...)``.
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear, ReLU
+    >>> model = Sequential(Linear(np.eye(2)), ReLU())
+    >>> model(np.array([[1.0, -1.0]])).tolist()
+    [[1.0, 0.0]]
+    """
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential takes numbaq modules, got {type(module).__name__}")
+            self._child(str(i), module)
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def forward(self, x):
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+
+class _Elementwise(Module):
+    """An activation applied elementwise, in float32."""
+
+    def forward(self, x):
+        return self.fn(as_float32(x)).astype(np.float32, copy=False)
+
+
+class ReLU(_Elementwise):
+    """``max(x, 0)``."""
+
+    @staticmethod
+    def fn(x):
+        return np.maximum(x, np.float32(0))
+
+
+class GELU(_Elementwise):
+    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``, computed in float64."""
+
+    @staticmethod
+    def fn(x):
+        from ..reference import gelu
+
+        return gelu(x.astype(np.float64))
+
+
+class Tanh(_Elementwise):
+    """``tanh(x)``."""
+
+    fn = staticmethod(np.tanh)
+
+
+class Sigmoid(_Elementwise):
+    """``1 / (1 + exp(-x))``."""
+
+    @staticmethod
+    def fn(x):
+        return np.float32(1) / (np.float32(1) + np.exp(-x))

@@ -1,0 +1,144 @@
+"""Linear layers: float :class:`Linear` and dynamically quantized :class:`QuantLinear`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import schemes
+from ..matmul import ACTIVATIONS, QuantizedWeight, _bias, _linear_2d, quantize_weight
+from ..ops import DEFAULT_SCHEME, as_float32
+from .base import Module
+
+
+def _input(layer: Module, x, k: int) -> np.ndarray:
+    """``x`` as (M, K) float32, or a ValueError that names the layer."""
+    try:
+        x = as_float32(x)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{type(layer).__name__}: {err}") from None
+    if x.ndim == 0 or x.shape[-1] != k:
+        raise ValueError(
+            f"{type(layer).__name__}: input must have shape (..., {k}) (in_features), got {x.shape}"
+        )
+    return x
+
+
+class Linear(Module):
+    """``y = x W^T + b`` in float32, as ``torch.nn.Linear``.
+
+    Parameters
+    ----------
+    weight : (N, K) float array
+    bias : (N,) float array, optional
+
+    Examples
+    --------
+    >>> Linear(np.array([[1.0, 2.0]]), np.array([0.5]))(np.array([[3.0, 4.0]])).tolist()
+    [[11.5]]
+    """
+
+    def __init__(self, weight, bias=None):
+        super().__init__()
+        weight = np.asarray(weight, np.float32)
+        if weight.ndim != 2:
+            raise ValueError(
+                f"Linear: weight must be (out_features, in_features), got {weight.shape}"
+            )
+        self._param("weight", weight)
+        self._param("bias", None if bias is None else _bias(bias, weight.shape[0]))
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, x):
+        x = _input(self, x, self.in_features)
+        y = x @ self.weight.T
+        return y + self.bias if self.bias is not None else y
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class QuantLinear(Module):
+    """A dynamically quantized Linear: int8 weights packed once, activations quantized
+    from their own range on every call.
+
+    Parameters
+    ----------
+    qweight : QuantizedWeight
+        (N, K) int8 weights and their scales.
+    bias : (N,) float array, optional
+    scheme : QScheme or str
+        Activation scheme (default ``PER_TOKEN_INT8``).
+    activation : {None, "relu", "gelu"}
+        Fused into the epilogue.
+
+    Notes
+    -----
+    ``y = float32(acc - zp_x[m] * col_sums[n]) * (scale_x[m] * scale_w[n]) + bias[n]`` with
+    ``acc = q_x . q_w^T`` in int32; see :func:`numbaq.quantized_linear`. While a
+    :func:`numbaq.trace` is active, each call appends its runtime ``scale`` and
+    ``zero_point`` to ``self.trace_log``.
+    """
+
+    quantized = True
+
+    def __init__(self, qweight: QuantizedWeight, bias=None, scheme=None, activation=None):
+        super().__init__()
+        if not isinstance(qweight, QuantizedWeight):
+            raise TypeError(f"QuantLinear: qweight must be a QuantizedWeight, got {type(qweight)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"QuantLinear: activation must be one of {list(ACTIVATIONS)}")
+        self.qweight = qweight
+        self.scheme = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+        self.activation = activation
+        self._param("weight_int8", qweight.q)
+        self._param("weight_scale", qweight.scale)
+        self._param("bias", None if bias is None else _bias(bias, qweight.shape[0]))
+        self.trace_log: list | None = None
+
+    @classmethod
+    def from_float(
+        cls, linear: Linear, scheme=None, per_channel: bool = True, weight_dtype: str = "int8"
+    ) -> QuantLinear:
+        """Quantize a float :class:`Linear`'s weights (symmetric, per channel by default)."""
+        qweight = quantize_weight(linear.weight, per_channel=per_channel, dtype=weight_dtype)
+        return cls(qweight, linear.bias, scheme)
+
+    @property
+    def in_features(self) -> int:
+        return self.qweight.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.qweight.shape[0]
+
+    def forward(self, x):
+        x = _input(self, x, self.in_features)
+        bias = self.qweight.zero_bias if self.bias is None else self.bias
+        x2d = x.reshape(-1, self.in_features)
+        try:
+            y, scale, zero_point = _linear_2d(
+                x2d, self.qweight, bias, self.scheme, ACTIVATIONS[self.activation]
+            )
+        except ValueError as err:
+            raise ValueError(f"QuantLinear: {err}") from None
+        if self.trace_log is not None:
+            self.trace_log.append({"scale": scale, "zero_point": zero_point})
+        return y.reshape(x.shape[:-1] + (self.out_features,))
+
+    def extra_repr(self) -> str:
+        granularity = "per channel" if self.qweight.scheme.granularity == "row" else "per tensor"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, weights={self.qweight.scheme.dtype} {granularity}, "
+            f"activations={self.scheme.name or self.scheme.describe()}"
+        )

@@ -1,0 +1,507 @@
+"""Recurrent layers with PyTorch's API, gate order and weight names.
+
+Float: :class:`LSTMCell`, :class:`LSTM`, :class:`GRUCell`, :class:`GRU`.
+Dynamically quantized: :class:`QuantLSTMCell`, :class:`QuantLSTM`, :class:`QuantGRUCell`,
+:class:`QuantGRU`: int8 ``W_ih`` and ``W_hh``, activations quantized at runtime for
+both projections, gates in float32 (one fused kernel per step, ``kernels.rnn``).
+
+Over a sequence the input projection ``x W_ih^T + b_ih`` runs as one GEMM over all
+``T x B`` rows; the hidden projection runs once per step. Under ``schemes.TORCH`` this is
+exactly PyTorch's dynamic LSTM: one activation scale for the whole input sequence, and
+the hidden state quantized anew, per tensor, at every step.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .. import config, matmul, schemes
+from ..kernels import gemm as kg
+from ..kernels.rnn import _gru_step, _lstm_step
+from ..matmul import QuantizedWeight, _linear_2d, quantize_weight
+from ..ops import DEFAULT_SCHEME, as_float32
+from .base import Module
+
+GATES = {"LSTM": 4, "GRU": 3}
+
+
+def _checked(module: Module, x, name: str) -> np.ndarray:
+    """float32 ``x`` with no NaN/Inf, or a clear error naming the layer."""
+    kind = type(module).__name__
+    try:
+        x = as_float32(x, name)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{kind}: {err}") from None
+    if not np.isfinite(x).all():
+        raise ValueError(f"{kind}: {name} contains NaN or Inf; clean it first, e.g. np.nan_to_num")
+    return x
+
+
+class _Projections(Module):
+    """What float and quantized recurrent modules share: ``_project`` and its weights."""
+
+    quantized = False
+
+    def _init_float(self, shapes: dict[str, tuple], params, seed: int, hidden: int):
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(hidden)
+        params = params or {}
+        unknown = set(params) - set(shapes)
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown parameters {sorted(unknown)}")
+        for name, shape in shapes.items():
+            if name in params:
+                value = np.asarray(params[name], np.float32)
+                if value.shape != shape:
+                    raise ValueError(
+                        f"{type(self).__name__}: {name} must have shape {shape}, got {value.shape}"
+                    )
+            else:
+                value = rng.uniform(-bound, bound, shape).astype(np.float32)
+            self._param(name, value)
+
+    def _init_quant(self, float_module: _Projections, scheme, per_channel: bool, weight_dtype):
+        weights = {
+            name: quantize_weight(value, per_channel=per_channel, dtype=weight_dtype)
+            for name, value in float_module._params.items()
+            if name.startswith("weight")
+        }
+        biases = {n: v for n, v in float_module._params.items() if n.startswith("bias")}
+        self._init_int8(weights, biases, scheme)
+
+    def _init_int8(self, weights: dict[str, QuantizedWeight], biases: dict, scheme):
+        self.scheme = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+        self.qweights: dict[str, QuantizedWeight] = {}
+        for name, qweight in weights.items():
+            self._set_qweight(name, qweight)
+        for name, value in biases.items():
+            self._param(name, np.asarray(value, np.float32))
+        self.trace_log = None
+
+    def _set_qweight(self, name: str, qweight: QuantizedWeight):
+        self.qweights[name] = qweight
+        self._param(f"{name}_int8", qweight.q)
+        self._param(f"{name}_scale", qweight.scale)
+
+    def _project(self, weight: str, bias: str, x2d: np.ndarray) -> np.ndarray:
+        """``x2d W^T + b`` for the named weight and bias (``b`` may be absent)."""
+        b = self._params.get(bias)
+        if not self.quantized:
+            y = x2d @ self._params[weight].T
+            return y + b if b is not None else y
+        qweight = self.qweights[weight]
+        y, scale, zero_point = _linear_2d(
+            x2d, qweight, qweight.zero_bias if b is None else b, self.scheme, 0
+        )
+        if self.trace_log is not None:
+            self.trace_log.append({"projection": weight, "scale": scale, "zero_point": zero_point})
+        return y
+
+
+# ------------------------------------------------------------------ cells
+class _Cell(_Projections):
+    mode = "LSTM"
+
+    def _configure(self, input_size: int, hidden_size: int, bias: bool):
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        g = GATES[self.mode] * hidden_size
+        shapes = {"weight_ih": (g, input_size), "weight_hh": (g, hidden_size)}
+        if bias:
+            shapes.update(bias_ih=(g,), bias_hh=(g,))
+        return shapes
+
+    def _state(self, state, batch: int, name: str) -> np.ndarray:
+        if state is None:
+            return np.zeros((batch, self.hidden_size), np.float32)
+        state = _checked(self, state, name)
+        if state.shape != (batch, self.hidden_size):
+            raise ValueError(
+                f"{type(self).__name__}: {name} must have shape (batch, hidden_size) = "
+                f"({batch}, {self.hidden_size}), got {state.shape}"
+            )
+        return state
+
+    def forward(self, x, hx=None):
+        x = _checked(self, x, "input")
+        unbatched = x.ndim == 1
+        x = x.reshape(1, -1) if unbatched else x
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__}: input must have shape (batch, {self.input_size}) or "
+                f"({self.input_size},), got {x.shape}"
+            )
+        batch = x.shape[0]
+        xg = self._project("weight_ih", "bias_ih", x)
+        if self.mode == "LSTM":
+            h, c = (None, None) if hx is None else hx
+            h, c = self._state(h, batch, "h"), self._state(c, batch, "c")
+            hg = self._project("weight_hh", "bias_hh", h)
+            h_new, c_new = np.empty_like(h), np.empty_like(c)
+            _lstm_step(xg, hg, c, h_new, c_new)
+            return (h_new[0], c_new[0]) if unbatched else (h_new, c_new)
+        h = self._state(hx, batch, "h")
+        h_new = np.empty_like(h)
+        _gru_step(xg, self._project("weight_hh", "bias_hh", h), h, h_new)
+        return h_new[0] if unbatched else h_new
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+        if self.quantized:
+            text += f", activations={self.scheme.name or self.scheme.describe()}"
+        return text
+
+
+class LSTMCell(_Cell):
+    """One LSTM step, as ``torch.nn.LSTMCell``: ``(h', c') = cell(x, (h, c))``.
+
+    Parameters ``weight_ih`` (4H, F), ``weight_hh`` (4H, H), ``bias_ih``, ``bias_hh`` (4H,);
+    gates i, f, g, o. ``params`` sets them by name; others are drawn from
+    ``U(-1/sqrt(H), 1/sqrt(H))`` with ``seed``.
+    """
+
+    mode = "LSTM"
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, params=None, seed: int = 0
+    ):
+        super().__init__()
+        self._init_float(self._configure(input_size, hidden_size, bias), params, seed, hidden_size)
+
+
+class GRUCell(_Cell):
+    """One GRU step, as ``torch.nn.GRUCell``: ``h' = cell(x, h)``; gates r, z, n."""
+
+    mode = "GRU"
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, params=None, seed: int = 0
+    ):
+        super().__init__()
+        self._init_float(self._configure(input_size, hidden_size, bias), params, seed, hidden_size)
+
+
+class _QuantCell(_Cell):
+    quantized = True
+
+    def __init__(
+        self, cell: _Cell, scheme=None, per_channel: bool = True, weight_dtype: str = "int8"
+    ):
+        super().__init__()
+        if type(cell).mode != self.mode or cell.quantized:
+            raise TypeError(f"{type(self).__name__} wraps a float {self.mode}Cell")
+        self._configure(cell.input_size, cell.hidden_size, cell.bias)
+        self._init_quant(cell, scheme, per_channel, weight_dtype)
+
+    @classmethod
+    def from_int8(cls, input_size: int, hidden_size: int, weights: dict, biases: dict, scheme=None):
+        """Build from int8 weights made elsewhere (``weight_ih``/``weight_hh`` as
+        :class:`QuantizedWeight`) and float biases (``bias_ih``/``bias_hh``)."""
+        cell = cls.__new__(cls)
+        Module.__init__(cell)
+        cell._configure(input_size, hidden_size, bool(biases))
+        cell._init_int8(weights, biases, scheme)
+        return cell
+
+
+class QuantLSTMCell(_QuantCell):
+    """:class:`LSTMCell` with int8 ``W_ih``, ``W_hh`` and dynamic activation quantization."""
+
+    mode = "LSTM"
+
+
+class QuantGRUCell(_QuantCell):
+    """:class:`GRUCell` with int8 ``W_ih``, ``W_hh`` and dynamic activation quantization."""
+
+    mode = "GRU"
+
+
+# ------------------------------------------------------------------ sequences
+class _Recurrent(_Projections):
+    mode = "LSTM"
+
+    def _configure(self, input_size, hidden_size, num_layers, bias, batch_first, bidirectional):
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
+        shapes = {}
+        g = GATES[self.mode] * hidden_size
+        for layer, tag in self._tags():
+            in_features = input_size if layer == 0 else hidden_size * self.num_directions
+            shapes[f"weight_ih{tag}"] = (g, in_features)
+            shapes[f"weight_hh{tag}"] = (g, hidden_size)
+            if bias:
+                shapes[f"bias_ih{tag}"] = (g,)
+                shapes[f"bias_hh{tag}"] = (g,)
+        return shapes
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _tags(self):
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                yield layer, f"_l{layer}{'_reverse' if direction else ''}"
+
+    def _initial(self, state, batch: int, name: str) -> np.ndarray:
+        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        if state is None:
+            return np.zeros(shape, np.float32)
+        state = _checked(self, state, name)
+        if state.shape != shape:
+            raise ValueError(
+                f"{type(self).__name__}: {name} must have shape (num_layers * num_directions, "
+                f"batch, hidden_size) = {shape}, got {state.shape}"
+            )
+        return state
+
+    def forward(self, x, hx=None):
+        x = _checked(self, x, "input")
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first and x.ndim == 3:
+            x = x.transpose(1, 0, 2)
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            order = "(batch, seq, features)" if self.batch_first else "(seq, batch, features)"
+            raise ValueError(
+                f"{type(self).__name__}: input must be {order} with features = "
+                f"{self.input_size}, got shape {x.shape}"
+            )
+        steps, batch = x.shape[:2]
+        if self.mode == "LSTM":
+            h0, c0 = (None, None) if hx is None else hx
+            if unbatched:
+                h0, c0 = [None if s is None else np.asarray(s)[:, None, :] for s in (h0, c0)]
+            h0, c0 = self._initial(h0, batch, "h_0"), self._initial(c0, batch, "c_0")
+        else:
+            h0 = self._initial(
+                None if hx is None else (np.asarray(hx)[:, None, :] if unbatched else hx),
+                batch,
+                "h_0",
+            )
+        h_n, c_n = [], []
+        layer_input = np.ascontiguousarray(x)
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                tag = f"_l{layer}{'_reverse' if direction else ''}"
+                index = layer * self.num_directions + direction
+                xg = self._project(
+                    f"weight_ih{tag}", f"bias_ih{tag}", layer_input.reshape(steps * batch, -1)
+                )
+                xg = xg.reshape(steps, batch, -1)
+                out = np.empty((steps, batch, self.hidden_size), np.float32)
+                h = h0[index]
+                c = c0[index] if self.mode == "LSTM" else None
+                if self._fused(tag):
+                    h, c = self._fused_recurrence(tag, xg, h, c, out, bool(direction))
+                    outputs.append(out)
+                    h_n.append(h)
+                    c_n.append(c)
+                    continue
+                for t in range(steps - 1, -1, -1) if direction else range(steps):
+                    hg = self._project(f"weight_hh{tag}", f"bias_hh{tag}", h)
+                    h_new = np.empty((batch, self.hidden_size), np.float32)
+                    if self.mode == "LSTM":
+                        c_new = np.empty_like(h_new)
+                        _lstm_step(xg[t], hg, c, h_new, c_new)
+                        c = c_new
+                    else:
+                        _gru_step(xg[t], hg, h, h_new)
+                    out[t] = h = h_new
+                outputs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            layer_input = np.concatenate(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
+        output = layer_input
+        h_n = np.stack(h_n)
+        if unbatched:
+            output, h_n = output[:, 0], h_n[:, 0]
+        elif self.batch_first:
+            output = output.transpose(1, 0, 2)
+        if self.mode == "LSTM":
+            c_n = np.stack(c_n)
+            return output, (h_n, c_n[:, 0] if unbatched else c_n)
+        return output, h_n
+
+    def _fused(self, tag: str) -> bool:
+        """Run all steps in one kernel call: quantized, not tracing (a trace records every
+        step's scales), and a per-row or per-tensor activation scheme."""
+        return (
+            self.quantized
+            and self.trace_log is None
+            and self.scheme.granularity in ("row", "tensor")
+        )
+
+    def _fused_recurrence(self, tag, xg, h, c, out, reverse):
+        """The hidden recurrence of one layer direction in one call (``_tiles_*.recurrence``)."""
+        qweight = self.qweights[f"weight_hh{tag}"]
+        bias = self._params.get(f"bias_hh{tag}", qweight.zero_bias)
+        path, mod = matmul._kernels(config.GEMM_PATH)
+        batch, (n, k) = h.shape[0], qweight.shape
+        h = np.array(h, np.float32)
+        c = np.array(h if c is None else c, np.float32)
+        args = (
+            self.mode == "LSTM",
+            xg,
+            h,
+            c,
+            out,
+            reverse,
+            *matmul._lhs_args(self.scheme),
+            qweight.packed(path),
+            -(-k // 4),
+            qweight.scale,
+            qweight.col_sums,
+            bias,
+            np.empty(batch, np.float32),
+            np.empty(batch, np.int32),
+        )
+        threads = numba.get_num_threads()
+        # Parallel also for one row when W_hh is large: every step streams all of it, and
+        # split across cores each half stays in its core's L2 from step to step (measured:
+        # 1059 us against 1295 us for 64 steps of 2048 x 512 at batch 1).
+        if threads > 1 and (matmul._parallel(batch, n, k) or qweight.q.nbytes >= 1 << 18):
+            status = mod.recurrence_par(*args, kg.m_block(batch, n, path, threads))
+        else:
+            status = mod.recurrence(*args)
+        if status:
+            raise ValueError(
+                f"{type(self).__name__}: the hidden state overflowed or became "
+                "NaN/Inf; check the weights"
+            )
+        return h, (c if self.mode == "LSTM" else None)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        for flag in ("bidirectional", "batch_first"):
+            if getattr(self, flag):
+                text += f", {flag}=True"
+        if not self.bias:
+            text += ", bias=False"
+        if self.quantized:
+            text += f", activations={self.scheme.name or self.scheme.describe()}"
+        return text
+
+
+class LSTM(_Recurrent):
+    """Multi-layer LSTM, as ``torch.nn.LSTM``: ``output, (h_n, c_n) = lstm(x, (h_0, c_0))``.
+
+    ``x`` is (seq, batch, input_size), or (batch, seq, input_size) with ``batch_first``,
+    or (seq, input_size) unbatched. Parameters ``weight_ih_l{k}``, ``weight_hh_l{k}``,
+    ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for the backward direction); gates
+    i, f, g, o. ``params`` sets them by name; the rest are drawn from
+    ``U(-1/sqrt(H), 1/sqrt(H))`` with ``seed``.
+
+    Examples
+    --------
+    >>> lstm = LSTM(3, 5, num_layers=2, bidirectional=True)
+    >>> out, (h, c) = lstm(np.ones((7, 2, 3), np.float32))
+    >>> out.shape, h.shape
+    ((7, 2, 10), (4, 2, 5))
+    """
+
+    mode = "LSTM"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        params=None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        shapes = self._configure(
+            input_size, hidden_size, num_layers, bias, batch_first, bidirectional
+        )
+        self._init_float(shapes, params, seed, hidden_size)
+
+
+class GRU(_Recurrent):
+    """Multi-layer GRU, as ``torch.nn.GRU``: ``output, h_n = gru(x, h_0)``; gates r, z, n."""
+
+    mode = "GRU"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        params=None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        shapes = self._configure(
+            input_size, hidden_size, num_layers, bias, batch_first, bidirectional
+        )
+        self._init_float(shapes, params, seed, hidden_size)
+
+
+class _QuantRecurrent(_Recurrent):
+    quantized = True
+
+    def __init__(
+        self, rnn: _Recurrent, scheme=None, per_channel: bool = True, weight_dtype: str = "int8"
+    ):
+        super().__init__()
+        if type(rnn).mode != self.mode or rnn.quantized:
+            raise TypeError(f"{type(self).__name__} wraps a float {self.mode}")
+        self._configure(
+            rnn.input_size,
+            rnn.hidden_size,
+            rnn.num_layers,
+            rnn.bias,
+            rnn.batch_first,
+            rnn.bidirectional,
+        )
+        self._init_quant(rnn, scheme, per_channel, weight_dtype)
+
+    @classmethod
+    def from_int8(cls, config: dict, weights: dict, biases: dict, scheme=None):
+        """Build from int8 weights made elsewhere: ``config`` holds ``input_size``,
+        ``hidden_size``, ``num_layers``, ``bias``, ``batch_first``, ``bidirectional``;
+        ``weights`` maps ``weight_ih_l0``... to :class:`QuantizedWeight`."""
+        rnn = cls.__new__(cls)
+        Module.__init__(rnn)
+        rnn._configure(**config)
+        rnn._init_int8(weights, biases, scheme)
+        return rnn
+
+    def config(self) -> dict:
+        """The constructor arguments (without weights)."""
+        return {
+            k: getattr(self, k)
+            for k in (
+                "input_size",
+                "hidden_size",
+                "num_layers",
+                "bias",
+                "batch_first",
+                "bidirectional",
+            )
+        }
+
+
+class QuantLSTM(_QuantRecurrent):
+    """:class:`LSTM` with int8 weights and dynamic activation quantization.
+
+    Build it from a float LSTM: ``QuantLSTM(lstm, scheme="PER_TOKEN_INT8")``.
+    """
+
+    mode = "LSTM"
+
+
+class QuantGRU(_QuantRecurrent):
+    """:class:`GRU` with int8 weights and dynamic activation quantization."""
+
+    mode = "GRU"

@@ -1,0 +1,197 @@
+"""Seeing what quantization did: :func:`compare`, :func:`trace`, :func:`batch_independent`."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from . import metrics
+from .layers import Module
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+class Trace(dict):
+    """``{layer name: [call, ...]}``; each call holds the runtime ``scale`` and
+    ``zero_point`` arrays (and, for recurrent layers, which ``projection``)."""
+
+    def summary(self) -> list[dict]:
+        """One row per layer: calls, and the range of the runtime scales."""
+        rows = []
+        for name, calls in self.items():
+            scales = np.concatenate([np.ravel(c["scale"]) for c in calls]) if calls else np.zeros(0)
+            rows.append(
+                {
+                    "layer": name,
+                    "calls": len(calls),
+                    "scale_min": float(scales.min()) if scales.size else float("nan"),
+                    "scale_max": float(scales.max()) if scales.size else float("nan"),
+                }
+            )
+        return rows
+
+    def __repr__(self) -> str:
+        lines = ["Trace: runtime activation scales per layer"]
+        for r in self.summary():
+            lines.append(
+                f"  {r['layer'] or '(model)'}: {r['calls']} calls, scale in "
+                f"[{r['scale_min']:.4g}, {r['scale_max']:.4g}]"
+            )
+        return "\n".join(lines)
+
+
+def trace(model: Module, *inputs) -> Trace:
+    """Run ``model(*inputs)`` and record every dynamic layer's runtime scales.
+
+    These are the numbers behind "dynamic quantization adapts per input": run it on two
+    inputs and watch the scales follow them.
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear, QuantLinear
+    >>> layer = QuantLinear.from_float(Linear(np.eye(3)))
+    >>> t = trace(layer, np.array([[1.0, 2.0, 3.0]]))
+    >>> t[""][0]["scale"].astype(float).round(4).tolist()
+    [0.0236]
+    """
+    layers = [(name, m) for name, m in model.named_modules() if hasattr(m, "trace_log")]
+    for _, module in layers:
+        module.trace_log = []
+    try:
+        model(*inputs)
+        return Trace((name, list(module.trace_log)) for name, module in layers)
+    finally:
+        for _, module in layers:
+            module.trace_log = None
+
+
+def _record(model: Module, *inputs) -> dict:
+    """``{name: (input, output)}`` of every module while ``model(*inputs)`` runs."""
+    seen: dict = {}
+    names = {id(m): name for name, m in model.named_modules()}
+
+    def recorder(module, args, out):
+        seen[names[id(module)]] = (args[0] if args else None, _first(out))
+
+    modules = [m for _, m in model.named_modules()]
+    for module in modules:
+        module._recorder = recorder
+    try:
+        model(*inputs)
+    finally:
+        for module in modules:
+            module._recorder = None
+    return seen
+
+
+def _clipped(x, calls, scheme) -> float:
+    """Fraction of activations that saturated when quantized (per row or per tensor)."""
+    if x is None or not calls or scheme.granularity not in ("row", "tensor"):
+        return float("nan")
+    x = np.asarray(x, np.float64).reshape(len(calls[0]["scale"]), -1)
+    scale = np.asarray(calls[0]["scale"], np.float64).reshape(-1, 1)
+    zero_point = np.asarray(calls[0]["zero_point"], np.float64).reshape(-1, 1)
+    qmin, qmax = scheme.clamp_range
+    codes = np.rint(x / scale) + zero_point
+    return float(np.mean((codes < qmin) | (codes > qmax)))
+
+
+class Comparison(list):
+    """Per-layer error table of :func:`compare` (a list of dicts); renders as HTML in
+    Jupyter and as text elsewhere."""
+
+    columns = (
+        "layer",
+        "type",
+        "sqnr_db",
+        "max_abs_error",
+        "cosine",
+        "scale_min",
+        "scale_max",
+        "clipped",
+    )
+
+    def _cells(self, row) -> list[str]:
+        out = []
+        for col in self.columns:
+            value = row[col]
+            if col == "cosine":
+                out.append(f"{value:.6f}")
+            else:
+                out.append(f"{value:.4g}" if isinstance(value, float) else str(value))
+        return out
+
+    def __repr__(self) -> str:
+        rows = [list(self.columns)] + [self._cells(r) for r in self]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.columns))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in self._cells(r)) + "</tr>"
+            for r in self
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def compare(float_model: Module, quant_model: Module, *inputs) -> Comparison:
+    """Run both models on ``inputs`` and compare every layer's output.
+
+    ``quant_model`` is ``float_model`` after :func:`numbaq.quantize_dynamic` (the same
+    tree of names). Each row: SQNR (dB), max abs error and cosine of the layer's output
+    against the float model's, the range of the runtime activation scales, and the
+    fraction of activations that were clipped. The float model's own layer outputs are
+    the reference, so the error of each row includes what earlier layers let through.
+    """
+    reference = _record(float_model, *inputs)
+    recorded = _record(quant_model, *inputs)
+    scales = trace(quant_model, *inputs)
+    table = Comparison()
+    for name, module in quant_model.named_modules():
+        if name not in reference or name not in recorded:
+            continue
+        ref_out, out = reference[name][1], recorded[name][1]
+        calls = scales.get(name, [])
+        all_scales = np.concatenate([np.ravel(c["scale"]) for c in calls]) if calls else None
+        table.append(
+            {
+                "layer": name or "(model)",
+                "type": type(module).__name__,
+                "sqnr_db": metrics.sqnr(ref_out, out),
+                "max_abs_error": metrics.max_abs_error(ref_out, out),
+                "cosine": metrics.cosine(ref_out, out),
+                "scale_min": float(all_scales.min()) if all_scales is not None else float("nan"),
+                "scale_max": float(all_scales.max()) if all_scales is not None else float("nan"),
+                "clipped": _clipped(recorded[name][0], calls, module.scheme)
+                if getattr(module, "scheme", None) is not None
+                and type(module).__name__ == "QuantLinear"
+                else float("nan"),
+            }
+        )
+    return table
+
+
+def batch_independent(model: Module, x, batch_axis: int = 0) -> bool:
+    """Whether each item of the batch gets the same output alone as with batch-mates,
+    bit for bit. Per-token schemes give ``True``; per-tensor schemes share one scale
+    across the batch and generally do not.
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear, QuantLinear
+    >>> layer = QuantLinear.from_float(Linear(np.random.default_rng(0).normal(size=(4, 8))))
+    >>> batch_independent(layer, np.random.default_rng(1).normal(size=(5, 8)))
+    True
+    """
+    x = np.asarray(x, np.float32)
+    together = _first(model(x))
+    for i in range(x.shape[batch_axis]):
+        alone = _first(model(np.take(x, [i], axis=batch_axis)))
+        out_axis = batch_axis if together.ndim == x.ndim else 0
+        if not np.array_equal(alone, np.take(together, [i], axis=out_axis)):
+            return False
+    return True

@@ -1,0 +1,50 @@
+import numpy as np
+
+import numbaq as nq
+
+
+def _pair(scheme="PER_TOKEN_INT8"):
+    rng = np.random.default_rng(0)
+    model = nq.Sequential(
+        nq.Linear(rng.normal(size=(32, 16)).astype(np.float32), np.zeros(32)),
+        nq.ReLU(),
+        nq.Linear(rng.normal(size=(8, 32)).astype(np.float32)),
+    )
+    return model, nq.quantize_dynamic(model, scheme=scheme)
+
+
+def test_compare_rows_are_the_real_errors():
+    model, qmodel = _pair()
+    x = np.random.default_rng(1).normal(size=(12, 16)).astype(np.float32)
+    table = nq.compare(model, qmodel, x)
+    rows = {r["layer"]: r for r in table}
+    assert set(rows) == {"(model)", "0", "1", "2"}
+    assert np.isclose(rows["(model)"]["sqnr_db"], nq.metrics.sqnr(model(x), qmodel(x)))
+    assert rows["0"]["clipped"] == 0.0 and rows["0"]["scale_min"] > 0
+    assert "<table>" in table._repr_html_() and "QuantLinear" in repr(table)
+
+
+def test_trace_follows_the_input():
+    _, qmodel = _pair()
+    x = np.random.default_rng(2).normal(size=(3, 16)).astype(np.float32)
+    small, large = nq.trace(qmodel, x), nq.trace(qmodel, x * 100)
+    np.testing.assert_allclose(large["0"][0]["scale"], small["0"][0]["scale"] * 100, rtol=1e-6)
+    assert len(small["0"][0]["scale"]) == 3  # one runtime scale per token
+    assert "2: 1 calls" in repr(small)
+
+
+def test_trace_of_an_lstm_counts_every_step():
+    qlstm = nq.quantize_dynamic(nq.LSTM(4, 6))
+    log = nq.trace(qlstm, np.ones((9, 2, 4), np.float32))[""]
+    projections = [c["projection"] for c in log]
+    assert projections.count("weight_ih_l0") == 1 and projections.count("weight_hh_l0") == 9
+
+
+def test_batch_independence_check():
+    _, qmodel = _pair()
+    _, onnx_model = _pair("ONNX")
+    x = (np.random.default_rng(3).normal(size=(4, 16)) * [[1], [10], [0.1], [5]]).astype(np.float32)
+    # per-token int8 is independent bit for bit; one per-tensor scale is not. (The float
+    # model need not be either: OpenBLAS picks other kernels for M=1 than for M=4.)
+    assert nq.batch_independent(qmodel, x)
+    assert not nq.batch_independent(onnx_model, x)
