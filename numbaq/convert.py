@@ -22,15 +22,23 @@ from .layers import (
 )
 from .ops import DEFAULT_SCHEME
 
+
+def _recurrent(cls):
+    def make(module, scheme, per_channel, dtype, group_size):
+        return cls(module, scheme, per_channel, dtype)
+
+    return make
+
+
 QUANTIZED = {
     Linear: QuantLinear.from_float,
-    LSTM: QuantLSTM,
-    LSTMCell: QuantLSTMCell,
-    GRU: QuantGRU,
-    GRUCell: QuantGRUCell,
+    LSTM: _recurrent(QuantLSTM),
+    LSTMCell: _recurrent(QuantLSTMCell),
+    GRU: _recurrent(QuantGRU),
+    GRUCell: _recurrent(QuantGRUCell),
 }
 """Float layer type -> its quantized twin (a callable ``(layer, scheme, per_channel,
-weight_dtype)``)."""
+dtype, group_size)``)."""
 
 DEFAULT_LAYERS = tuple(QUANTIZED)
 
@@ -42,6 +50,7 @@ def quantize_dynamic(
     exclude=(),
     per_channel: bool = True,
     weight_dtype: str = "int8",
+    group_size: int | None = None,
     progress: bool | None = None,
 ) -> Module:
     """A copy of ``model`` whose chosen layers run dynamically quantized.
@@ -61,6 +70,10 @@ def quantize_dynamic(
         Weights: one symmetric scale per output channel (default) or one per tensor.
     weight_dtype : {"int8", "int4"}
         Weight codes (int4 values in int8 storage, per channel or per tensor).
+    group_size : int, optional
+        Weights with one scale per group of ``group_size`` input features (int4 per group,
+        e.g. ``weight_dtype="int4", group_size=32``); needs ``PER_TOKEN_INT8`` or
+        ``BLOCK_Q8_0`` activations. Linear layers only.
     progress : bool, optional
         Show a tqdm bar; by default when tqdm is installed and there are over 20 layers.
 
@@ -91,27 +104,27 @@ def quantize_dynamic(
     if missing:
         raise ValueError(f"exclude names {sorted(missing)} are not in the model")
     targets = [n for n, m in model.named_modules() if type(m) in layers and n not in exclude]
+    if group_size and any(type(m) is not Linear for n, m in model.named_modules() if n in targets):
+        raise ValueError("group_size (per-group weights) applies to Linear layers only")
+    weights = {"per_channel": per_channel, "dtype": weight_dtype, "group_size": group_size}
     bar = _progress(len(targets), progress)
-    converted = _convert(model, "", tuple(layers), exclude, scheme, per_channel, weight_dtype, bar)
+    converted = _convert(model, "", tuple(layers), exclude, scheme, weights, bar)
     if bar is not None:
         bar.close()
     return converted
 
 
-def _convert(module, prefix, layers, exclude, scheme, per_channel, weight_dtype, bar):
+def _convert(module, prefix, layers, exclude, scheme, weights, bar):
     if type(module) in layers and prefix not in exclude:
         if bar is not None:
             bar.update(1)
-        return QUANTIZED[type(module)](module, scheme, per_channel, weight_dtype)
+        return QUANTIZED[type(module)](module, scheme, **weights)
     new = copy.copy(module)
     new._modules = type(module._modules)()
     new._params = type(module._params)(module._params)
     for name, child in module._modules.items():
         child_name = f"{prefix}.{name}" if prefix else name
-        new._child(
-            name,
-            _convert(child, child_name, layers, exclude, scheme, per_channel, weight_dtype, bar),
-        )
+        new._child(name, _convert(child, child_name, layers, exclude, scheme, weights, bar))
     return new
 
 

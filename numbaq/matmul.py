@@ -132,8 +132,9 @@ class QuantizedWeight:
     ----------
     q : (N, K) int8
         Quantized weights (int4 values also live here).
-    scale : (N,) float32
-        One scale per output channel (repeated for a per-tensor scheme).
+    scale : (N,) or (N, K // group_size) float32
+        One scale per output channel (repeated for a per-tensor scheme), or one per
+        group of ``group_size`` input features (int4 per group).
     scheme : QScheme
         How ``q`` was made.
     col_sums : (N,) int32
@@ -155,7 +156,13 @@ class QuantizedWeight:
         q = np.asarray(q)
         if q.dtype != np.int8 or q.ndim != 2 or q.size == 0:
             raise TypeError(f"q must be a non-empty (N, K) int8 array, got {q.dtype} {q.shape}")
-        scale = np.broadcast_to(np.asarray(scale, np.float32), (q.shape[0],)).copy()
+        scale = np.asarray(scale, np.float32)
+        if scale.ndim == 2:  # per group
+            if q.shape[1] % scale.shape[1] or scale.shape[0] != q.shape[0]:
+                raise ValueError(f"group scales {scale.shape} do not fit weights {q.shape}")
+            scale = np.ascontiguousarray(scale)
+        else:
+            scale = np.broadcast_to(scale, (q.shape[0],)).copy()
         if not np.all((scale > 0) & np.isfinite(scale)):
             raise ValueError("scale must be positive and finite")
         scheme = scheme or QScheme("int8", symmetric=True, granularity="row", name="external")
@@ -166,6 +173,11 @@ class QuantizedWeight:
     def shape(self) -> tuple[int, int]:
         """``(N, K)``: output and input features."""
         return self.q.shape
+
+    @property
+    def group_size(self) -> int | None:
+        """Input features per weight scale, for per-group weights; else None."""
+        return self.q.shape[1] // self.scale.shape[1] if self.scale.ndim == 2 else None
 
     @functools.cached_property
     def zero_bias(self) -> np.ndarray:
@@ -199,7 +211,11 @@ class QuantizedWeight:
 
 
 def quantize_weight(
-    w, per_channel: bool = True, dtype: str = "int8", narrow_range: bool = True
+    w,
+    per_channel: bool = True,
+    dtype: str = "int8",
+    narrow_range: bool = True,
+    group_size: int | None = None,
 ) -> QuantizedWeight:
     """Quantize Linear weights once, symmetrically: ``q = clip(round(w / scale), qmin, qmax)``.
 
@@ -213,6 +229,10 @@ def quantize_weight(
         int4 values are held in int8 storage.
     narrow_range : bool
         Use [-127, 127] (int4: [-7, 7]), so that ``-q`` is representable.
+    group_size : int, optional
+        One scale per output channel and group of ``group_size`` input features (the
+        usual int4 layout). Such weights run through the per-block kernel and need
+        symmetric int8 activations (``PER_TOKEN_INT8`` or ``BLOCK_Q8_0``).
 
     Returns
     -------
@@ -238,10 +258,12 @@ def quantize_weight(
         raise ValueError(f"w must be 2-D (N, K), got shape {w.shape}")
     from .ops import dynamic_quantize
 
+    granularity = "block" if group_size else ("row" if per_channel else "tensor")
     scheme = QScheme(
         dtype,
         symmetric=True,
-        granularity="row" if per_channel else "tensor",
+        granularity=granularity,
+        block_size=group_size,
         narrow_range=narrow_range,
         name="weights",
     )
@@ -427,7 +449,7 @@ def _linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int):
     activation parameters: (M,) per row or per tensor, (M, K // block) per block."""
     (m, k), n = x2d.shape, qweight.shape[0]
     y = np.empty((m, n), np.float32)
-    if sch.granularity == "block":
+    if sch.granularity == "block" or qweight.group_size:
         scale = _linear_blocks(x2d, qweight, bias, sch, act, y)
         return y, scale, np.zeros(scale.shape, np.int32)
     if sch.granularity == "column":
@@ -478,18 +500,33 @@ def _bias(bias, n: int) -> np.ndarray:
     return np.ascontiguousarray(arr, np.float32)
 
 
-def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y) -> None:
-    """Per-block activation scales: int32 dot per block, blocks summed in float32."""
-    if not sch.symmetric or sch.storage is not np.int8:
-        raise ValueError("block activation schemes must be symmetric int8 (like BLOCK_Q8_0)")
-    x2d_blocks, _, _ = _layout(x2d, "block", sch.block_size)
-    q = np.empty(x2d_blocks.shape, np.int8)
-    scale, _ = _dynamic_quantize_2d(x2d_blocks, sch, q)
+def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y):
+    """Scales per block of K, for the activations, the weights, or both: an int32 dot
+    per block, the blocks summed in float32. Returns the activation scales (M, blocks)."""
+    block = qweight.group_size or sch.block_size
+    if sch.granularity == "block" and qweight.group_size and sch.block_size != block:
+        raise ValueError(
+            f"activation blocks ({sch.block_size}) must match the weight groups ({block})"
+        )
+    if not sch.symmetric or sch.storage is not np.int8 or sch.granularity not in ("row", "block"):
+        raise ValueError(
+            "per-block scales need symmetric int8 activations per row or per block "
+            "(PER_TOKEN_INT8, BLOCK_Q8_0)"
+        )
     m, k = x2d.shape
+    n_blocks = k // block
+    layout = _layout(x2d, sch.granularity, sch.block_size)[0]
+    q = np.empty(layout.shape, np.int8)
+    scale, _ = _dynamic_quantize_2d(layout, sch, q)
+    a_scale = scale.reshape(m, -1)
+    if a_scale.shape[1] != n_blocks:
+        a_scale = np.repeat(a_scale, n_blocks, axis=1)
+    w_scale = (
+        qweight.scale if qweight.group_size else np.repeat(qweight.scale[:, None], n_blocks, axis=1)
+    )
     kernel = kg.linear_blocks_par if _parallel(m, y.shape[1], k) else kg.linear_blocks
-    scale = scale.reshape(m, -1)
-    kernel(q.reshape(m, k), sch.block_size, scale, qweight.q, qweight.scale, bias, act, y)
-    return scale
+    kernel(q.reshape(m, k), block, a_scale, qweight.q, w_scale, bias, act, y)
+    return scale.reshape(m, -1)
 
 
 __all__ = [

@@ -203,19 +203,24 @@ def quantized_linear(x, w_q, w_scale, bias, scheme: QScheme, activation=None):
 
     ``acc[m, n] = sum_k (q_x[m, k] - zp_x[m]) * q_w[n, k]`` (int32, exact), then
     ``y = float32(acc) * (scale_x[m] * scale_w[n]) + bias[n]``, in float32, in that order.
-    Per block (``BLOCK_Q8_0``): ``y = (sum_b float32(acc_b) * scale_x[m, b]) * scale_w[n] +
-    bias[n]``, blocks summed in order. ``activation``: None, "relu" or "gelu".
+    Per block (``BLOCK_Q8_0`` activations, or weights with one scale per group ``w_scale``
+    (N, K // group)): ``y = sum_b float32(acc_b) * (scale_x[m, b] * scale_w[n, b]) + bias[n]``,
+    blocks summed in order. ``activation``: None, "relu" or "gelu".
     """
     x = np.asarray(x, np.float32).reshape(-1, np.shape(w_q)[1])
     w32 = np.asarray(w_q, np.int64)
     q, scale, zero_point = dynamic_quantize(x, scheme)
-    if scheme.granularity == "block":
-        b = scheme.block_size
+    w_scale = np.asarray(w_scale, np.float32)
+    if scheme.granularity == "block" or w_scale.ndim == 2:
+        b = w32.shape[1] // w_scale.shape[1] if w_scale.ndim == 2 else scheme.block_size
+        n_blocks = x.shape[1] // b
+        a_scale = np.asarray(scale, np.float32).reshape(x.shape[0], -1)
+        a_scale = np.repeat(a_scale, n_blocks // a_scale.shape[1], axis=1)
+        w_scale = w_scale if w_scale.ndim == 2 else np.repeat(w_scale[:, None], n_blocks, 1)
         y = np.zeros((x.shape[0], w32.shape[0]), np.float32)
-        for j in range(x.shape[1] // b):
+        for j in range(n_blocks):
             acc_b = q[:, j * b : (j + 1) * b].astype(np.int64) @ w32[:, j * b : (j + 1) * b].T
-            y += acc_b.astype(np.int32).astype(np.float32) * scale[:, j : j + 1]
-        y = y * w_scale
+            y += acc_b.astype(np.int32).astype(np.float32) * (a_scale[:, j : j + 1] * w_scale[:, j])
     else:
         scale = np.broadcast_to(scale, (x.shape[0],)).reshape(-1, 1)
         zero_point = np.broadcast_to(zero_point, (x.shape[0],)).reshape(-1, 1)

@@ -61,3 +61,11 @@ def test_bad_arguments():
 def test_progress_bar_is_optional():
     pytest.importorskip("tqdm", reason="tqdm is not installed (optional progress bar)")
     nq.quantize_dynamic(_model(), progress=True)
+
+
+def test_int4_per_group_option():
+    qmodel = nq.quantize_dynamic(_model(), weight_dtype="int4", group_size=8)
+    assert qmodel[0].qweight.group_size == 8 and qmodel[0].qweight.q.max() <= 7
+    assert "per group of 8" in repr(qmodel)
+    with pytest.raises(ValueError, match="Linear layers only"):
+        nq.quantize_dynamic(nq.LSTM(8, 4), group_size=8)

@@ -18,6 +18,7 @@ def _models():
         "lstm": (lstm, (2, 7, 4)),
         "qlstm": (nq.quantize_dynamic(lstm, scheme="TORCH"), (2, 7, 4)),
         "qgru": (nq.quantize_dynamic(nq.GRU(4, 3)), (7, 2, 4)),
+        "int4 groups": (nq.quantize_dynamic(mlp, weight_dtype="int4", group_size=4), (6, 4)),
         "cell": (nq.quantize_dynamic(nq.LSTMCell(4, 6)), (2, 4)),
     }
 

@@ -264,3 +264,32 @@ def test_info_names_the_path(monkeypatch):
     monkeypatch.setattr(config, "GEMM_PATH", "plain")
     assert mm.info()["gemm_path"] == "plain"
     assert mm.info()["gemm_path_reason"] == "forced by numbaq.config.GEMM_PATH"
+
+
+@pytest.mark.parametrize("dtype", ["int4", "int8"])
+@pytest.mark.parametrize("scheme", ["PER_TOKEN_INT8", "BLOCK_Q8_0"])
+def test_per_group_weights_match_reference(dtype, scheme):
+    rng = np.random.default_rng(8)
+    w = rng.normal(size=(40, 96)).astype(np.float32)
+    w[:, 5] *= 30  # an outlier input channel: its group gets its own scale
+    x = rng.normal(size=(7, 96)).astype(np.float32)
+    b = rng.normal(size=40).astype(np.float32)
+    qw = mm.quantize_weight(w, dtype=dtype, group_size=32)
+    assert qw.group_size == 32 and qw.scale.shape == (40, 3)
+    y = mm.quantized_linear(x, qw, b, scheme)
+    np.testing.assert_array_equal(
+        y, ref.quantized_linear(x, qw.q, qw.scale, b, nq.schemes.get(scheme))
+    )
+    per_channel = mm.quantized_linear(x, mm.quantize_weight(w, dtype=dtype), b, scheme)
+    exact = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    assert metrics.sqnr(exact, y) > metrics.sqnr(exact, per_channel)
+
+
+def test_per_group_weights_need_symmetric_int8_activations():
+    qw = mm.quantize_weight(np.ones((4, 64), np.float32), dtype="int4", group_size=32)
+    with pytest.raises(ValueError, match="symmetric int8 activations"):
+        mm.quantized_linear(np.ones((2, 64)), qw, scheme="ONNX")
+    with pytest.raises(ValueError, match=r"activation blocks \(16\) must match"):
+        mm.quantized_linear(
+            np.ones((2, 64)), qw, scheme=nq.schemes.BLOCK_Q8_0.replace(block_size=16)
+        )

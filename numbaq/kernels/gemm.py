@@ -433,7 +433,8 @@ def recurrence_par(*args):
 # ------------------------------------------------------- per-block activation scales
 @jit()
 def _linear_blocks_row(q, i, block, a_scale, w, w_scale, bias, act, y):
-    """One row of ``y = sum_b a_scale[i, b] * (sum_{k in b} q[i, k] * w[j, k]) * w_scale[j]``."""
+    """One row of ``y = sum_b float32(sum_{k in b} q[i, k] w[j, k]) * (a_scale[i, b] *
+    w_scale[j, b]) + bias[j]``."""
     n, k = w.shape
     qf = q.reshape(q.size)
     wf = w.reshape(w.size)
@@ -441,17 +442,18 @@ def _linear_blocks_row(q, i, block, a_scale, w, w_scale, bias, act, y):
         total = np.float32(0.0)
         for b in range(k // block):
             s = _dot_row(qf, i * k + b * block, wf, j * k + b * block, block)
-            total += np.float32(s) * a_scale[i, b]
-        y[i, j] = _activate(total * w_scale[j] + bias[j], act)
+            total += np.float32(s) * (a_scale[i, b] * w_scale[j, b])
+        y[i, j] = _activate(total + bias[j], act)
 
 
 @jit()
 def linear_blocks(q, block, a_scale, w, w_scale, bias, act, y):
-    """Linear with one activation scale per block of K (llama.cpp Q8_0 style).
+    """Linear with scales per block of K: activations (llama.cpp Q8_0 style), weights
+    (int4 per group), or both.
 
-    ``q`` (M, K) int8, ``a_scale`` (M, K // block) float32, ``w`` (N, K) int8,
-    ``w_scale`` (N,), ``bias`` (N,), ``y`` (M, N) float32. Each block's dot
-    product is exact in int32; blocks are summed in float32, in order.
+    ``q`` (M, K) int8 (symmetric), ``a_scale`` (M, K // block), ``w`` (N, K) int8,
+    ``w_scale`` (N, K // block) float32, ``bias`` (N,), ``y`` (M, N) float32. Each
+    block's dot product is exact in int32; blocks are summed in float32, in order.
     """
     for i in range(q.shape[0]):
         _linear_blocks_row(q, i, block, a_scale, w, w_scale, bias, act, y)

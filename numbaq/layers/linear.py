@@ -107,10 +107,18 @@ class QuantLinear(Module):
 
     @classmethod
     def from_float(
-        cls, linear: Linear, scheme=None, per_channel: bool = True, weight_dtype: str = "int8"
+        cls,
+        linear: Linear,
+        scheme=None,
+        per_channel: bool = True,
+        dtype: str = "int8",
+        group_size: int | None = None,
     ) -> QuantLinear:
-        """Quantize a float :class:`Linear`'s weights (symmetric, per channel by default)."""
-        qweight = quantize_weight(linear.weight, per_channel=per_channel, dtype=weight_dtype)
+        """Quantize a float :class:`Linear`'s weights (symmetric, per channel by default;
+        ``group_size`` for one scale per group of input features)."""
+        qweight = quantize_weight(
+            linear.weight, per_channel=per_channel, dtype=dtype, group_size=group_size
+        )
         return cls(qweight, linear.bias, scheme)
 
     @property
@@ -136,7 +144,9 @@ class QuantLinear(Module):
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def extra_repr(self) -> str:
-        granularity = "per channel" if self.qweight.scheme.granularity == "row" else "per tensor"
+        granularity = {"row": "per channel", "tensor": "per tensor"}.get(
+            self.qweight.scheme.granularity, f"per group of {self.qweight.group_size}"
+        )
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}, weights={self.qweight.scheme.dtype} {granularity}, "
