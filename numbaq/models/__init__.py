@@ -1,0 +1,1 @@
+"""Real models on numbaq layers. ``numbaq.models.minilm``: all-MiniLM-L6-v2."""
