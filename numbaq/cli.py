@@ -10,7 +10,7 @@ import numpy as np
 
 from . import metrics, schemes
 from .matmul import gemm_path, quantize_weight, quantized_linear
-from .ops import dequantize, dynamic_quantize
+from .ops import DEFAULT_SCHEME, dequantize, dynamic_quantize
 from .qparams import QScheme
 
 DEMO_SCHEMES = [
@@ -207,7 +207,7 @@ def model_demo(sentences=None, scheme=None, repeat: int = 3, out=sys.stdout) -> 
     from .models.sentences import SENTENCES
 
     sentences = list(SENTENCES if sentences is None else sentences)
-    scheme = schemes.get(scheme) if scheme is not None else schemes.PER_TOKEN_INT8
+    scheme = schemes.get(scheme) if scheme is not None else DEFAULT_SCHEME
     bar = _steps(3 + 2 * repeat)
     bar.set_postfix_str("loading all-MiniLM-L6-v2")
     model = minilm.load()

@@ -60,8 +60,8 @@ def quantize_dynamic(
     model : Module
         A float model (or a single layer). It is left untouched.
     scheme : QScheme or str, optional
-        Activation scheme, default ``PER_TOKEN_INT8`` (per-token int8: the most accurate
-        of the fast schemes, and batch-independent).
+        Activation scheme, default ``PER_TOKEN_UINT8`` (per token: the most accurate of
+        the fast schemes, and batch-independent); ``PER_TOKEN_INT8`` with ``group_size``.
     layers : tuple of types
         Layer types to quantize (``Linear``, ``LSTM``, ``LSTMCell``, ``GRU``, ``GRUCell``).
     exclude : iterable of str
@@ -94,7 +94,9 @@ def quantize_dynamic(
             f"model must be a numbaq Module, got {type(model).__name__}; "
             "convert a torch model first with numbaq.from_torch"
         )
-    scheme = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+    if scheme is None:  # per-group weights need symmetric int8 activations
+        scheme = schemes.PER_TOKEN_INT8 if group_size else DEFAULT_SCHEME
+    scheme = schemes.get(scheme)
     unknown = [t for t in layers if t not in QUANTIZED]
     if unknown:
         raise ValueError(f"cannot quantize layer types {unknown}; choose from {list(QUANTIZED)}")

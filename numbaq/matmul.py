@@ -392,7 +392,7 @@ def quantized_linear(
         From :func:`quantize_weight`, shape (N, K).
     bias : (N,) float array, optional
     scheme : QScheme or str, optional
-        Activation scheme, default ``PER_TOKEN_INT8``. Per tensor (``ONNX``,
+        Activation scheme, default ``PER_TOKEN_UINT8``. Per tensor (``ONNX``,
         ``TORCH``), per row (``PER_TOKEN_*``) and per block (``BLOCK_Q8_0``, a slower
         plain path) are supported.
     activation : {None, "relu", "gelu"}
@@ -420,7 +420,7 @@ def quantized_linear(
     >>> w = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
     >>> y = quantized_linear(np.array([[1.0, 2.0]]), quantize_weight(w), bias=np.ones(2))
     >>> y.astype(float).round(2).tolist()  # exact: [[-0.5, 3.5]]
-    [[-0.49, 3.52]]
+    [[-0.5, 3.5]]
     """
     sch = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
     if not isinstance(qweight, QuantizedWeight):

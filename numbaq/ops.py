@@ -20,8 +20,12 @@ from .kernels import quantize as kq
 from .kernels import stats as ks
 from .qparams import GRANULARITIES, QParams, QScheme
 
-DEFAULT_SCHEME = schemes.PER_TOKEN_INT8
-"""The scheme used when none is given: symmetric int8, one scale per token."""
+DEFAULT_SCHEME = schemes.PER_TOKEN_UINT8
+"""The scheme used when none is given: asymmetric uint8, one scale and zero point per
+token. It is as fast as symmetric int8 here (the int8 path pays the same zero-point
+correction for its +128 shift) and uses all 256 codes on one-sided activations (after a
+ReLU or GELU): on all-MiniLM-L6-v2 the lowest cosine to fp32 over 64 sentences is 0.988,
+against 0.969 for ``PER_TOKEN_INT8``."""
 
 
 # ----------------------------------------------------------------------------- checks
@@ -184,7 +188,7 @@ def qparams_from_minmax(min, max, scheme=None, **overrides) -> QParams:
     min, max : float arrays of one shape
         Observed minimum and maximum of each group (``()`` for one tensor).
     scheme : QScheme or str, optional
-        Defaults to ``PER_TOKEN_INT8``. ``overrides`` replace its fields.
+        Defaults to ``PER_TOKEN_UINT8``. ``overrides`` replace its fields.
 
     Returns
     -------
@@ -264,7 +268,7 @@ def choose_qparams(x, scheme=None, **overrides) -> QParams:
     x : (..., K) float array
     scheme : QScheme or str, optional
         A :class:`QScheme` or a name from :mod:`numbaq.schemes`; defaults to
-        ``PER_TOKEN_INT8``. Keyword ``overrides`` replace fields, e.g.
+        ``PER_TOKEN_UINT8``. Keyword ``overrides`` replace fields, e.g.
         ``choose_qparams(x, dtype="int4")``.
 
     Returns
@@ -404,7 +408,7 @@ def dynamic_quantize(x, scheme=None, **overrides):
     ----------
     x : (..., K) float array
     scheme : QScheme or str, optional
-        Defaults to ``PER_TOKEN_INT8``; ``overrides`` replace fields.
+        Defaults to ``PER_TOKEN_UINT8``; ``overrides`` replace fields.
 
     Returns
     -------

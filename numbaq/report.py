@@ -54,8 +54,8 @@ def trace(model: Module, *inputs) -> Trace:
     >>> from numbaq.layers import Linear, QuantLinear
     >>> layer = QuantLinear.from_float(Linear(np.eye(3)))
     >>> t = trace(layer, np.array([[1.0, 2.0, 3.0]]))
-    >>> t[""][0]["scale"].astype(float).round(4).tolist()
-    [0.0236]
+    >>> t[""][0]["scale"].astype(float).round(4).tolist()  # (3 - 0) / 255
+    [0.0118]
     """
     layers = [(name, m) for name, m in model.named_modules() if hasattr(m, "trace_log")]
     for _, module in layers:

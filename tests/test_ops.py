@@ -98,7 +98,7 @@ def test_non_contiguous_and_read_only_inputs():
 
 
 def test_lists_are_accepted():
-    q, qp = nq.dynamic_quantize([[1.0, -2.0, 0.5]])
+    q, qp = nq.dynamic_quantize([[1.0, -2.0, 0.5]], "PER_TOKEN_INT8")
     assert q.tolist() == [[64, -127, 32]]  # 1.0 / (2/127) = 63.5 rounds to even 64
     assert qp.scale.tolist() == [np.float32(2 / 127)]
 

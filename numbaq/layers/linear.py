@@ -77,7 +77,7 @@ class QuantLinear(Module):
         (N, K) int8 weights and their scales.
     bias : (N,) float array, optional
     scheme : QScheme or str
-        Activation scheme (default ``PER_TOKEN_INT8``).
+        Activation scheme (default ``PER_TOKEN_UINT8``).
     activation : {None, "relu", "gelu"}
         Fused into the epilogue.
 
