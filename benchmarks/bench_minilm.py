@@ -47,13 +47,13 @@ def main(argv=None):
     alone = np.concatenate([qmodel.encode([s]) for s in SENTENCES])
     rows_acc = [
         [
-            "numbaq int8 (PER_TOKEN_INT8)",
+            f"numbaq int8 ({nq.DEFAULT_SCHEME.name}, the default)",
             f"{_cos(reference, int8).mean():.4f}",
             f"{_cos(reference, int8).min():.4f}",
             f"{_cos(alone, int8).min():.6f}",
         ]
     ]
-    for scheme in ("PER_TOKEN_UINT8", "BLOCK_Q8_0"):
+    for scheme in ("PER_TOKEN_INT8", "BLOCK_Q8_0"):
         emb = nq.quantize_dynamic(model, scheme=scheme, progress=False).encode(SENTENCES)
         rows_acc.append(
             [
