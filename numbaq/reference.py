@@ -11,6 +11,8 @@ operations in the same order.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .qparams import QScheme
@@ -257,3 +259,25 @@ def gru_cell(xg, hg, h):
     r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
     n = np.tanh(xn + r * hn)
     return ((np.float32(1) - z) * n + z * h).astype(np.float32)
+
+
+def add_layer_norm(x, residual, weight, bias, eps):
+    """``LayerNorm(x + residual)`` over the last axis: ``(v - mean) / sqrt(var + eps) * w + b``."""
+    v = (np.asarray(x, np.float32) + np.asarray(residual, np.float32)).astype(np.float64)
+    mean = v.mean(axis=-1, keepdims=True)
+    var = ((v - mean) ** 2).mean(axis=-1, keepdims=True)
+    return ((v - mean) / np.sqrt(var + eps) * weight + bias).astype(np.float32)
+
+
+def attention(q, k, v, offsets, heads):
+    """Per sentence and head: ``softmax(q k^T / sqrt(d)) v``, in float64."""
+    q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
+    out = np.empty(q.shape)
+    d = q.shape[1] // heads
+    for start, stop in itertools.pairwise(offsets):
+        for h in range(heads):
+            cols = slice(h * d, (h + 1) * d)
+            s = q[start:stop, cols] @ k[start:stop, cols].T / np.sqrt(d)
+            w = np.exp(s - s.max(axis=1, keepdims=True))
+            out[start:stop, cols] = (w / w.sum(axis=1, keepdims=True)) @ v[start:stop, cols]
+    return out.astype(np.float32)

@@ -68,7 +68,7 @@ def _tanh(v):
 def _erf(x):
     """float32 ``erf``, absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26):
     ``erf(|x|) = 1 - t (a1 + t (a2 + ...)) exp(-x**2)`` with ``t = 1 / (1 + p |x|)``."""
-    a = abs(x)
+    a = min(abs(x), _F(4.0))  # erf(4) rounds to 1 in float32; no denormals below
     t = _ONE / (_ONE + _F(0.3275911) * a)
     poly = t * (
         _F(0.254829592)

@@ -18,12 +18,12 @@ in PyTorch, which is not needed) and the loaders with ``pip install -e .[models]
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 
+from ..kernels.transformer import _add_layer_norm, _attention
 from ..layers import GELU, Linear, Module
 
 INSTALL = (
@@ -53,19 +53,21 @@ def available() -> bool:
 
 
 class LayerNorm(Module):
-    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis, float32."""
+    """``LayerNorm(x + residual)``: ``(v - mean) / sqrt(var + eps) * weight + bias`` over
+    the last axis, with the residual added in the same pass (``kernels.transformer``)."""
 
     def __init__(self, weight, bias, eps: float = 1e-12):
         super().__init__()
         self._param("weight", np.asarray(weight, np.float32))
         self._param("bias", np.asarray(bias, np.float32))
-        self.eps = np.float32(eps)
+        self.eps = float(eps)
 
-    def forward(self, x):
-        mean = x.mean(axis=-1, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=-1, keepdims=True)
-        return centered / np.sqrt(var + self.eps) * self.weight + self.bias
+    def forward(self, x, residual=None):
+        x = np.ascontiguousarray(x, np.float32)
+        residual = np.zeros_like(x) if residual is None else np.ascontiguousarray(residual)
+        out = np.empty_like(x)
+        _add_layer_norm(x, residual, self.weight, self.bias, self.eps, out)
+        return out
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={float(self.eps):g}"
@@ -75,21 +77,16 @@ def attention(q, k, v, offsets, heads: int) -> np.ndarray:
     """Scaled dot-product attention per sentence of a ragged batch.
 
     ``q``, ``k``, ``v`` (T, D) hold the tokens of all sentences; sentence ``i`` is rows
-    ``offsets[i]:offsets[i + 1]``. ``softmax(q k^T / sqrt(D / heads)) v`` for each head.
+    ``offsets[i]:offsets[i + 1]``. ``softmax(q k^T / sqrt(D / heads)) v`` for each head,
+    in parallel over (sentence, head) (``kernels.transformer._attention``).
     """
-    total, width = q.shape
-    d = width // heads
-    out = np.empty((total, width), np.float32)
-    scale = np.float32(1.0 / np.sqrt(d))
-    for start, stop in itertools.pairwise(offsets):
-        qs = q[start:stop].reshape(-1, heads, d).transpose(1, 0, 2)
-        ks = k[start:stop].reshape(-1, heads, d).transpose(1, 2, 0)
-        vs = v[start:stop].reshape(-1, heads, d).transpose(1, 0, 2)
-        scores = (qs @ ks) * scale
-        scores -= scores.max(axis=-1, keepdims=True)
-        weights = np.exp(scores)
-        weights /= weights.sum(axis=-1, keepdims=True)
-        out[start:stop] = (weights @ vs).transpose(1, 0, 2).reshape(-1, width)
+    out = np.empty(q.shape, np.float32)
+    _attention(
+        *(np.ascontiguousarray(a, np.float32) for a in (q, k, v)),
+        np.asarray(offsets, np.int64),
+        heads,
+        out,
+    )
     return out
 
 
@@ -123,8 +120,8 @@ class BertLayer(Module):
 
     def forward(self, h, offsets):
         context = attention(self.query(h), self.key(h), self.value(h), offsets, self.heads)
-        a = self.attention_norm(self.attention_output(context) + h)
-        return self.output_norm(self.output(self.gelu(self.intermediate(a))) + a)
+        a = self.attention_norm(self.attention_output(context), h)
+        return self.output_norm(self.output(self.gelu(self.intermediate(a))), a)
 
 
 class MiniLM(Module):
