@@ -10,6 +10,8 @@ The pipeline, one stage to a module::
     layers/              Linear, LSTM(Cell), GRU(Cell), Sequential and Quant* twins
     convert.py, interop.py, io.py, report.py
                          quantize_dynamic, from_torch, save/load, compare/trace
+    observers.py, static.py, outliers.py
+                         calibration, static quantization, SmoothQuant / LLM.int8
     qparams.py, schemes.py, metrics.py, reference.py (numpy twins)
 
 Importing numbaq compiles nothing; kernels compile on first use, or all at once
@@ -18,7 +20,7 @@ with :func:`warmup`, and are cached on disk.
 
 from __future__ import annotations
 
-from . import config, layers, metrics, reference, schemes
+from . import config, layers, metrics, observers, outliers, reference, schemes
 from .convert import quantize_dynamic
 from .interop import from_torch
 from .io import load, save
@@ -63,6 +65,7 @@ from .ops import (
 )
 from .qparams import QParams, QScheme
 from .report import batch_independent, compare, trace
+from .static import StaticQuantLinear, calibrate, quantize_static
 
 __version__ = "0.1.0"
 
@@ -86,9 +89,11 @@ __all__ = [
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "StaticQuantLinear",
     "Tanh",
     "absmax",
     "batch_independent",
+    "calibrate",
     "choose_qparams",
     "compare",
     "config",
@@ -105,9 +110,12 @@ __all__ = [
     "max_k",
     "metrics",
     "minmax",
+    "observers",
+    "outliers",
     "qparams_from_minmax",
     "quantize",
     "quantize_dynamic",
+    "quantize_static",
     "quantize_weight",
     "quantized_linear",
     "reference",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np  # noqa: F401  (used by the doctest)
+import numpy as np
 
 from . import schemes
 from .layers import (
@@ -52,6 +52,9 @@ def quantize_dynamic(
     weight_dtype: str = "int8",
     group_size: int | None = None,
     progress: bool | None = None,
+    calibration=None,
+    alpha: float = 0.5,
+    threshold: float = 6.0,
 ) -> Module:
     """A copy of ``model`` whose chosen layers run dynamically quantized.
 
@@ -76,6 +79,12 @@ def quantize_dynamic(
         ``BLOCK_Q8_0`` activations. Linear layers only.
     progress : bool, optional
         Show a tqdm bar; by default when tqdm is installed and there are over 20 layers.
+    calibration, alpha, threshold
+        For the outlier-aware schemes (:mod:`numbaq.outliers`): ``scheme="SMOOTHQUANT"``
+        smooths each Linear with migration strength ``alpha``, from the activations of the
+        ``calibration`` batches (an iterable of model inputs) or, without them, from the
+        weights alone; ``scheme="LLM_INT8"`` runs input channels whose ``|x|`` passes
+        ``threshold`` in float. Both use per-token activations for the int8 part.
 
     Returns
     -------
@@ -94,6 +103,8 @@ def quantize_dynamic(
             f"model must be a numbaq Module, got {type(model).__name__}; "
             "convert a torch model first with numbaq.from_torch"
         )
+    if isinstance(scheme, str) and scheme.upper() in schemes.OUTLIER_SCHEMES:
+        return _outlier_aware(model, scheme.upper(), exclude, calibration, alpha, threshold)
     if scheme is None:  # per-group weights need symmetric int8 activations
         scheme = schemes.PER_TOKEN_INT8 if group_size else DEFAULT_SCHEME
     scheme = schemes.get(scheme)
@@ -110,23 +121,66 @@ def quantize_dynamic(
         raise ValueError("group_size (per-group weights) applies to Linear layers only")
     weights = {"per_channel": per_channel, "dtype": weight_dtype, "group_size": group_size}
     bar = _progress(len(targets), progress)
-    converted = _convert(model, "", tuple(layers), exclude, scheme, weights, bar)
+
+    def replace(name, module):
+        if type(module) not in layers or name in exclude:
+            return None
+        if bar is not None:
+            bar.update(1)
+        return QUANTIZED[type(module)](module, scheme, **weights)
+
+    converted = replace_modules(model, replace)
     if bar is not None:
         bar.close()
     return converted
 
 
-def _convert(module, prefix, layers, exclude, scheme, weights, bar):
-    if type(module) in layers and prefix not in exclude:
-        if bar is not None:
-            bar.update(1)
-        return QUANTIZED[type(module)](module, scheme, **weights)
-    new = copy.copy(module)
-    new._modules = type(module._modules)()
-    new._params = type(module._params)(module._params)
-    for name, child in module._modules.items():
-        child_name = f"{prefix}.{name}" if prefix else name
-        new._child(name, _convert(child, child_name, layers, exclude, scheme, weights, bar))
+def _outlier_aware(model, name, exclude, calibration, alpha, threshold):
+    from .outliers import LLMInt8Linear, SmoothQuantLinear
+    from .static import calibrate
+
+    exclude = set(exclude)
+    absmax = {}
+    if name == "SMOOTHQUANT" and calibration is not None:
+        observers = calibrate(model, calibration, observer=_ChannelAbsMax)
+        absmax = {k: o.absmax for k, o in observers.items()}
+
+    def replace(layer_name, module):
+        if type(module) is not Linear or layer_name in exclude:
+            return None
+        if name == "LLM_INT8":
+            return LLMInt8Linear(module, threshold)
+        return SmoothQuantLinear(module, absmax.get(layer_name), alpha)
+
+    return replace_modules(model, replace)
+
+
+class _ChannelAbsMax:
+    """A calibration observer that keeps ``max |x_j|`` per input channel."""
+
+    def __init__(self, scheme=None):
+        self.absmax = None
+
+    def update(self, x):
+        from .ops import minmax
+
+        x = np.asarray(x, np.float32)
+        lo, hi = minmax(x.reshape(-1, x.shape[-1]), "column")
+        amax = np.maximum(-lo, hi)
+        self.absmax = amax if self.absmax is None else np.maximum(self.absmax, amax)
+
+
+def replace_modules(model: Module, replace, prefix: str = "") -> Module:
+    """A copy of the tree where ``replace(name, module)`` returns a substitute (or None
+    to keep the module and walk its children). Parameter arrays are shared, not copied."""
+    substitute = replace(prefix, model)
+    if substitute is not None:
+        return substitute
+    new = copy.copy(model)
+    new._modules = type(model._modules)()
+    new._params = type(model._params)(model._params)
+    for name, child in model._modules.items():
+        new._child(name, replace_modules(child, replace, f"{prefix}.{name}" if prefix else name))
     return new
 
 

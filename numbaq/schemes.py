@@ -76,6 +76,13 @@ BLOCK_Q8_0 = QScheme(
     name="BLOCK_Q8_0",
 )
 
+OUTLIER_SCHEMES = ("SMOOTHQUANT", "LLM_INT8")
+"""Outlier-aware schemes: names for :func:`numbaq.quantize_dynamic`, which replace each
+Linear with a :class:`numbaq.outliers.SmoothQuantLinear` (SmoothQuant-style smoothing
+folded into the weights, migration strength ``alpha``) or an
+:class:`numbaq.outliers.LLMInt8Linear` (input channels with ``|x| > threshold`` in float,
+the rest int8). Their int8 part uses per-token activations."""
+
 SCHEMES: dict[str, QScheme] = {
     s.name: s for s in (ONNX, TORCH, PER_TOKEN_INT8, PER_TOKEN_UINT8, BLOCK_Q8_0)
 }

@@ -397,3 +397,23 @@ def _quantize_lhs_par(
     for r in prange(m):
         _lhs_row(x, r, a_scale[r], a_zp[r] - shift, qmin, qmax, reciprocal, signed, a)
     return _lhs_status(0, a_scale.max())
+
+
+@jit()
+def _quantize_lhs_static(x, scale, zero_point, qmin, qmax, reciprocal, signed, a):
+    """Quantize ``x`` (M, K) with fixed ``scale``/``zero_point`` into the GEMM's lhs ``a``
+    (M, lda) uint8 (signed codes shifted by 128). Returns how many values clipped: their
+    code before clamping was outside ``[qmin, qmax]``."""
+    k = x.shape[1]
+    zp = np.float32(zero_point)
+    lo, hi = np.float32(qmin), np.float32(qmax)
+    shift = np.float32(128.0 if signed else 0.0)
+    inv = _ONE / scale
+    clipped = 0
+    for r in range(x.shape[0]):
+        row = a[r]
+        for i in range(k):
+            v = np.rint(fma_f32(x[r, i], inv, zp)) if reciprocal else np.rint(x[r, i] / scale) + zp
+            clipped += (v < lo) | (v > hi)
+            row[i] = min(max(v, lo), hi) + shift
+    return clipped
