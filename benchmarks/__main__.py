@@ -5,9 +5,17 @@ the Linear tables back and draws ``benchmarks/gops.png`` and ``benchmarks/speedu
 (matplotlib, the ``plots`` extra).
 """
 
-from . import bench_linear, bench_lstm, bench_minilm, bench_startup, bench_stats, plots
+from . import (
+    bench_linear,
+    bench_lstm,
+    bench_minilm,
+    bench_startup,
+    bench_static,
+    bench_stats,
+    plots,
+)
 
-for bench in (bench_stats, bench_startup, bench_linear, bench_lstm, bench_minilm):
+for bench in (bench_stats, bench_startup, bench_linear, bench_lstm, bench_minilm, bench_static):
     print(f"== {bench.__name__}", flush=True)
     bench.main([])
 plots.main()

@@ -10,7 +10,6 @@ own. SQNR of the 64-step output against the fp32 LSTM, for each method.
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numba
@@ -39,13 +38,58 @@ def _torch_models():
     return lstm, cell, qlstm, qcell
 
 
+TORCH_CHILD = r"""
+import json, sys, time, warnings
+import numpy as np
+import torch
+warnings.simplefilter("ignore")
+threads, batches = json.loads(sys.argv[1])
+torch.manual_seed(0)
+lstm, cell = torch.nn.LSTM(256, 512), torch.nn.LSTMCell(256, 512)
+qlstm = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lstm), {torch.nn.LSTM},
+                                               dtype=torch.qint8)
+qcell = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(cell), {torch.nn.LSTMCell},
+                                               dtype=torch.qint8)[0]
+def median_us(fn, n):
+    fn(); ts = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return float(np.median(ts) * 1e6)
+out = []
+for n in threads:
+    torch.set_num_threads(n)
+    for b in batches:
+        x = np.random.default_rng(0).standard_normal((64, b, 256)).astype(np.float32)
+        tx = torch.from_numpy(x)
+        with torch.inference_mode():
+            for name, model, c in (("torch fp32", lstm, cell), ("torch qdyn", qlstm, qcell)):
+                out.append([name, n, b, "LSTM", median_us(lambda: model(tx), 10)])
+                out.append([name, n, b, "LSTMCell", median_us(lambda: c(tx[0]), 50)])
+print(json.dumps(out))
+"""
+
+
+def _torch_times(threads, batches) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_CHILD, json.dumps([threads, batches])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {tuple(row[:4]): row[4] for row in json.loads(done.stdout.strip().splitlines()[-1])}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     import torch
 
-    lstm, cell, qlstm, qcell = _torch_models()
+    lstm, cell, qlstm, _ = _torch_models()
     ours = {
         "numbaq LSTM": nq.quantize_dynamic(nq.from_torch(lstm)),
         "numbaq LSTMCell": nq.quantize_dynamic(nq.from_torch(cell)),
@@ -62,20 +106,9 @@ def main(argv=None):
             times[("numbaq", n, b, "LSTMCell")] = median_us(
                 lambda x=x: ours["numbaq LSTMCell"](x[0]), 50
             )
-    time.sleep(0.5)
-    for n in threads:
-        torch.set_num_threads(n)
-        for b, x in inputs.items():
-            tx = torch.from_numpy(x)
-            for name, model, cell_model in (
-                ("torch fp32", lstm, cell),
-                ("torch qdyn", qlstm, qcell),
-            ):
-                with torch.inference_mode():
-                    times[(name, n, b, "LSTM")] = median_us(lambda m=model, tx=tx: m(tx), 10)
-                    times[(name, n, b, "LSTMCell")] = median_us(
-                        lambda m=cell_model, tx=tx: m(tx[0]), 50
-                    )
+    # torch runs in a child process that never imports numbaq: its OpenMP pool and
+    # Numba's stalled each other in one process (one run measured torch 10x slower)
+    times.update(_torch_times(threads, list(inputs)))
     x = inputs[16]
     with torch.inference_mode():
         reference = lstm(torch.from_numpy(x))[0].numpy()
@@ -92,7 +125,8 @@ def main(argv=None):
         "## Dynamic LSTM (input 256, hidden 512, 64 steps)",
         "",
         "Command: `python -m benchmarks.bench_lstm`. Median µs per call (a whole sequence for",
-        "LSTM, one step for LSTMCell); each runtime timed on its own, in one run.",
+        "LSTM, one step for LSTMCell); numbaq in this process, then PyTorch in a child",
+        "process that never imports numbaq (their thread pools stalled each other in one).",
         f"Machine: {machine()}. Ratio: torch qdyn time / numbaq time.",
         "",
     ]

@@ -27,6 +27,45 @@ def _cos(a, b):
     return (a * b).sum(axis=1)
 
 
+TORCH_CHILD = r"""
+import json, sys, time, warnings
+import numpy as np
+import torch
+from numbaq.models import torch_minilm
+from numbaq.models.sentences import SENTENCES
+warnings.simplefilter("ignore")
+model, tokenizer = torch_minilm.build()
+qmodel = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+def median_ms(fn, n=5):
+    fn(); ts = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return float(np.median(ts) * 1e3)
+out = []
+for n in json.loads(sys.argv[1]):
+    torch.set_num_threads(n)
+    for name, m in (("torch fp32", model), ("torch int8", qmodel)):
+        out.append([name, n, median_ms(lambda m=m: torch_minilm.encode(m, tokenizer, SENTENCES))])
+print(json.dumps(out))
+"""
+
+
+def _torch_times(threads) -> dict:
+    """Timings of the PyTorch models in a child process that never imports numbaq's
+    kernels (two OpenMP pools in one process stalled each other here)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_CHILD, json.dumps(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {(r[0], r[1]): r[2] for r in json.loads(done.stdout.strip().splitlines()[-1])}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-write", action="store_true")
@@ -88,14 +127,7 @@ def main(argv=None):
                 f"{_cos(talone, tint8).min():.6f}",
             ]
         )
-        for n in threads:
-            torch.set_num_threads(n)
-            times[("torch fp32", n)] = (
-                median_us(lambda: torch_minilm.encode(tmodel, tokenizer, SENTENCES), 5) / 1e3
-            )
-            times[("torch int8", n)] = (
-                median_us(lambda: torch_minilm.encode(tq, tokenizer, SENTENCES), 5) / 1e3
-            )
+        times.update(_torch_times(threads))
     lengths = [len(i) for i in model.tokenize(SENTENCES)]
     padding = 1 - sum(lengths) / (len(lengths) * max(lengths))
     names = sorted(

@@ -33,7 +33,7 @@ print(json.dumps({"import": t1 - t0, "first": t2 - t1, "second": t3 - t2}))
 """
 
 
-def main() -> None:
+def main(argv=None) -> None:
     subprocess.run([sys.executable, "-c", "import numbaq; numbaq.warmup()"], check=True)
     runs = [
         json.loads(

@@ -152,7 +152,17 @@ class _Cell(_Projections):
         return text
 
 
-class LSTMCell(_Cell):
+class _FloatCell(_Cell):
+    """The float cells' constructor (``LSTMCell``, ``GRUCell``)."""
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, params=None, seed: int = 0
+    ):
+        super().__init__()
+        self._init_float(self._configure(input_size, hidden_size, bias), params, seed, hidden_size)
+
+
+class LSTMCell(_FloatCell):
     """One LSTM step, as ``torch.nn.LSTMCell``: ``(h', c') = cell(x, (h, c))``.
 
     Parameters ``weight_ih`` (4H, F), ``weight_hh`` (4H, H), ``bias_ih``, ``bias_hh`` (4H,);
@@ -162,23 +172,11 @@ class LSTMCell(_Cell):
 
     mode = "LSTM"
 
-    def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, params=None, seed: int = 0
-    ):
-        super().__init__()
-        self._init_float(self._configure(input_size, hidden_size, bias), params, seed, hidden_size)
 
-
-class GRUCell(_Cell):
+class GRUCell(_FloatCell):
     """One GRU step, as ``torch.nn.GRUCell``: ``h' = cell(x, h)``; gates r, z, n."""
 
     mode = "GRU"
-
-    def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, params=None, seed: int = 0
-    ):
-        super().__init__()
-        self._init_float(self._configure(input_size, hidden_size, bias), params, seed, hidden_size)
 
 
 class _QuantCell(_Cell):
@@ -387,7 +385,28 @@ class _Recurrent(_Projections):
         return text
 
 
-class LSTM(_Recurrent):
+class _FloatRecurrent(_Recurrent):
+    """The float recurrent layers' constructor (``LSTM``, ``GRU``)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        params=None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        shapes = self._configure(
+            input_size, hidden_size, num_layers, bias, batch_first, bidirectional
+        )
+        self._init_float(shapes, params, seed, hidden_size)
+
+
+class LSTM(_FloatRecurrent):
     """Multi-layer LSTM, as ``torch.nn.LSTM``: ``output, (h_n, c_n) = lstm(x, (h_0, c_0))``.
 
     ``x`` is (seq, batch, input_size), or (batch, seq, input_size) with ``batch_first``,
@@ -406,45 +425,11 @@ class LSTM(_Recurrent):
 
     mode = "LSTM"
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        bidirectional: bool = False,
-        params=None,
-        seed: int = 0,
-    ):
-        super().__init__()
-        shapes = self._configure(
-            input_size, hidden_size, num_layers, bias, batch_first, bidirectional
-        )
-        self._init_float(shapes, params, seed, hidden_size)
 
-
-class GRU(_Recurrent):
+class GRU(_FloatRecurrent):
     """Multi-layer GRU, as ``torch.nn.GRU``: ``output, h_n = gru(x, h_0)``; gates r, z, n."""
 
     mode = "GRU"
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        bidirectional: bool = False,
-        params=None,
-        seed: int = 0,
-    ):
-        super().__init__()
-        shapes = self._configure(
-            input_size, hidden_size, num_layers, bias, batch_first, bidirectional
-        )
-        self._init_float(shapes, params, seed, hidden_size)
 
 
 class _QuantRecurrent(_Recurrent):
