@@ -1,21 +1,25 @@
-"""``python -m benchmarks``: every benchmark in one run, then RESULTS.md and the plots.
+"""``python -m benchmarks``: every benchmark, each in its own process, then the plots.
 
-Each benchmark writes its own section of ``benchmarks/RESULTS.md``; ``plots`` then reads
-the Linear tables back and draws ``benchmarks/gops.png`` and ``benchmarks/speedup.png``
-(matplotlib, the ``plots`` extra).
+Each benchmark writes its own section of ``benchmarks/RESULTS.md``. They run one after
+the other in separate processes: a torch or ONNX Runtime thread pool left alive by one
+benchmark slowed Numba's pool in the next when they shared a process. ``plots`` then
+reads the Linear tables back and draws ``benchmarks/gops.png`` and
+``benchmarks/speedup.png`` (matplotlib, the ``plots`` extra).
 """
 
-from . import (
-    bench_linear,
-    bench_lstm,
-    bench_minilm,
-    bench_startup,
-    bench_static,
-    bench_stats,
-    plots,
-)
+import subprocess
+import sys
 
-for bench in (bench_stats, bench_startup, bench_linear, bench_lstm, bench_minilm, bench_static):
-    print(f"== {bench.__name__}", flush=True)
-    bench.main([])
-plots.main()
+BENCHMARKS = [
+    "bench_stats",
+    "bench_startup",
+    "bench_linear",
+    "bench_lstm",
+    "bench_minilm",
+    "bench_static",
+    "plots",
+]
+
+for name in BENCHMARKS:
+    print(f"== benchmarks.{name}", flush=True)
+    subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], check=True)

@@ -142,8 +142,9 @@ def main(argv=None):
         [
             "## all-MiniLM-L6-v2, 64 sentences",
             "",
-            "Command: `python -m benchmarks.bench_minilm`. Median ms to encode all 64 sentences,",
-            f"each runtime on its own, in one run. Machine: {machine()}.",
+            "Command: `python -m benchmarks.bench_minilm`. Median ms to encode all 64 sentences;",
+            "numbaq in this process, PyTorch in a child process that does not run numbaq's",
+            f"kernels (their thread pools stalled each other in one). Machine: {machine()}.",
             f"A padded batch of these sentences is {100 * padding:.0f}% padding; numbaq's ragged",
             "batches skip it.",
             "",

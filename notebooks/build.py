@@ -290,22 +290,25 @@ assert inputs[30:].mean() > 3 * inputs[:20].mean()   # the scales followed the i
         ),
         (
             "md",
-            """## Error per gate
+            """## The step, checked, and the error per gate
 
-For one step, the gate pre-activations from the float and the quantized projections.""",
+One step of the float LSTM recomputed with `numbaq.reference.lstm_cell` from the state
+after 11 steps; then, for the same step, the gate pre-activations from the float and from
+the quantized projections.""",
         ),
         (
             "code",
             """p = lstm.parameters()
-h = np.asarray(out[10], np.float32)
-xg_f = x[11] @ p["weight_ih_l0"].T + p["bias_ih_l0"] + h @ p["weight_hh_l0"].T + p["bias_hh_l0"]
+_, (h, c) = lstm(x[:11])                       # the state after steps 0..10
+h, c = h[0], c[0]
+xg_f = x[11] @ p["weight_ih_l0"].T + p["bias_ih_l0"]
+hg_f = h @ p["weight_hh_l0"].T + p["bias_hh_l0"]
+h_ref, _ = ref.lstm_cell(xg_f, hg_f, c)
+np.testing.assert_allclose(out[11], h_ref, rtol=1e-5, atol=1e-6)   # step 11, as the formula says
 qih = nq.quantize_weight(p["weight_ih_l0"]); qhh = nq.quantize_weight(p["weight_hh_l0"])
-xg_q = (nq.quantized_linear(x[11], qih, p["bias_ih_l0"])
-        + nq.quantized_linear(h, qhh, p["bias_hh_l0"]))
-for name, (f, q) in zip("ifgo", zip(np.split(xg_f, 4, -1), np.split(xg_q, 4, -1))):
-    print(f"gate {name}: SQNR {nq.metrics.sqnr(f, q):5.1f} dB")
-h_ref, c_ref = ref.lstm_cell(xg_f, 0 * xg_f, np.zeros((2, 64), np.float32))
-assert h_ref.shape == (2, 64)""",
+xg_q = nq.quantized_linear(x[11], qih, p["bias_ih_l0"]) + nq.quantized_linear(h, qhh, p["bias_hh_l0"])
+for name, (f, q) in zip("ifgo", zip(np.split(xg_f + hg_f, 4, -1), np.split(xg_q, 4, -1))):
+    print(f"gate {name}: SQNR {nq.metrics.sqnr(f, q):5.1f} dB")""",
         ),
     ],
     "04_real_model": [
