@@ -190,6 +190,16 @@ class QuantizedWeight:
             self._packed[path] = kg.pack(self.q, path)
         return self._packed[path]
 
+    def block_sums(self, block: int) -> np.ndarray:
+        """``(K // block, N)`` int32 sums of each output channel's weights over each block
+        of K (zero-point compensation per block; made once, then cached)."""
+        key = ("block_sums", block)
+        if key not in self._packed:
+            n, k = self.q.shape
+            sums = self.q.reshape(n, k // block, block).sum(axis=2, dtype=np.int64)
+            self._packed[key] = np.ascontiguousarray(sums.T.astype(np.int32))
+        return self._packed[key]
+
     def dequantize(self) -> np.ndarray:
         """``q * scale[:, None]`` as float32 (N, K)."""
         return self.q.astype(np.float32) * self.scale[:, None]
@@ -521,11 +531,33 @@ def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, 
     a_scale = scale.reshape(m, -1)
     if a_scale.shape[1] != n_blocks:
         a_scale = np.repeat(a_scale, n_blocks, axis=1)
-    w_scale = (
-        qweight.scale if qweight.group_size else np.repeat(qweight.scale[:, None], n_blocks, axis=1)
+    w_scale = qweight.scale.T if qweight.group_size else qweight.scale[None, :]
+    w_scale = np.ascontiguousarray(  # (blocks, N): each block's scales are contiguous
+        np.broadcast_to(w_scale, (n_blocks, qweight.shape[0]))
     )
-    kernel = kg.linear_blocks_par if _parallel(m, y.shape[1], k) else kg.linear_blocks
-    kernel(q.reshape(m, k), block, a_scale, qweight.q, w_scale, bias, act, y)
+    a = q.reshape(m, k).view(np.uint8) ^ np.uint8(0x80)  # q + 128: the GEMM takes uint8
+    path, mod = _kernels(config.GEMM_PATH)
+    if k % 4 or block % 4:  # the packed paths read K four values at a time
+        path, mod = "plain", kg.module("plain")
+    args = (
+        a.reshape(-1),
+        k,
+        m,
+        qweight.packed(path),
+        -(-k // 4),
+        y.shape[1],
+        block // 4,
+        a_scale,
+        w_scale,
+        qweight.block_sums(block),
+        bias,
+        act,
+        y,
+    )
+    if _parallel(m, y.shape[1], k):
+        mod.linear_blocks_f32_par(*args, kg.m_block(m, y.shape[1], path, numba.get_num_threads()))
+    else:
+        mod.linear_blocks_f32(*args)
     return scale.reshape(m, -1)
 
 

@@ -430,37 +430,32 @@ def recurrence_par(*args):
     return recurrence(*args[:-1])
 
 
-# ------------------------------------------------------- per-block activation scales
+# ------------------------------------------------------- scales per block of K
 @jit()
-def _linear_blocks_row(q, i, block, a_scale, w, w_scale, bias, act, y):
-    """One row of ``y = sum_b float32(sum_{k in b} q[i, k] w[j, k]) * (a_scale[i, b] *
-    w_scale[j, b]) + bias[j]``."""
-    n, k = w.shape
-    qf = q.reshape(q.size)
-    wf = w.reshape(w.size)
+def _blocks_row(a, lda, i, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y):
+    k, block = 4 * kq_n, 4 * block_kq
     for j in range(n):
         total = np.float32(0.0)
-        for b in range(k // block):
-            s = _dot_row(qf, i * k + b * block, wf, j * k + b * block, block)
-            total += np.float32(s) * (a_scale[i, b] * w_scale[j, b])
+        for b in range(kq_n // block_kq):
+            raw = _dot_row(a, i * lda + b * block, w, j * k + b * block, block)
+            dot = np.int32(raw - 128 * block_sums[b, j])
+            total += np.float32(dot) * (a_scale[i, b] * w_scale[b, j])
         y[i, j] = _activate(total + bias[j], act)
 
 
 @jit()
-def linear_blocks(q, block, a_scale, w, w_scale, bias, act, y):
-    """Linear with scales per block of K: activations (llama.cpp Q8_0 style), weights
-    (int4 per group), or both.
-
-    ``q`` (M, K) int8 (symmetric), ``a_scale`` (M, K // block), ``w`` (N, K) int8,
-    ``w_scale`` (N, K // block) float32, ``bias`` (N,), ``y`` (M, N) float32. Each
-    block's dot product is exact in int32; blocks are summed in float32, in order.
-    """
-    for i in range(q.shape[0]):
-        _linear_blocks_row(q, i, block, a_scale, w, w_scale, bias, act, y)
+def linear_blocks_f32(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y):
+    """Scales per block of K over plain loops (as the generated paths): ``y = sum_b
+    float32(dot_b - 128 * block_sums[b, n]) * (a_scale[m, b] * w_scale[b, n]) + bias``;
+    ``w_scale`` and ``block_sums`` are (blocks, N)."""
+    for i in range(m):
+        _blocks_row(a, lda, i, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y)
 
 
 @jit(parallel=True)
-def linear_blocks_par(q, block, a_scale, w, w_scale, bias, act, y):
-    """Parallel twin of :func:`linear_blocks`, over rows."""
-    for i in prange(q.shape[0]):
-        _linear_blocks_row(q, i, block, a_scale, w, w_scale, bias, act, y)
+def linear_blocks_f32_par(
+    a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y, m_block
+):
+    """Parallel twin of :func:`linear_blocks_f32`, over rows (``m_block`` unused)."""
+    for i in prange(m):
+        _blocks_row(a, lda, i, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y)
