@@ -6,7 +6,8 @@ The pipeline, one stage to a module::
     kernels/quantize.py  qparams, quantize, dequantize, fused dynamic pass
     kernels/gemm.py      integer GEMM paths (VNNI, AVX-512BW, AVX2, plain), packing
     ops.py               the public verbs below, with validation
-    matmul.py            quantize_weight, matmul_integer, quantized_linear
+    weights.py           quantize_weight, QuantizedWeight
+    matmul.py            matmul_integer, quantized_linear
     layers/              Linear, LSTM(Cell), GRU(Cell), Sequential and Quant* twins
     convert.py, interop.py, io.py, report.py
                          quantize_dynamic, from_torch, save/load, compare/trace

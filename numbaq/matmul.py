@@ -14,7 +14,6 @@ sums; see :mod:`numbaq.kernels.epilogue` for the algebra.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -24,6 +23,7 @@ from .kernels import epilogue as ke
 from .kernels import gemm as kg
 from .ops import DEFAULT_SCHEME, _dynamic_quantize_2d, _layout, _raise_nonfinite, as_float32
 from .qparams import QScheme
+from .weights import QuantizedWeight, quantize_weight
 
 INT32_MAX = 2**31 - 1
 ACTIVATIONS = {None: ke.ACT_NONE, "relu": ke.ACT_RELU, "gelu": ke.ACT_GELU}
@@ -121,164 +121,6 @@ def _check_k(k: int, a_span: int, b_span: int, what: str) -> None:
 
 def _parallel(m: int, n: int, k: int) -> bool:
     return m * n * k >= config.GEMM_PARALLEL_MIN and numba.get_num_threads() > 1
-
-
-# ------------------------------------------------------------------ weights
-@dataclass(frozen=True, eq=False, repr=False)
-class QuantizedWeight:
-    """Symmetric int8 weights of a Linear, ``W (N, K) ~ q * scale[:, None]``.
-
-    Attributes
-    ----------
-    q : (N, K) int8
-        Quantized weights (int4 values also live here).
-    scale : (N,) or (N, K // group_size) float32
-        One scale per output channel (repeated for a per-tensor scheme), or one per
-        group of ``group_size`` input features (int4 per group).
-    scheme : QScheme
-        How ``q`` was made.
-    col_sums : (N,) int32
-        ``sum_k q[n, k]``, for zero-point compensation (see ``kernels.epilogue``).
-
-    The packed layout for each GEMM path is made on first use and kept
-    (:meth:`packed`).
-    """
-
-    q: np.ndarray
-    scale: np.ndarray
-    scheme: QScheme
-    col_sums: np.ndarray
-    _packed: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_int8(cls, q, scale, scheme: QScheme | None = None) -> QuantizedWeight:
-        """Wrap weights quantized elsewhere: ``q`` (N, K) int8, ``scale`` (N,) or scalar."""
-        q = np.asarray(q)
-        if q.dtype != np.int8 or q.ndim != 2 or q.size == 0:
-            raise TypeError(f"q must be a non-empty (N, K) int8 array, got {q.dtype} {q.shape}")
-        scale = np.asarray(scale, np.float32)
-        if scale.ndim == 2:  # per group
-            if q.shape[1] % scale.shape[1] or scale.shape[0] != q.shape[0]:
-                raise ValueError(f"group scales {scale.shape} do not fit weights {q.shape}")
-            scale = np.ascontiguousarray(scale)
-        else:
-            scale = np.broadcast_to(scale, (q.shape[0],)).copy()
-        if not np.all((scale > 0) & np.isfinite(scale)):
-            raise ValueError("scale must be positive and finite")
-        scheme = scheme or QScheme("int8", symmetric=True, granularity="row", name="external")
-        col_sums = q.sum(axis=1, dtype=np.int64).astype(np.int32)
-        return cls(np.ascontiguousarray(q), scale, scheme, col_sums)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(N, K)``: output and input features."""
-        return self.q.shape
-
-    @property
-    def group_size(self) -> int | None:
-        """Input features per weight scale, for per-group weights; else None."""
-        return self.q.shape[1] // self.scale.shape[1] if self.scale.ndim == 2 else None
-
-    @functools.cached_property
-    def zero_bias(self) -> np.ndarray:
-        """``(N,)`` float32 zeros: the bias added when a Linear has none."""
-        return np.zeros(self.q.shape[0], np.float32)
-
-    def packed(self, path: str) -> np.ndarray:
-        """The weights packed for GEMM ``path`` (made once, then cached)."""
-        if path not in self._packed:
-            self._packed[path] = kg.pack(self.q, path)
-        return self._packed[path]
-
-    def block_sums(self, block: int) -> np.ndarray:
-        """``(K // block, N)`` int32 sums of each output channel's weights over each block
-        of K (zero-point compensation per block; made once, then cached)."""
-        key = ("block_sums", block)
-        if key not in self._packed:
-            n, k = self.q.shape
-            sums = self.q.reshape(n, k // block, block).sum(axis=2, dtype=np.int64)
-            self._packed[key] = np.ascontiguousarray(sums.T.astype(np.int32))
-        return self._packed[key]
-
-    def dequantize(self) -> np.ndarray:
-        """``q * scale[:, None]`` as float32 (N, K)."""
-        return self.q.astype(np.float32) * self.scale[:, None]
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of int8 values and scales (the packed copies not counted)."""
-        return self.q.nbytes + self.scale.nbytes
-
-    def __repr__(self) -> str:
-        n, k = self.shape
-        where = "per tensor" if self.scheme.granularity == "tensor" else "per channel"
-        return (
-            f"QuantizedWeight({n} x {k} {self.scheme.dtype} {where}, q in "
-            f"[{int(self.q.min())}, {int(self.q.max())}], scales in "
-            f"[{float(self.scale.min()):.4g}, {float(self.scale.max()):.4g}], "
-            f"{self.nbytes / 1e6:.2f} MB)"
-        )
-
-
-def quantize_weight(
-    w,
-    per_channel: bool = True,
-    dtype: str = "int8",
-    narrow_range: bool = True,
-    group_size: int | None = None,
-) -> QuantizedWeight:
-    """Quantize Linear weights once, symmetrically: ``q = clip(round(w / scale), qmin, qmax)``.
-
-    Parameters
-    ----------
-    w : (N, K) float array
-        Weights as ``torch.nn.Linear`` stores them: one row per output feature.
-    per_channel : bool
-        One scale per output channel (row); else one for the whole tensor.
-    dtype : {"int8", "int4"}
-        int4 values are held in int8 storage.
-    narrow_range : bool
-        Use [-127, 127] (int4: [-7, 7]), so that ``-q`` is representable.
-    group_size : int, optional
-        One scale per output channel and group of ``group_size`` input features (the
-        usual int4 layout). Such weights run through the per-block kernel and need
-        symmetric int8 activations (``PER_TOKEN_INT8`` or ``BLOCK_Q8_0``).
-
-    Returns
-    -------
-    QuantizedWeight
-
-    Notes
-    -----
-    .. math:: s_n = \\frac{\\max_k |w_{nk}|}{q_{max}},\\quad
-              q_{nk} = \\mathrm{clip}(\\mathrm{round}(w_{nk} / s_n), q_{min}, q_{max})
-
-    Plain text: ``scale[n] = max(|w[n, :]|) / qmax``, ``q = clip(round(w / scale), qmin, qmax)``.
-
-    Examples
-    --------
-    >>> qw = quantize_weight(np.array([[0.5, -1.0], [2.0, 0.25]]))
-    >>> qw.q.tolist(), qw.scale.tolist()
-    ([[64, -127], [127, 16]], [0.007874015718698502, 0.015748031437397003])
-    """
-    if dtype not in ("int8", "int4"):
-        raise ValueError(f"dtype must be 'int8' or 'int4' for weights, got {dtype!r}")
-    w = as_float32(w, "w")
-    if w.ndim != 2:
-        raise ValueError(f"w must be 2-D (N, K), got shape {w.shape}")
-    from .ops import dynamic_quantize
-
-    granularity = "block" if group_size else ("row" if per_channel else "tensor")
-    scheme = QScheme(
-        dtype,
-        symmetric=True,
-        granularity=granularity,
-        block_size=group_size,
-        narrow_range=narrow_range,
-        name="weights",
-    )
-    q, qp = dynamic_quantize(w, scheme)
-    return QuantizedWeight.from_int8(q, qp.scale, scheme)
 
 
 # ------------------------------------------------------------------ MatMulInteger
