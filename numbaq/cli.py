@@ -215,8 +215,9 @@ def model_demo(sentences=None, scheme=None, repeat: int = 3, out=sys.stdout) -> 
     bar.set_postfix_str(f"quantizing 36 Linear layers ({scheme.name or 'custom'})")
     qmodel = quantize_dynamic(model, scheme=scheme, progress=False)
     bar.update()
+    bar.set_postfix_str("first encode (compiles the kernels once; cached on disk after)")
     reference = model.encode(sentences)
-    embeddings = qmodel.encode(sentences)  # also compiles / loads the kernels
+    embeddings = qmodel.encode(sentences)
     bar.update()
     timings = {}
     for name, m in (("fp32", model), ("int8", qmodel)):
