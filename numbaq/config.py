@@ -72,15 +72,19 @@ JIT_OPTIONS: dict = {
 }
 
 
-def jit(parallel: bool = False):
+def jit(parallel: bool = False, inline: bool = False):
     """Return the ``numba.njit`` decorator every numbaq kernel is built with.
 
     Parameters
     ----------
     parallel : bool
         Compile with ``parallel=True`` so ``prange`` loops run on Numba's pool.
+    inline : bool
+        Inline into callers at Numba's IR level (``inline="always"``): for the GEMM's
+        per-panel helpers, whose calls pass a dozen arrays each.
     """
-    return numba.njit(parallel=parallel, **JIT_OPTIONS)
+    extra = {"inline": "always"} if inline else {}
+    return numba.njit(parallel=parallel, **JIT_OPTIONS, **extra)
 
 
 def use_parallel(n_elements: int) -> bool:

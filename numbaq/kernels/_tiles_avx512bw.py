@@ -697,7 +697,7 @@ def _tile_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w
         _tile_1_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
 
 
-@jit()
+@jit(inline=True)
 def _block_i32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, out):
     """Rows ``m_lo:m_hi`` of panel ``p``: int32 results into ``out`` (M, N)."""
     n0 = p * PANEL
@@ -731,7 +731,7 @@ def gemm_i32_par(a, lda, m, w, kq_n, n, out, m_block):
         _block_i32(a, lda, m_lo, min(m, m_lo + m_block), w, kq_n, n, t % n_panels, acc, out)
 
 
-@jit()
+@jit(inline=True)
 def _block_f32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums,
                bias, act, y):
     """Rows ``m_lo:m_hi`` of panel ``p``, dequantized into ``y`` (M, N) float32."""
