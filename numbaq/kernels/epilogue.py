@@ -37,7 +37,7 @@ ACT_NONE, ACT_RELU, ACT_GELU = 0, 1, 2
 @jit()
 def _activate(v, act):
     """ReLU (``act == 1``) or exact GELU, ``0.5 x (1 + erf(x / sqrt 2))`` (``act == 2``,
-    erf to 1.5e-7, see ``kernels.mathf``)."""
+    erf to 5e-7, see ``kernels.mathf``)."""
     if act == ACT_RELU:
         return max(v, np.float32(0.0))
     if act == ACT_GELU:

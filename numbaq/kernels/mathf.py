@@ -25,7 +25,8 @@ _INV_SQRT2 = _F(0.7071067811865476)
 
 @jit()
 def _exp(x):
-    """float32 ``exp``, at most 1 ulp off on [-87, 88] (clamped outside), branch-free.
+    """float32 ``exp``, at most 3 ulps off on [-87, 88] (0.4 on average; clamped outside),
+    branch-free.
 
     ``exp(x) = 2**n * exp(r)`` with ``n = round(x / ln 2)``, ``r = x - n ln 2`` in
     [-ln2/2, ln2/2]; ``exp(r)`` by its Taylor polynomial to degree 6 (error below
@@ -66,7 +67,8 @@ def _tanh(v):
 
 @jit()
 def _erf(x):
-    """float32 ``erf``, absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26):
+    """float32 ``erf``, absolute error below 5e-7: the formula's 1.5e-7 (Abramowitz and
+    Stegun 7.1.26) plus float32 cancellation near 0, where ``1 - ...`` loses digits:
     ``erf(|x|) = 1 - t (a1 + t (a2 + ...)) exp(-x**2)`` with ``t = 1 / (1 + p |x|)``."""
     a = min(abs(x), _F(4.0))  # erf(4) rounds to 1 in float32; no denormals below
     t = _ONE / (_ONE + _F(0.3275911) * a)

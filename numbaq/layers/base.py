@@ -140,7 +140,7 @@ class ReLU(_Elementwise):
 
 
 class GELU(_Elementwise):
-    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``, in float32 (erf to 1.5e-7)."""
+    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``, in float32 (erf to 5e-7)."""
 
     @staticmethod
     def fn(x):
