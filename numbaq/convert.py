@@ -20,7 +20,7 @@ from .layers import (
     QuantLSTM,
     QuantLSTMCell,
 )
-from .ops import DEFAULT_SCHEME
+from .ops import DEFAULT_SCHEME, minmax
 
 
 def _recurrent(cls):
@@ -162,8 +162,6 @@ class _ChannelAbsMax:
         self.absmax = None
 
     def update(self, x):
-        from .ops import minmax
-
         x = np.asarray(x, np.float32)
         lo, hi = minmax(x.reshape(-1, x.shape[-1]), "column")
         amax = np.maximum(-lo, hi)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 
 import numpy as np
@@ -57,12 +58,20 @@ def trace(model: Module, *inputs) -> Trace:
     >>> t[""][0]["scale"].astype(float).round(4).tolist()  # (3 - 0) / 255
     [0.0118]
     """
+    with _tracing(model) as collect:
+        model(*inputs)
+        return collect()
+
+
+@contextlib.contextmanager
+def _tracing(model: Module):
+    """Turn on every dynamic layer's trace log while the block runs; yields a function
+    that returns what was logged as a :class:`Trace`."""
     layers = [(name, m) for name, m in model.named_modules() if hasattr(m, "trace_log")]
     for _, module in layers:
         module.trace_log = []
     try:
-        model(*inputs)
-        return Trace((name, list(module.trace_log)) for name, module in layers)
+        yield lambda: Trace((name, list(module.trace_log)) for name, module in layers)
     finally:
         for _, module in layers:
             module.trace_log = None
@@ -148,8 +157,9 @@ def compare(float_model: Module, quant_model: Module, *inputs) -> Comparison:
     the reference, so the error of each row includes what earlier layers let through.
     """
     reference = _record(float_model, *inputs)
-    recorded = _record(quant_model, *inputs)
-    scales = trace(quant_model, *inputs)
+    with _tracing(quant_model) as collect:  # outputs and scales from one run
+        recorded = _record(quant_model, *inputs)
+        scales = collect()
     table = Comparison()
     for name, module in quant_model.named_modules():
         if name not in reference or name not in recorded:

@@ -9,9 +9,9 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
-from .epilogue import _activate_rows, _store_f32, _store_i32
 from .quantize import _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_step, _lstm_step
+from .epilogue import _activate_rows, _store_f32, _store_i32
 from .simd import bcast8 as vbcast
 from .simd import dpbusd8 as vdot
 from .simd import fadd8 as vfadd
@@ -1275,6 +1275,62 @@ def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias
 
 
 @jit()
+def _blocks_panel(a, lda, m_lo, m_hi, w, kq_n, n, p, block_kq, a_scale, w_scale, block_sums,
+                  bias, act, y, acc, total):
+    """Rows ``m_lo:m_hi`` of panel ``p`` with one scale per block of ``4 * block_kq`` K values:
+    ``y = sum_b float32(dot_b - 128 * block_sums[b, n]) * (a_scale[m, b] * w_scale[b, n])
+    + bias``, ``dot_b`` the tile's int32 result on block ``b`` of the shifted activations.
+    ``w_scale`` and ``block_sums`` are (blocks, N): each block's row is contiguous."""
+    n0 = p * PANEL
+    ncols = min(PANEL, n - n0)
+    for m0 in range(m_lo, m_hi, MR):
+        rows = min(MR, m_hi - m0)
+        total[:] = 0
+        for b in range(kq_n // block_kq):
+            _tile(a, m0 * lda + 4 * b * block_kq, lda, w,
+                  (p * kq_n + b * block_kq) * KBYTES, block_kq, acc, rows)
+            bs = block_sums[b, n0 : n0 + ncols]
+            ws = w_scale[b, n0 : n0 + ncols]
+            for r in range(rows):
+                sa = a_scale[m0 + r, b]
+                t = total[r * PANEL : r * PANEL + ncols]
+                ar = acc[r * PANEL : r * PANEL + ncols]
+                for j in range(ncols):
+                    t[j] += np.float32(np.int32(ar[j] - 128 * bs[j])) * (sa * ws[j])
+        for r in range(rows):
+            t = total[r * PANEL : r * PANEL + ncols]
+            yr = y[m0 + r, n0 : n0 + ncols]
+            for j in range(ncols):
+                yr[j] = t[j] + bias[n0 + j]
+        _activate_rows(y, m0, rows, n0, ncols, act)
+
+
+@jit()
+def linear_blocks_f32(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act,
+                      y):
+    """Block-scaled Linear over signed activations stored shifted (``q + 128``) in ``a``."""
+    acc = np.empty(MR * PANEL, np.int32)
+    total = np.empty(MR * PANEL, np.float32)
+    for p in range((n + PANEL - 1) // PANEL):
+        _blocks_panel(a, lda, 0, m, w, kq_n, n, p, block_kq, a_scale, w_scale, block_sums,
+                      bias, act, y, acc, total)
+
+
+@jit(parallel=True)
+def linear_blocks_f32_par(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias,
+                          act, y, m_block):
+    """Parallel twin of :func:`linear_blocks_f32`."""
+    n_panels = (n + PANEL - 1) // PANEL
+    n_tasks = n_panels * ((m + m_block - 1) // m_block)
+    for t in prange(n_tasks):
+        m_lo = (t // n_panels) * m_block
+        acc = np.empty(MR * PANEL, np.int32)
+        total = np.empty(MR * PANEL, np.float32)
+        _blocks_panel(a, lda, m_lo, min(m, m_lo + m_block), w, kq_n, n, t % n_panels, block_kq,
+                      a_scale, w_scale, block_sums, bias, act, y, acc, total)
+
+
+@jit()
 def dynamic_linear_f32(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
                        reciprocal, signed, w, kq_n, n, w_scale, col_sums, bias, act, y,
                        a_scale, a_zp):
@@ -1375,57 +1431,3 @@ def recurrence_par(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, q
     return 0
 
 
-@jit()
-def _blocks_panel(a, lda, m_lo, m_hi, w, kq_n, n, p, block_kq, a_scale, w_scale, block_sums,
-                  bias, act, y, acc, total):
-    """Rows ``m_lo:m_hi`` of panel ``p`` with one scale per block of ``4 * block_kq`` K values:
-    ``y = sum_b float32(dot_b - 128 * block_sums[b, n]) * (a_scale[m, b] * w_scale[b, n])
-    + bias``, ``dot_b`` the tile's int32 result on block ``b`` of the shifted activations.
-    ``w_scale`` and ``block_sums`` are (blocks, N): each block's row is contiguous."""
-    n0 = p * PANEL
-    ncols = min(PANEL, n - n0)
-    for m0 in range(m_lo, m_hi, MR):
-        rows = min(MR, m_hi - m0)
-        total[:] = 0
-        for b in range(kq_n // block_kq):
-            _tile(a, m0 * lda + 4 * b * block_kq, lda, w,
-                  (p * kq_n + b * block_kq) * KBYTES, block_kq, acc, rows)
-            bs = block_sums[b, n0 : n0 + ncols]
-            ws = w_scale[b, n0 : n0 + ncols]
-            for r in range(rows):
-                sa = a_scale[m0 + r, b]
-                t = total[r * PANEL : r * PANEL + ncols]
-                ar = acc[r * PANEL : r * PANEL + ncols]
-                for j in range(ncols):
-                    t[j] += np.float32(np.int32(ar[j] - 128 * bs[j])) * (sa * ws[j])
-        for r in range(rows):
-            t = total[r * PANEL : r * PANEL + ncols]
-            yr = y[m0 + r, n0 : n0 + ncols]
-            for j in range(ncols):
-                yr[j] = t[j] + bias[n0 + j]
-        _activate_rows(y, m0, rows, n0, ncols, act)
-
-
-@jit()
-def linear_blocks_f32(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act,
-                      y):
-    """Block-scaled Linear over signed activations stored shifted (``q + 128``) in ``a``."""
-    acc = np.empty(MR * PANEL, np.int32)
-    total = np.empty(MR * PANEL, np.float32)
-    for p in range((n + PANEL - 1) // PANEL):
-        _blocks_panel(a, lda, 0, m, w, kq_n, n, p, block_kq, a_scale, w_scale, block_sums,
-                      bias, act, y, acc, total)
-
-
-@jit(parallel=True)
-def linear_blocks_f32_par(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias,
-                          act, y, m_block):
-    """Parallel twin of :func:`linear_blocks_f32`."""
-    n_panels = (n + PANEL - 1) // PANEL
-    n_tasks = n_panels * ((m + m_block - 1) // m_block)
-    for t in prange(n_tasks):
-        m_lo = (t // n_panels) * m_block
-        acc = np.empty(MR * PANEL, np.int32)
-        total = np.empty(MR * PANEL, np.float32)
-        _blocks_panel(a, lda, m_lo, min(m, m_lo + m_block), w, kq_n, n, t % n_panels, block_kq,
-                      a_scale, w_scale, block_sums, bias, act, y, acc, total)

@@ -35,8 +35,6 @@ from numba import prange
 
 from ..config import jit
 from .epilogue import _activate
-from .quantize import _quantize_lhs, _quantize_lhs_par
-from .rnn import _gru_step, _lstm_step
 
 PATHS = ("vnni512", "vnni256", "avx512bw", "avx2", "plain")
 
@@ -100,8 +98,6 @@ def _all_needed() -> set[str]:
 
 def module(path: str):
     """The kernel module of ``path`` (imported, not compiled)."""
-    if path == "plain":
-        return importlib.import_module(__name__)
     return importlib.import_module(f"{__package__}._tiles_{path}")
 
 
@@ -160,7 +156,9 @@ def pack(w: np.ndarray, path: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ the plain path
-# Same signatures as the generated modules; ``w`` is row-major (N, 4 * kq_n), flat.
+# The GEMM entry points of the plain path, with the generated modules' signatures;
+# ``_tiles_plain.py`` (generated) adds the model drivers on top. ``w`` is row-major
+# (N, 4 * kq_n), flat.
 LAYOUT = "rows"
 
 
@@ -217,217 +215,6 @@ def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias
     """Parallel twin of :func:`linear_f32`, over rows (``m_block`` unused)."""
     for i in prange(m):
         _linear_row(a, lda, i, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y)
-
-
-@jit()
-def dynamic_linear_f32(
-    x,
-    per_tensor,
-    smin,
-    smax,
-    qmin,
-    qmax,
-    symmetric,
-    torch_rule,
-    reciprocal,
-    signed,
-    w,
-    kq_n,
-    n,
-    w_scale,
-    col_sums,
-    bias,
-    act,
-    y,
-    a_scale,
-    a_zp,
-):
-    """Quantize ``x`` into the lhs buffer, then :func:`linear_f32` (as the generated paths)."""
-    m = x.shape[0]
-    a = np.zeros((m, 4 * kq_n), np.uint8)
-    status = _quantize_lhs(
-        x,
-        per_tensor,
-        smin,
-        smax,
-        qmin,
-        qmax,
-        symmetric,
-        torch_rule,
-        reciprocal,
-        signed,
-        a,
-        a_scale,
-        a_zp,
-    )
-    if status == 0:
-        linear_f32(
-            a.reshape(a.size),
-            4 * kq_n,
-            m,
-            w,
-            kq_n,
-            n,
-            a_scale,
-            a_zp,
-            w_scale,
-            col_sums,
-            bias,
-            act,
-            y,
-        )
-    return status
-
-
-@jit(parallel=True)
-def dynamic_linear_f32_par(
-    x,
-    per_tensor,
-    smin,
-    smax,
-    qmin,
-    qmax,
-    symmetric,
-    torch_rule,
-    reciprocal,
-    signed,
-    w,
-    kq_n,
-    n,
-    w_scale,
-    col_sums,
-    bias,
-    act,
-    y,
-    a_scale,
-    a_zp,
-    m_block,
-    parallel_quantize,
-):
-    """Parallel twin of :func:`dynamic_linear_f32` (``m_block`` unused)."""
-    m = x.shape[0]
-    a = np.zeros((m, 4 * kq_n), np.uint8)
-    if parallel_quantize:
-        status = _quantize_lhs_par(
-            x,
-            per_tensor,
-            smin,
-            smax,
-            qmin,
-            qmax,
-            symmetric,
-            torch_rule,
-            reciprocal,
-            signed,
-            a,
-            a_scale,
-            a_zp,
-        )
-    else:
-        status = _quantize_lhs(
-            x,
-            per_tensor,
-            smin,
-            smax,
-            qmin,
-            qmax,
-            symmetric,
-            torch_rule,
-            reciprocal,
-            signed,
-            a,
-            a_scale,
-            a_zp,
-        )
-    if status == 0:
-        linear_f32_par(
-            a.reshape(a.size),
-            4 * kq_n,
-            m,
-            w,
-            kq_n,
-            n,
-            a_scale,
-            a_zp,
-            w_scale,
-            col_sums,
-            bias,
-            act,
-            y,
-            m_block,
-        )
-    return status
-
-
-@jit()
-def recurrence(
-    lstm,
-    xg,
-    h,
-    c,
-    out,
-    reverse,
-    per_tensor,
-    smin,
-    smax,
-    qmin,
-    qmax,
-    symmetric,
-    torch_rule,
-    reciprocal,
-    signed,
-    w,
-    kq_n,
-    w_scale,
-    col_sums,
-    bias,
-    a_scale,
-    a_zp,
-):
-    """All steps of one recurrent layer direction (as the generated paths)."""
-    steps, n = xg.shape[0], xg.shape[2]
-    hg = np.empty((h.shape[0], n), np.float32)
-    h_new = np.empty_like(h)
-    c_new = np.empty_like(c)
-    for s in range(steps):
-        t = steps - 1 - s if reverse else s
-        status = dynamic_linear_f32(
-            h,
-            per_tensor,
-            smin,
-            smax,
-            qmin,
-            qmax,
-            symmetric,
-            torch_rule,
-            reciprocal,
-            signed,
-            w,
-            kq_n,
-            n,
-            w_scale,
-            col_sums,
-            bias,
-            0,
-            hg,
-            a_scale,
-            a_zp,
-        )
-        if status != 0:
-            return status
-        if lstm:
-            _lstm_step(xg[t], hg, c, h_new, c_new)
-            c[:] = c_new
-        else:
-            _gru_step(xg[t], hg, h, h_new)
-        h[:] = h_new
-        out[t] = h_new
-    return 0
-
-
-def recurrence_par(*args):
-    """The plain path runs the recurrence on one thread (``m_block`` ignored)."""
-    return recurrence(*args[:-1])
 
 
 # ------------------------------------------------------- scales per block of K

@@ -315,6 +315,22 @@ def _lhs_status(n_bad, scale):
 
 
 @jit()
+def _lhs_qparams(
+    lo, hi, per_tensor, smin, smax, symmetric, torch_rule, reciprocal, shift, a_scale, a_zp
+):
+    """Scales and effective zero points (``zero_point + shift``) from the row ranges
+    ``lo``, ``hi`` (M,): one pair for all rows per tensor, else one per row."""
+    if per_tensor:
+        scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule, reciprocal)
+        a_scale[:] = scale
+        a_zp[:] = zp + shift
+    else:
+        for r in range(lo.size):
+            a_scale[r], zp = _qparams(lo[r], hi[r], smin, smax, symmetric, torch_rule, reciprocal)
+            a_zp[r] = zp + shift
+
+
+@jit()
 def _quantize_lhs(
     x,
     per_tensor,
@@ -346,14 +362,9 @@ def _quantize_lhs(
         n_bad += not finite
     if n_bad:
         return n_bad
-    if per_tensor:
-        scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule, reciprocal)
-        a_scale[:] = scale
-        a_zp[:] = zp + shift
-    else:
-        for r in range(m):
-            a_scale[r], zp = _qparams(lo[r], hi[r], smin, smax, symmetric, torch_rule, reciprocal)
-            a_zp[r] = zp + shift
+    _lhs_qparams(
+        lo, hi, per_tensor, smin, smax, symmetric, torch_rule, reciprocal, shift, a_scale, a_zp
+    )
     for r in range(m):
         _lhs_row(x, r, a_scale[r], a_zp[r] - shift, qmin, qmax, reciprocal, signed, a)
     return _lhs_status(0, a_scale.max())
@@ -386,14 +397,9 @@ def _quantize_lhs_par(
         n_bad += not finite
     if n_bad:
         return n_bad
-    if per_tensor:
-        scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule, reciprocal)
-        a_scale[:] = scale
-        a_zp[:] = zp + shift
-    else:
-        for r in range(m):
-            a_scale[r], zp = _qparams(lo[r], hi[r], smin, smax, symmetric, torch_rule, reciprocal)
-            a_zp[r] = zp + shift
+    _lhs_qparams(
+        lo, hi, per_tensor, smin, smax, symmetric, torch_rule, reciprocal, shift, a_scale, a_zp
+    )
     for r in prange(m):
         _lhs_row(x, r, a_scale[r], a_zp[r] - shift, qmin, qmax, reciprocal, signed, a)
     return _lhs_status(0, a_scale.max())

@@ -292,7 +292,7 @@ class _Recurrent(_Projections):
                 out = np.empty((steps, batch, self.hidden_size), np.float32)
                 h = h0[index]
                 c = c0[index] if self.mode == "LSTM" else None
-                if self._fused(tag):
+                if self._fused():
                     h, c = self._fused_recurrence(tag, xg, h, c, out, bool(direction))
                     outputs.append(out)
                     h_n.append(h)
@@ -323,7 +323,7 @@ class _Recurrent(_Projections):
             return output, (h_n, c_n[:, 0] if unbatched else c_n)
         return output, h_n
 
-    def _fused(self, tag: str) -> bool:
+    def _fused(self) -> bool:
         """Run all steps in one kernel call: quantized, not tracing (a trace records every
         step's scales), and a per-row or per-tensor activation scheme."""
         return (
