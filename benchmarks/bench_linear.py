@@ -28,10 +28,10 @@ import numpy as np
 from numba import prange
 
 import numbaq as nq
-from numbaq import config
+from numbaq import config, engine
 from numbaq import matmul as mm
 from numbaq.kernels import gemm as kg
-from numbaq.kernels import simd
+from numbaq.kernels import paths, simd
 
 from ._common import machine, markdown_table, median_us, write_section
 
@@ -238,25 +238,23 @@ def run(shapes, threads, repeat):
     return times, sqnr
 
 
+def _core_call(path, m, k, n):
+    """A call of the int32 GEMM core through ``numbaq.engine`` on random operands."""
+    rng = np.random.default_rng(1)
+    a, _ = engine.shift_lhs(rng.integers(0, 256, (m, k), dtype=np.uint8))
+    packed = kg.pack(rng.integers(-127, 128, (n, k), dtype=np.int8), path)
+    c = np.empty((m, n), np.int32)
+    return lambda: engine.gemm_i32(a, packed, n, c, path=path)
+
+
 def gemm_core(shapes, threads, repeat):
     """``{(shape, threads): us}`` of numbaq's int32 GEMM core on pre-quantized operands."""
-    path, mod = mm._kernels(config.GEMM_PATH)
+    path, _ = mm.gemm_path()
     out = {}
     for n_threads in threads:
         with _threads("numbaq", n_threads):
             for m, k, n in shapes:
-                rng = np.random.default_rng(1)
-                a = rng.integers(0, 256, (m, 4 * -(-k // 4)), dtype=np.uint8)
-                w = rng.integers(-127, 128, (n, k), dtype=np.int8)
-                packed = kg.pack(w, path)
-                c = np.empty((m, n), np.int32)
-                args = (a.reshape(-1), a.shape[1], m, packed, a.shape[1] // 4, n, c)
-                if n_threads > 1 and m * n * k >= config.GEMM_PARALLEL_MIN:
-                    block = kg.m_block(m, n, path, n_threads)
-                    fn = lambda args=args, block=block: mod.gemm_i32_par(*args, block)  # noqa: E731
-                else:
-                    fn = lambda args=args: mod.gemm_i32(*args)  # noqa: E731
-                out[((m, k, n), n_threads)] = median_us(fn, repeat=repeat)
+                out[((m, k, n), n_threads)] = median_us(_core_call(path, m, k, n), repeat=repeat)
     return path, out
 
 
@@ -264,19 +262,10 @@ def gemm_paths(shapes, repeat):
     """``{(path, shape): us}``: every GEMM path this CPU runs, on one thread."""
     out = {}
     with _threads("numbaq", 1):
-        for path in kg.PATHS:
-            if not kg.supported(path):
-                continue
-            mod = kg.module(path)
+        for path in paths.available():
             for m, k, n in shapes:
-                rng = np.random.default_rng(1)
-                a = rng.integers(0, 256, (m, 4 * -(-k // 4)), dtype=np.uint8)
-                packed = kg.pack(rng.integers(-127, 128, (n, k), dtype=np.int8), path)
-                c = np.empty((m, n), np.int32)
-                args = (a.reshape(-1), a.shape[1], m, packed, a.shape[1] // 4, n, c)
                 out[(path, (m, k, n))] = median_us(
-                    lambda args=args, mod=mod: mod.gemm_i32(*args),
-                    repeat=repeat if path != "plain" else 3,
+                    _core_call(path, m, k, n), repeat=repeat if path != "plain" else 3
                 )
     return out
 
@@ -387,7 +376,7 @@ def main(argv=None):
     nq.warmup()
     path, _ = mm.gemm_path()
     peak, core = {}, {}
-    if kg.supported("vnni512"):
+    if paths.supported("vnni512"):
         for n in threads:
             with _threads("numbaq", n):
                 peak[n] = vnni_peak_gops(n)

@@ -25,6 +25,13 @@ kernel call):
     It must be set before the OpenMP runtime loads, which this module does on
     import, unless you set it yourself.
 
+Thread and fork safety (:func:`num_threads`): numbaq runs its parallel kernels only
+where Numba's threading layer allows it. In a process forked after a parallel call
+under GNU OpenMP (``omp``, Numba's default on Linux without TBB), whose pool does not
+survive ``fork()``, every kernel runs serially; under ``workqueue`` (not thread-safe)
+only the main thread runs parallel kernels, other Python threads run serially. ``tbb``
+is both thread- and fork-safe.
+
 Nothing here compiles anything: kernels compile on first call or in
 :func:`numbaq.warmup`.
 """
@@ -32,8 +39,11 @@ Nothing here compiles anything: kernels compile on first call or in
 from __future__ import annotations
 
 import os
+import threading
 
 import numba
+
+from . import _cache
 
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
@@ -82,11 +92,98 @@ def jit(parallel: bool = False, inline: bool = False):
     inline : bool
         Inline into callers at Numba's IR level (``inline="always"``): for the GEMM's
         per-panel helpers, whose calls pass a dozen arrays each.
+
+    With ``CACHE``, the on-disk cache entry of every kernel is keyed on all kernel
+    source files, not only its own (:mod:`numbaq._cache`), so an edit to a kernel
+    that others call never serves stale machine code.
     """
     extra = {"inline": "always"} if inline else {}
-    return numba.njit(parallel=parallel, **JIT_OPTIONS, **extra)
+    options = {**JIT_OPTIONS, "cache": False, **extra}
+
+    def decorate(py_func):
+        dispatcher = numba.njit(parallel=parallel, **options)(py_func)
+        return _cache.enable(dispatcher) if CACHE else dispatcher
+
+    return decorate
 
 
 def use_parallel(n_elements: int) -> bool:
     """Whether a problem of ``n_elements`` is large enough for the parallel entry point."""
-    return n_elements >= PARALLEL_MIN and numba.get_num_threads() > 1
+    return n_elements >= PARALLEL_MIN and num_threads() > 1
+
+
+_serial_only = False  # set in a child forked after the GNU OpenMP pool started
+_layer: str | None = None  # Numba's threading layer, once it is loaded
+
+
+def _threading_layer() -> str | None:
+    global _layer
+    if _layer is None:
+        from numba.np.ufunc import parallel
+
+        _layer = parallel._threading_layer  # None until the layer loads
+    return _layer
+
+
+def num_threads() -> int:
+    """Threads numbaq's parallel kernels may use from the calling thread: ``1`` where a
+    parallel launch would abort the process, else ``numba.get_num_threads()``.
+
+    ``1`` in a child process forked after the parent used GNU OpenMP (its pool cannot
+    run there), and, under the ``workqueue`` layer (which cannot run two parallel
+    launches at once), in every Python thread but the main one. Callers then take the
+    serial entry points (:func:`use_parallel`) or :func:`serial` kernels.
+    """
+    return numba.get_num_threads() if parallel_safe() else 1
+
+
+def parallel_safe() -> bool:
+    """Whether a parallel kernel (``jit(parallel=True)``) may be launched from here."""
+    if _serial_only:
+        return False
+    if _layer is None:
+        numba.get_num_threads()  # loads the threading layer on first use
+    return not (
+        _threading_layer() == "workqueue"
+        and threading.current_thread() is not threading.main_thread()
+    )
+
+
+_SERIAL: dict = {}
+
+
+def serial(kernel):
+    """``kernel`` itself where :func:`parallel_safe`, else its serial twin: the same
+    Python function compiled without ``parallel`` (``prange`` runs as ``range``; bit
+    for bit the same results), cached on disk under its own name."""
+    if parallel_safe():
+        return kernel
+    twin = _SERIAL.get(kernel)
+    if twin is None:
+        import types
+
+        py = kernel.py_func
+        fn = types.FunctionType(py.__code__, py.__globals__, py.__name__, py.__defaults__)
+        fn.__qualname__ = py.__qualname__ + "_serial"  # its own cache entry
+        fn.__module__ = py.__module__
+        twin = _SERIAL[kernel] = numba.njit(**JIT_OPTIONS)(fn)
+    return twin
+
+
+def _after_fork_in_child() -> None:
+    """GNU OpenMP's pool does not survive ``fork()``: if the parent started it, Numba
+    aborts the child at its first parallel launch, so the child runs serially."""
+    global _serial_only
+    from numba.np.ufunc import parallel
+
+    if parallel._is_initialized and parallel._threading_layer == "omp":
+        from numba.np.ufunc import omppool
+
+        if getattr(omppool, "openmp_vendor", "GNU") != "GNU":
+            return  # Intel's OpenMP survives fork()
+        _serial_only = True
+        numba.set_num_threads(1)  # also numba's own parallel code in this thread
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

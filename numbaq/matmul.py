@@ -13,15 +13,15 @@ sums; see :mod:`numbaq.kernels.epilogue` for the algebra.
 
 from __future__ import annotations
 
-import functools
-
 import numba
 import numpy as np
 
-from . import config, schemes
+from . import config, engine, schemes
+from .engine import gemm_path
 from .kernels import epilogue as ke
 from .kernels import gemm as kg
-from .ops import DEFAULT_SCHEME, _dynamic_quantize_2d, _layout, _raise_nonfinite, as_float32
+from .kernels import paths
+from .ops import DEFAULT_SCHEME, _dynamic_quantize_2d, _layout, as_float32
 from .qparams import QScheme
 from .weights import QuantizedWeight, quantize_weight
 
@@ -31,58 +31,33 @@ _INT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
 
 
 # ------------------------------------------------------------------ paths and limits
-def gemm_path() -> tuple[str, str]:
-    """``(path, reason)``: the integer GEMM path in use, from ``config.GEMM_PATH``."""
-    return _resolve(config.GEMM_PATH)
-
-
-@functools.cache
-def _resolve(requested: str) -> tuple[str, str]:
-    return kg.resolve(requested)
-
-
-@functools.cache
-def _kernels(requested: str):
-    """``(path, kernel module)`` for a ``config.GEMM_PATH`` value, resolved once."""
-    path, _ = _resolve(requested)
-    return path, kg.module(path)
-
-
-@functools.cache
-def _lhs_args(sch: QScheme) -> tuple:
-    """The scheme's parameters in the order the fused kernels take them."""
-    smin, smax = sch.scale_range
-    qmin, qmax = sch.clamp_range
-    return (
-        sch.granularity == "tensor",
-        smin,
-        smax,
-        qmin,
-        qmax,
-        sch.symmetric,
-        sch.rule == "torch",
-        sch.reciprocal,
-        sch.storage is np.int8,
-    )
-
-
 def info() -> dict:
-    """What numbaq runs on: CPU, its features, the GEMM path and why, threads, cache.
+    """What numbaq runs on: CPU, its features, the GEMM path and why, AMX, threads, cache.
+
+    Returns
+    -------
+    dict
+        ``cpu`` (LLVM's name), ``cpu_features`` (those numbaq's paths use),
+        ``gemm_path`` and ``gemm_path_reason`` (see :func:`gemm_path`),
+        ``gemm_paths_available`` (every path this CPU can run, fastest first), ``amx``
+        (whether the CPU has AMX; numbaq has no AMX kernel), ``threads`` (Numba's
+        thread count) and ``cache`` (on-disk kernel caching).
 
     Examples
     --------
     >>> sorted(info())[:3]
-    ['cache', 'cpu', 'cpu_features']
+    ['amx', 'cache', 'cpu']
     """
     from llvmlite import binding
 
     path, reason = gemm_path()
     return {
         "cpu": numba.config.CPU_NAME or binding.get_host_cpu_name(),
-        "cpu_features": sorted(kg.cpu_features() & kg._all_needed()),
+        "cpu_features": sorted(paths.cpu_features() & paths.known_features()),
         "gemm_path": path,
         "gemm_path_reason": reason,
-        "gemm_paths_available": [p for p in kg.PATHS if kg.supported(p)],
+        "gemm_paths_available": paths.available(),
+        "amx": paths.amx_status(),
         "threads": numba.get_num_threads(),
         "cache": config.CACHE,
     }
@@ -91,9 +66,20 @@ def info() -> dict:
 def max_k(a_span: int, b_span: int) -> int:
     """Largest K for which ``sum_k (a - za)(b - zb)`` cannot leave int32.
 
-    ``a_span`` and ``b_span`` bound ``|a - za|`` and ``|b - zb|``. With zero points 0:
-    uint8 x int8: 255 * 128 -> K <= 65793; int8 x int8: 128 * 128 -> K <= 131071;
-    uint8 x uint8: 255 * 255 -> K <= 33025.
+    With zero points 0: uint8 x int8: 255 * 128 -> K <= 65793; int8 x int8:
+    128 * 128 -> K <= 131071; uint8 x uint8: 255 * 255 -> K <= 33025.
+
+    Parameters
+    ----------
+    a_span : int
+        Bound on ``|a - za|`` over the codes of ``a``.
+    b_span : int
+        Bound on ``|b - zb|`` over the codes of ``b``.
+
+    Returns
+    -------
+    int
+        ``(2**31 - 1) // (a_span * b_span)``.
 
     Examples
     --------
@@ -117,10 +103,6 @@ def _check_k(k: int, a_span: int, b_span: int, what: str) -> None:
             f"(|a - za| <= {a_span}, |b - zb| <= {b_span}: K must be <= {limit}); "
             "split the product along K and add the parts in int64"
         )
-
-
-def _parallel(m: int, n: int, k: int) -> bool:
-    return m * n * k >= config.GEMM_PARALLEL_MIN and numba.get_num_threads() > 1
 
 
 # ------------------------------------------------------------------ MatMulInteger
@@ -154,24 +136,15 @@ def _zero_points(zp, dtype, n: int, name: str, what: str) -> np.ndarray:
     return arr.reshape(-1).astype(np.int32)
 
 
-def _shifted_lhs(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """``a'`` uint8 (M, 4 * ceil(K / 4)), zero padded, and the shift (0 or 128)."""
-    m, k = a.shape
-    buf = np.zeros((m, 4 * -(-k // 4)), np.uint8)
-    if a.dtype == np.int8:
-        np.bitwise_xor(a.view(np.uint8), 0x80, out=buf[:, :k])  # a + 128
-        return buf, 128
-    buf[:, :k] = a
-    return buf, 0
-
-
 def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> np.ndarray:
     """ONNX ``MatMulInteger``: ``(a - a_zero_point) @ (b - b_zero_point)`` in exact int32.
 
     Parameters
     ----------
     a : (M, K) uint8 or int8
+        The left operand, e.g. quantized activations.
     b : (K, N) uint8 or int8
+        The right operand, e.g. quantized weights transposed.
     a_zero_point : scalar, (M,) or (M, 1), optional
         Of ``a``'s dtype; a vector holds one zero point per row of ``a``.
     b_zero_point : scalar or (N,), optional
@@ -206,19 +179,12 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> np.ndarray:
     za = _zero_points(a_zero_point, a.dtype, m, "a_zero_point", "row of a")
     zb = _zero_points(b_zero_point, b.dtype, n, "b_zero_point", "column of b")
     _check_k(k, _span(za, a.dtype), _span(zb, b.dtype), f"{a.dtype} x {b.dtype}")
-    a_buf, shift_a = _shifted_lhs(a)
+    a_buf, shift_a = engine.shift_lhs(a)
     if b.dtype == np.uint8:
-        b_t, shift_b = np.ascontiguousarray((b ^ np.uint8(0x80)).view(np.int8).T), 128
+        b_t, shift_b = np.ascontiguousarray((b ^ np.uint8(ke.SHIFT)).view(np.int8).T), ke.SHIFT
     else:
         b_t, shift_b = np.ascontiguousarray(b.T), 0
-    path, _ = gemm_path()
-    mod = kg.module(path)
-    out = np.empty((m, n), np.int32)
-    args = (a_buf.reshape(-1), a_buf.shape[1], m, kg.pack(b_t, path), a_buf.shape[1] // 4, n, out)
-    if _parallel(m, n, k):
-        mod.gemm_i32_par(*args, kg.m_block(m, n, path, numba.get_num_threads()))
-    else:
-        mod.gemm_i32(*args)
+    out = engine.gemm_i32(a_buf, kg.pack(b_t, gemm_path()[0]), n, np.empty((m, n), np.int32))
     za_eff = za + shift_a
     zb_eff = zb - shift_b
     row_sums = np.zeros(m, np.int32)
@@ -243,6 +209,7 @@ def quantized_linear(
     qweight : QuantizedWeight
         From :func:`quantize_weight`, shape (N, K).
     bias : (N,) float array, optional
+        Added to every row of the output; none by default.
     scheme : QScheme or str, optional
         Activation scheme, default ``PER_TOKEN_UINT8``. Per tensor (``ONNX``,
         ``TORCH``), per row (``PER_TOKEN_*``) and per block (``BLOCK_Q8_0``, a slower
@@ -288,6 +255,7 @@ def quantized_linear(
         )
     x2d = x.reshape(-1, k)
     bias = qweight.zero_bias if bias is None else _bias(bias, n)
+    check_linear_scheme(sch, qweight)
     act = ACTIVATIONS.get(activation, -1) if isinstance(activation, (str, type(None))) else -1
     if act < 0:
         raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
@@ -309,38 +277,10 @@ def _linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int):
             "per-column activation scales cannot be taken out of the sum over K; "
             "use a scheme with granularity 'tensor', 'row' or 'block'"
         )
-    lhs = _lhs_args(sch)
-    _check_k(k, lhs[4] - lhs[3], 128, "activations x int8 weights")
-    path, mod = _kernels(config.GEMM_PATH)
-    a_scale = np.empty(m, np.float32)
-    a_zp = np.empty(m, np.int32)
-    args = (
-        x2d,
-        *lhs,
-        qweight.packed(path),
-        -(-k // 4),
-        n,
-        qweight.scale,
-        qweight.col_sums,
-        bias,
-        act,
-        y,
-        a_scale,
-        a_zp,
-    )
-    if _parallel(m, n, k):
-        threads = numba.get_num_threads()
-        status = mod.dynamic_linear_f32_par(
-            *args, kg.m_block(m, n, path, threads), config.use_parallel(x2d.size)
-        )
-    else:
-        status = mod.dynamic_linear_f32(*args)
-    if status:
-        _raise_nonfinite("x", max(status, 0), "rows")
-        raise ValueError("the range of x overflows float32 (max - min is Inf); rescale x")
-    if sch.storage is np.int8:
-        a_zp -= 128  # the kernel's zero points include the +128 shift of int8 codes
-    return y, a_scale, a_zp
+    qmin, qmax = sch.clamp_range
+    _check_k(k, qmax - qmin, 128, "activations x int8 weights")
+    scale, zero_point = engine.dynamic_linear(x2d, sch, qweight, bias, act, y)
+    return y, scale, zero_point
 
 
 def _bias(bias, n: int) -> np.ndarray:
@@ -349,7 +289,61 @@ def _bias(bias, n: int) -> np.ndarray:
         raise TypeError(f"bias must be a float array, got {arr.dtype}")
     if arr.shape != (n,):
         raise ValueError(f"bias must have shape ({n},), got {arr.shape}")
-    return np.ascontiguousarray(arr, np.float32)
+    arr = np.ascontiguousarray(arr, np.float32)
+    if not np.isfinite(arr).all():
+        raise ValueError("bias contains NaN or Inf; clean it first, e.g. np.nan_to_num(bias)")
+    return arr
+
+
+MAX_BLOCK = max_k(255, 128)
+"""The longest block of K the per-block kernel sums in int32: codes ``q + 128`` in
+[1, 255] times int8 weights."""
+
+
+def check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str = "") -> None:
+    """Refuse an activation scheme that cannot run with ``qweight`` in the dynamic Linear.
+
+    Checked once, when a layer is built (and on each :func:`quantized_linear` call): the
+    per-block kernel reads blocks four values at a time and sums each in int32, so a
+    block (``block_size`` of the scheme, or ``group_size`` of the weights) must be a
+    multiple of 4 and at most :data:`MAX_BLOCK`; other schemes need K within the int32
+    bound (:func:`max_k`).
+    """
+    head = f"{owner}: " if owner else ""
+    if sch.granularity == "column":
+        raise ValueError(
+            f"{head}per-column activation scales cannot be taken out of the sum over K; "
+            "use a scheme with granularity 'tensor', 'row' or 'block'"
+        )
+    if sch.granularity != "block" and not qweight.group_size:
+        qmin, qmax = sch.clamp_range
+        try:
+            _check_k(qweight.shape[1], qmax - qmin, 128, "activations x int8 weights")
+        except ValueError as err:
+            raise ValueError(f"{head}{err}") from None
+        return
+    block = qweight.group_size or sch.block_size
+    name = "group_size of the weights" if qweight.group_size else "block_size of the scheme"
+    if sch.granularity == "block" and qweight.group_size and sch.block_size != block:
+        raise ValueError(
+            f"{head}activation blocks ({sch.block_size}) must match the weight groups "
+            f"({block}); use block_size={block}"
+        )
+    if not sch.symmetric or sch.storage is not np.int8 or sch.granularity not in ("row", "block"):
+        raise ValueError(
+            f"{head}per-block scales need symmetric int8 activations per row or per block "
+            "(PER_TOKEN_INT8, BLOCK_Q8_0)"
+        )
+    if block % 4:
+        raise ValueError(
+            f"{head}{name} is {block}: the integer GEMM reads K four values at a time, so a "
+            "block must be a multiple of 4 (e.g. 32)"
+        )
+    if block > MAX_BLOCK:
+        raise ValueError(
+            f"{head}{name} is {block}: one block's int32 sum can overflow beyond "
+            f"{MAX_BLOCK} values; use a smaller block"
+        )
 
 
 def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y):
@@ -377,35 +371,14 @@ def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, 
     w_scale = np.ascontiguousarray(  # (blocks, N): each block's scales are contiguous
         np.broadcast_to(w_scale, (n_blocks, qweight.shape[0]))
     )
-    a = q.reshape(m, k).view(np.uint8) ^ np.uint8(0x80)  # q + 128: the GEMM takes uint8
-    path, mod = _kernels(config.GEMM_PATH)
-    if k % 4 or block % 4:  # the packed paths read K four values at a time
-        path, mod = "plain", kg.module("plain")
-    args = (
-        a.reshape(-1),
-        k,
-        m,
-        qweight.packed(path),
-        -(-k // 4),
-        y.shape[1],
-        block // 4,
-        a_scale,
-        w_scale,
-        qweight.block_sums(block),
-        bias,
-        act,
-        y,
-    )
-    if _parallel(m, y.shape[1], k):
-        mod.linear_blocks_f32_par(*args, kg.m_block(m, y.shape[1], path, numba.get_num_threads()))
-    else:
-        mod.linear_blocks_f32(*args)
+    engine.linear_blocks(q.reshape(m, k), a_scale, qweight, block, w_scale, bias, act, y)
     return scale.reshape(m, -1)
 
 
 __all__ = [
     "INT32_MAX",
     "QuantizedWeight",
+    "check_linear_scheme",
     "gemm_path",
     "info",
     "matmul_integer",

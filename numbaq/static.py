@@ -13,18 +13,17 @@ in one model: run :func:`numbaq.quantize_dynamic` on the result to quantize the 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from . import config
+from . import engine
 from . import matmul as mm
 from .convert import replace_modules
-from .kernels import gemm as kg
 from .kernels import quantize as kq
 from .layers import Linear, Module
 from .layers.linear import _input
 from .matmul import QuantizedWeight, quantize_weight
 from .observers import OBSERVERS, Observer
+from .ops import _check_qparams, check_finite
 from .qparams import QParams
 
 
@@ -43,12 +42,18 @@ def calibrate(
         ``"minmax"``, ``"moving_average"``, ``"histogram"``, ``"mse"`` or a class.
     scheme : QScheme or str, optional
         Activation dtype and symmetry for the observers (default ``ONNX``: uint8).
+    layers : tuple of types
+        The layer types whose inputs are observed (default: :class:`numbaq.Linear`).
+    **options
+        Passed to the observer class, e.g. ``percentile=99.9`` for ``"histogram"``.
 
     Returns
     -------
     dict
         ``{layer name: observer}``.
     """
+    if isinstance(observer, str) and observer not in OBSERVERS:
+        raise ValueError(f"unknown observer {observer!r}; choose one of {sorted(OBSERVERS)}")
     cls = OBSERVERS[observer] if isinstance(observer, str) else observer
     targets = {name: m for name, m in model.named_modules() if type(m) in layers}
     observers = {name: cls(scheme, **options) for name in targets}
@@ -77,14 +82,46 @@ class StaticQuantLinear(Module):
     ``acc = q_x . q_w^T`` and ``q_x = clip(round(x / scale_x) + zp_x, qmin, qmax)`` for
     the calibrated ``scale_x``, ``zp_x``, in one kernel pass that also counts the values that
     fell outside the calibrated range (``clipped``, over ``seen`` values).
+
+    Parameters
+    ----------
+    qweight : QuantizedWeight
+        The int8 weights (N, K).
+    bias : (N,) float array or None
+        Added to every output row.
+    act_qparams : QParams
+        Per-tensor activation parameters, e.g. from an observer's ``qparams()``.
+
+    Examples
+    --------
+    >>> import numbaq
+    >>> qp = numbaq.qparams_from_minmax(np.float32(-1), np.float32(1), "ONNX")
+    >>> layer = StaticQuantLinear(numbaq.quantize_weight(np.eye(2, dtype=np.float32)), None, qp)
+    >>> layer(np.array([[0.5, 3.0]], np.float32)).round(2).tolist(), layer.clipped
+    ([[0.5, 1.0]], 1)
     """
 
     quantized = True
 
     def __init__(self, qweight: QuantizedWeight, bias, act_qparams: QParams):
         super().__init__()
-        if act_qparams.scale.ndim != 0:
+        if not isinstance(qweight, QuantizedWeight):
+            raise TypeError(
+                f"StaticQuantLinear: qweight must be a QuantizedWeight, got {type(qweight)}"
+            )
+        if not isinstance(act_qparams, QParams):
+            raise TypeError(
+                f"StaticQuantLinear: act_qparams must be a QParams, got {type(act_qparams)}"
+            )
+        if np.ndim(act_qparams.scale) != 0:
             raise ValueError("StaticQuantLinear: activation qparams must be per tensor")
+        try:
+            _check_qparams(act_qparams, ())
+            mm._check_k(
+                qweight.shape[1], act_qparams.qmax - act_qparams.qmin, 128, "static activations"
+            )
+        except ValueError as err:
+            raise ValueError(f"StaticQuantLinear: {err}") from None
         self.qweight = qweight
         self.act_qparams = act_qparams
         self.scheme = act_qparams.scheme
@@ -105,12 +142,11 @@ class StaticQuantLinear(Module):
         n, k = self.qweight.shape
         x = _input(self, x, k)
         x2d = x.reshape(-1, k)
+        check_finite(x2d, "StaticQuantLinear: input")  # the fixed-scale kernel clips NaN
         qp = self.act_qparams
         m = x2d.shape[0]
         signed = qp.storage is np.int8
-        a = np.empty((m, 4 * -(-k // 4)), np.uint8)
-        if a.shape[1] != k:
-            a[:, k:] = 0
+        a = engine.lhs_buffer(m, k)
         reciprocal = bool(qp.scheme is not None and qp.scheme.reciprocal)
         self.clipped += int(
             kq._quantize_lhs_static(
@@ -126,33 +162,12 @@ class StaticQuantLinear(Module):
         )
         self.seen += x2d.size
         scale = np.full(m, qp.scale, np.float32)
-        zero_point = np.full(m, int(qp.zero_point) + (128 if signed else 0), np.int32)
+        zero_point = np.full(m, int(qp.zero_point), np.int32)
         if self.trace_log is not None:
-            self.trace_log.append(
-                {"scale": scale, "zero_point": zero_point - (128 if signed else 0)}
-            )
+            self.trace_log.append({"scale": scale, "zero_point": zero_point})
         y = np.empty((m, n), np.float32)
-        path, mod = mm._kernels(config.GEMM_PATH)
         bias = self.qweight.zero_bias if self.bias is None else self.bias
-        args = (
-            a.reshape(-1),
-            a.shape[1],
-            m,
-            self.qweight.packed(path),
-            a.shape[1] // 4,
-            n,
-            scale,
-            zero_point,
-            self.qweight.scale,
-            self.qweight.col_sums,
-            bias,
-            0,
-            y,
-        )
-        if mm._parallel(m, n, k):
-            mod.linear_f32_par(*args, kg.m_block(m, n, path, numba.get_num_threads()))
-        else:
-            mod.linear_f32(*args)
+        engine.linear(a, scale, zero_point, signed, self.qweight, bias, 0, y)
         return y.reshape(x.shape[:-1] + (n,))
 
     def extra_repr(self) -> str:
@@ -168,6 +183,23 @@ def quantize_static(
     model: Module, observers: dict, per_channel: bool = True, weight_dtype: str = "int8"
 ) -> Module:
     """A copy of ``model`` whose observed Linear layers use fixed activation qparams.
+
+    Parameters
+    ----------
+    model : Module
+        The float model that was calibrated.
+    observers : dict
+        ``{layer name: observer}`` from :func:`calibrate`.
+    per_channel : bool
+        One weight scale per output channel; else one per tensor.
+    weight_dtype : {"int8", "int4"}
+        Weight dtype, as in :func:`numbaq.quantize_weight`.
+
+    Returns
+    -------
+    Module
+        A copy with a :class:`StaticQuantLinear` in place of each observed Linear;
+        ``model`` is left unchanged.
 
     Examples
     --------

@@ -1,14 +1,16 @@
-"""GEMM kernel paths: selection from CPU features, packing, and every path's exactness."""
+"""GEMM kernel paths: the registry, selection from CPU features, packing, and every
+path's exactness through the one entry point (numbaq.engine)."""
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numbaq.kernels import _gen_gemm
+from numbaq import engine
+from numbaq.kernels import _gen_gemm, paths
 from numbaq.kernels import gemm as kg
 
-AVAILABLE = [p for p in kg.PATHS if kg.supported(p)]
+AVAILABLE = paths.available()
 
 
 def test_generated_files_are_up_to_date():
@@ -29,29 +31,47 @@ def test_generated_files_are_up_to_date():
     ],
 )
 def test_auto_path_follows_cpu_features(features, expected):
-    path, reason = kg.resolve("auto", frozenset(features))
+    path, reason = paths.resolve("auto", frozenset(features))
     assert path == expected and reason
 
 
 def test_forcing_a_path_the_cpu_lacks_is_a_clear_error():
     with pytest.raises(ValueError, match=r"needs CPU features.*which this CPU lacks"):
-        kg.resolve("vnni512", frozenset({"avx2"}))
+        paths.resolve("vnni512", frozenset({"avx2"}))
     with pytest.raises(ValueError, match="gemm path must be 'auto' or one of"):
-        kg.resolve("amx")
+        paths.resolve("vnni1024")
+
+
+def test_amx_is_reported_and_forcing_it_without_the_cpu_features_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"gemm path 'amx': not available: this CPU lacks amx"):
+        paths.resolve("amx", frozenset({"avx512vnni", "avx512bw", "avx512f"}))
+    assert "no AMX kernel yet" in paths.amx_status(frozenset({"amx-tile", "amx-int8"}))
+    if not paths.AMX_NEEDS <= paths.cpu_features():
+        assert paths.amx_status().startswith("not available")
+
+
+def test_the_generator_and_the_registry_agree():
+    for name, spec in paths.PATHS.items():
+        text = _gen_gemm.target(name).read_text()
+        if spec.simd:
+            assert f"LANES = {spec.lanes}\nMR = {spec.mr}\nNR = {spec.nr}\n" in text
+            assert f"LAYOUT = {spec.layout!r}" in text
+        assert "def recurrence_par(" in text and "def dynamic_linear_f32(" in text
 
 
 def test_numba_cpu_features_override(monkeypatch):
-    monkeypatch.setattr(kg.numba.config, "CPU_FEATURES", "+avx2,-avx512vnni,+sse4.2")
-    kg.cpu_features.cache_clear()
+    monkeypatch.setattr(paths.numba.config, "CPU_FEATURES", "+avx2,-avx512vnni,+sse4.2")
+    paths.cpu_features.cache_clear()
     try:
-        assert kg.resolve("auto")[0] == "avx2"
+        assert paths.resolve("auto")[0] == "avx2"
     finally:
-        kg.cpu_features.cache_clear()
+        paths.cpu_features.cache_clear()
 
 
-@pytest.mark.parametrize("path", [p for p in kg.PATHS if p != "plain"])
+@pytest.mark.parametrize("path", [p for p in paths.PATHS if p != "plain"])
 def test_packing_puts_each_weight_where_the_tile_reads_it(path):
-    lanes, nr, layout = kg.geometry(path)
+    spec = paths.PATHS[path]
+    lanes, nr, layout = spec.lanes, spec.nr, spec.layout
     n, k = 3 * nr * lanes - 5, 13
     w = (np.arange(n * k) % 251 - 125).astype(np.int8).reshape(n, k)
     packed = kg.pack(w, path)
@@ -66,19 +86,12 @@ def test_packing_puts_each_weight_where_the_tile_reads_it(path):
 
 
 def _run(path, a, w, parallel):
-    m, k = a.shape
-    n = w.shape[0]
-    kq = -(-k // 4)
-    buf = np.zeros((m, 4 * kq), np.uint8)
-    buf[:, :k] = a
-    mod = kg.module(path)
+    m, n = a.shape[0], w.shape[0]
+    buf, shift = engine.shift_lhs(a)
+    assert shift == 0
+    block = engine.m_block(m, n, path, 2, max_rows=12) if parallel else 0  # many small tasks
     out = np.empty((m, n), np.int32)
-    args = (buf.reshape(-1), 4 * kq, m, kg.pack(w, path), kq, n, out)
-    if parallel:
-        mod.gemm_i32_par(*args, kg.m_block(m, n, path, 2, max_rows=12))  # many small tasks
-    else:
-        mod.gemm_i32(*args)
-    return out
+    return engine.gemm_i32(buf, kg.pack(w, path), n, out, path=path, block=block)
 
 
 @pytest.mark.parametrize("path", AVAILABLE)

@@ -10,11 +10,11 @@ import numbaq as nq
 from numbaq import config, metrics
 from numbaq import matmul as mm
 from numbaq import reference as ref
-from numbaq.kernels import gemm as kg
+from numbaq.kernels import paths
 
 from .conftest import onnx_cases
 
-AVAILABLE = [p for p in kg.PATHS if kg.supported(p)]
+AVAILABLE = paths.available()
 DTYPES = [np.uint8, np.int8]
 
 
@@ -260,7 +260,7 @@ def test_non_contiguous_input_is_copied():
 
 def test_info_names_the_path(monkeypatch):
     info = mm.info()
-    assert info["gemm_path"] in kg.PATHS and info["gemm_path_reason"]
+    assert info["gemm_path"] in paths.PATHS and info["gemm_path_reason"] and info["amx"]
     monkeypatch.setattr(config, "GEMM_PATH", "plain")
     assert mm.info()["gemm_path"] == "plain"
     assert mm.info()["gemm_path_reason"] == "forced by numbaq.config.GEMM_PATH"

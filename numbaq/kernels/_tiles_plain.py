@@ -10,7 +10,6 @@ from numba import prange
 
 from ..config import jit
 from .gemm import (
-    LAYOUT,
     gemm_i32,
     gemm_i32_par,
     linear_blocks_f32,
@@ -24,9 +23,7 @@ from .rnn import _gru_step, _lstm_step
 
 
 @jit()
-def dynamic_linear_f32(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
-                       reciprocal, signed, w, kq_n, n, w_scale, col_sums, bias, act, y,
-                       a_scale, a_zp):
+def dynamic_linear_f32(x, lhs, w, kq_n, n, w_scale, col_sums, bias, act, y, a_scale, a_zp):
     """Quantize ``x`` (M, K) float32 per row or per tensor, then :func:`linear_f32`.
 
     Fills ``a_scale``/``a_zp`` (M,) with the runtime scales and effective zero points
@@ -37,18 +34,18 @@ def dynamic_linear_f32(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_r
     a = np.empty((m, lda), np.uint8)
     if lda != k:
         a[:, k:] = 0
-    status = _quantize_lhs(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
-                           reciprocal, signed, a, a_scale, a_zp)
+    status = _quantize_lhs(x, lhs, a, a_scale, a_zp)
     if status == 0:
-        linear_f32(a.reshape(a.size), lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums,
-                   bias, act, y)
+        linear_f32(
+            a.reshape(a.size), lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y
+        )
     return status
 
 
 @jit(parallel=True)
-def dynamic_linear_f32_par(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
-                           reciprocal, signed, w, kq_n, n, w_scale, col_sums, bias, act, y,
-                           a_scale, a_zp, m_block, parallel_quantize):
+def dynamic_linear_f32_par(
+    x, lhs, w, kq_n, n, w_scale, col_sums, bias, act, y, a_scale, a_zp, m_block, parallel_quantize
+):
     """Parallel twin of :func:`dynamic_linear_f32` (the quantize step in parallel too
     when ``parallel_quantize``)."""
     m, k = x.shape
@@ -57,14 +54,26 @@ def dynamic_linear_f32_par(x, per_tensor, smin, smax, qmin, qmax, symmetric, tor
     if lda != k:
         a[:, k:] = 0
     if parallel_quantize:
-        status = _quantize_lhs_par(x, per_tensor, smin, smax, qmin, qmax, symmetric,
-                                   torch_rule, reciprocal, signed, a, a_scale, a_zp)
+        status = _quantize_lhs_par(x, lhs, a, a_scale, a_zp)
     else:
-        status = _quantize_lhs(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
-                               reciprocal, signed, a, a_scale, a_zp)
+        status = _quantize_lhs(x, lhs, a, a_scale, a_zp)
     if status == 0:
-        linear_f32_par(a.reshape(a.size), lda, m, w, kq_n, n, a_scale, a_zp, w_scale,
-                       col_sums, bias, act, y, m_block)
+        linear_f32_par(
+            a.reshape(a.size),
+            lda,
+            m,
+            w,
+            kq_n,
+            n,
+            a_scale,
+            a_zp,
+            w_scale,
+            col_sums,
+            bias,
+            act,
+            y,
+            m_block,
+        )
     return status
 
 
@@ -80,9 +89,7 @@ def _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out):
 
 
 @jit()
-def recurrence(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax, symmetric,
-               torch_rule, reciprocal, signed, w, kq_n, w_scale, col_sums, bias, a_scale,
-               a_zp):
+def recurrence(lstm, xg, h, c, out, reverse, lhs, w, kq_n, w_scale, col_sums, bias, a_scale, a_zp):
     """All steps of one layer direction: ``hg = dynamic_linear(h)``, then the gates.
 
     ``xg`` (T, B, G*H) holds the input projections (``b_ih`` included); ``h`` and ``c``
@@ -95,9 +102,9 @@ def recurrence(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax,
     c_new = np.empty_like(c)
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        status = dynamic_linear_f32(h, per_tensor, smin, smax, qmin, qmax, symmetric,
-                                    torch_rule, reciprocal, signed, w, kq_n, n, w_scale,
-                                    col_sums, bias, 0, hg, a_scale, a_zp)
+        status = dynamic_linear_f32(
+            h, lhs, w, kq_n, n, w_scale, col_sums, bias, 0, hg, a_scale, a_zp
+        )
         if status != 0:
             return status
         _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out)
@@ -105,9 +112,9 @@ def recurrence(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax,
 
 
 @jit(parallel=True)
-def recurrence_par(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax,
-                   symmetric, torch_rule, reciprocal, signed, w, kq_n, w_scale, col_sums,
-                   bias, a_scale, a_zp, m_block):
+def recurrence_par(
+    lstm, xg, h, c, out, reverse, lhs, w, kq_n, w_scale, col_sums, bias, a_scale, a_zp, m_block
+):
     """Parallel twin of :func:`recurrence`: each step's GEMM runs on all threads."""
     steps, n = xg.shape[0], xg.shape[2]
     hg = np.empty((h.shape[0], n), np.float32)
@@ -115,12 +122,10 @@ def recurrence_par(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, q
     c_new = np.empty_like(c)
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        status = dynamic_linear_f32_par(h, per_tensor, smin, smax, qmin, qmax, symmetric,
-                                        torch_rule, reciprocal, signed, w, kq_n, n, w_scale,
-                                        col_sums, bias, 0, hg, a_scale, a_zp, m_block, False)
+        status = dynamic_linear_f32_par(
+            h, lhs, w, kq_n, n, w_scale, col_sums, bias, 0, hg, a_scale, a_zp, m_block, False
+        )
         if status != 0:
             return status
         _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out)
     return 0
-
-

@@ -11,7 +11,7 @@ from numba import prange
 from ..config import jit
 from .quantize import _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_step, _lstm_step
-from .epilogue import _activate_rows, _store_f32, _store_i32
+from .epilogue import SHIFT, _activate_rows, _store_f32, _store_i32
 from .simd import bcast8 as vbcast
 from .simd import dpbusd8 as vdot
 from .simd import fadd8 as vfadd
@@ -1199,6 +1199,7 @@ def _tile_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w
         _tile_1_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
 
 
+
 @jit(inline=True)
 def _block_i32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, out):
     """Rows ``m_lo:m_hi`` of panel ``p``: int32 results into ``out`` (M, N)."""
@@ -1234,8 +1235,9 @@ def gemm_i32_par(a, lda, m, w, kq_n, n, out, m_block):
 
 
 @jit(inline=True)
-def _block_f32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums,
-               bias, act, y):
+def _block_f32(
+    a, lda, m_lo, m_hi, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias, act, y
+):
     """Rows ``m_lo:m_hi`` of panel ``p``, dequantized into ``y`` (M, N) float32."""
     n0 = p * PANEL
     ncols = min(PANEL, n - n0)
@@ -1243,12 +1245,28 @@ def _block_f32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, c
     for m0 in range(m_lo, m_hi, MR):
         rows = min(MR, m_hi - m0)
         if ncols == PANEL:
-            _tile_f32(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, flat, m0 * n + n0, n,
-                      a_scale, a_zp, m0, w_scale, col_sums, bias, n0, rows)
+            _tile_f32(
+                a,
+                m0 * lda,
+                lda,
+                w,
+                p * kq_n * KBYTES,
+                kq_n,
+                flat,
+                m0 * n + n0,
+                n,
+                a_scale,
+                a_zp,
+                m0,
+                w_scale,
+                col_sums,
+                bias,
+                n0,
+                rows,
+            )
         else:
             _tile(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
-            _store_f32(acc, PANEL, rows, m0, n0, ncols, a_scale, a_zp, w_scale, col_sums,
-                       bias, y)
+            _store_f32(acc, PANEL, rows, m0, n0, ncols, a_scale, a_zp, w_scale, col_sums, bias, y)
         _activate_rows(y, m0, rows, n0, ncols, act)
 
 
@@ -1257,28 +1275,59 @@ def linear_f32(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, ac
     """``y = dequantize(a' . b'^T) + bias``, then the activation; see ``epilogue``."""
     acc = np.empty(MR * PANEL, np.int32)
     for p in range((n + PANEL - 1) // PANEL):
-        _block_f32(a, lda, 0, m, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias,
-                   act, y)
+        _block_f32(a, lda, 0, m, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias, act, y)
 
 
 @jit(parallel=True)
-def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y,
-                   m_block):
+def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y, m_block):
     """Parallel twin of :func:`linear_f32`: tasks of (panel, block of ``m_block`` rows)."""
     n_panels = (n + PANEL - 1) // PANEL
     n_tasks = n_panels * ((m + m_block - 1) // m_block)
     for t in prange(n_tasks):
         m_lo = (t // n_panels) * m_block
         acc = np.empty(MR * PANEL, np.int32)
-        _block_f32(a, lda, m_lo, min(m, m_lo + m_block), w, kq_n, n, t % n_panels, acc,
-                   a_scale, a_zp, w_scale, col_sums, bias, act, y)
+        _block_f32(
+            a,
+            lda,
+            m_lo,
+            min(m, m_lo + m_block),
+            w,
+            kq_n,
+            n,
+            t % n_panels,
+            acc,
+            a_scale,
+            a_zp,
+            w_scale,
+            col_sums,
+            bias,
+            act,
+            y,
+        )
 
 
 @jit()
-def _blocks_panel(a, lda, m_lo, m_hi, w, kq_n, n, p, block_kq, a_scale, w_scale, block_sums,
-                  bias, act, y, acc, total):
+def _blocks_panel(
+    a,
+    lda,
+    m_lo,
+    m_hi,
+    w,
+    kq_n,
+    n,
+    p,
+    block_kq,
+    a_scale,
+    w_scale,
+    block_sums,
+    bias,
+    act,
+    y,
+    acc,
+    total,
+):
     """Rows ``m_lo:m_hi`` of panel ``p`` with one scale per block of ``4 * block_kq`` K values:
-    ``y = sum_b float32(dot_b - 128 * block_sums[b, n]) * (a_scale[m, b] * w_scale[b, n])
+    ``y = sum_b float32(dot_b - SHIFT * block_sums[b, n]) * (a_scale[m, b] * w_scale[b, n])
     + bias``, ``dot_b`` the tile's int32 result on block ``b`` of the shifted activations.
     ``w_scale`` and ``block_sums`` are (blocks, N): each block's row is contiguous."""
     n0 = p * PANEL
@@ -1287,8 +1336,16 @@ def _blocks_panel(a, lda, m_lo, m_hi, w, kq_n, n, p, block_kq, a_scale, w_scale,
         rows = min(MR, m_hi - m0)
         total[:] = 0
         for b in range(kq_n // block_kq):
-            _tile(a, m0 * lda + 4 * b * block_kq, lda, w,
-                  (p * kq_n + b * block_kq) * KBYTES, block_kq, acc, rows)
+            _tile(
+                a,
+                m0 * lda + 4 * b * block_kq,
+                lda,
+                w,
+                (p * kq_n + b * block_kq) * KBYTES,
+                block_kq,
+                acc,
+                rows,
+            )
             bs = block_sums[b, n0 : n0 + ncols]
             ws = w_scale[b, n0 : n0 + ncols]
             for r in range(rows):
@@ -1296,7 +1353,7 @@ def _blocks_panel(a, lda, m_lo, m_hi, w, kq_n, n, p, block_kq, a_scale, w_scale,
                 t = total[r * PANEL : r * PANEL + ncols]
                 ar = acc[r * PANEL : r * PANEL + ncols]
                 for j in range(ncols):
-                    t[j] += np.float32(np.int32(ar[j] - 128 * bs[j])) * (sa * ws[j])
+                    t[j] += np.float32(np.int32(ar[j] - SHIFT * bs[j])) * (sa * ws[j])
         for r in range(rows):
             t = total[r * PANEL : r * PANEL + ncols]
             yr = y[m0 + r, n0 : n0 + ncols]
@@ -1306,19 +1363,36 @@ def _blocks_panel(a, lda, m_lo, m_hi, w, kq_n, n, p, block_kq, a_scale, w_scale,
 
 
 @jit()
-def linear_blocks_f32(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act,
-                      y):
+def linear_blocks_f32(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y):
     """Block-scaled Linear over signed activations stored shifted (``q + 128``) in ``a``."""
     acc = np.empty(MR * PANEL, np.int32)
     total = np.empty(MR * PANEL, np.float32)
     for p in range((n + PANEL - 1) // PANEL):
-        _blocks_panel(a, lda, 0, m, w, kq_n, n, p, block_kq, a_scale, w_scale, block_sums,
-                      bias, act, y, acc, total)
+        _blocks_panel(
+            a,
+            lda,
+            0,
+            m,
+            w,
+            kq_n,
+            n,
+            p,
+            block_kq,
+            a_scale,
+            w_scale,
+            block_sums,
+            bias,
+            act,
+            y,
+            acc,
+            total,
+        )
 
 
 @jit(parallel=True)
-def linear_blocks_f32_par(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias,
-                          act, y, m_block):
+def linear_blocks_f32_par(
+    a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y, m_block
+):
     """Parallel twin of :func:`linear_blocks_f32`."""
     n_panels = (n + PANEL - 1) // PANEL
     n_tasks = n_panels * ((m + m_block - 1) // m_block)
@@ -1326,14 +1400,30 @@ def linear_blocks_f32_par(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, blo
         m_lo = (t // n_panels) * m_block
         acc = np.empty(MR * PANEL, np.int32)
         total = np.empty(MR * PANEL, np.float32)
-        _blocks_panel(a, lda, m_lo, min(m, m_lo + m_block), w, kq_n, n, t % n_panels, block_kq,
-                      a_scale, w_scale, block_sums, bias, act, y, acc, total)
+        _blocks_panel(
+            a,
+            lda,
+            m_lo,
+            min(m, m_lo + m_block),
+            w,
+            kq_n,
+            n,
+            t % n_panels,
+            block_kq,
+            a_scale,
+            w_scale,
+            block_sums,
+            bias,
+            act,
+            y,
+            acc,
+            total,
+        )
+
 
 
 @jit()
-def dynamic_linear_f32(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
-                       reciprocal, signed, w, kq_n, n, w_scale, col_sums, bias, act, y,
-                       a_scale, a_zp):
+def dynamic_linear_f32(x, lhs, w, kq_n, n, w_scale, col_sums, bias, act, y, a_scale, a_zp):
     """Quantize ``x`` (M, K) float32 per row or per tensor, then :func:`linear_f32`.
 
     Fills ``a_scale``/``a_zp`` (M,) with the runtime scales and effective zero points
@@ -1344,18 +1434,18 @@ def dynamic_linear_f32(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_r
     a = np.empty((m, lda), np.uint8)
     if lda != k:
         a[:, k:] = 0
-    status = _quantize_lhs(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
-                           reciprocal, signed, a, a_scale, a_zp)
+    status = _quantize_lhs(x, lhs, a, a_scale, a_zp)
     if status == 0:
-        linear_f32(a.reshape(a.size), lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums,
-                   bias, act, y)
+        linear_f32(
+            a.reshape(a.size), lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y
+        )
     return status
 
 
 @jit(parallel=True)
-def dynamic_linear_f32_par(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
-                           reciprocal, signed, w, kq_n, n, w_scale, col_sums, bias, act, y,
-                           a_scale, a_zp, m_block, parallel_quantize):
+def dynamic_linear_f32_par(
+    x, lhs, w, kq_n, n, w_scale, col_sums, bias, act, y, a_scale, a_zp, m_block, parallel_quantize
+):
     """Parallel twin of :func:`dynamic_linear_f32` (the quantize step in parallel too
     when ``parallel_quantize``)."""
     m, k = x.shape
@@ -1364,14 +1454,26 @@ def dynamic_linear_f32_par(x, per_tensor, smin, smax, qmin, qmax, symmetric, tor
     if lda != k:
         a[:, k:] = 0
     if parallel_quantize:
-        status = _quantize_lhs_par(x, per_tensor, smin, smax, qmin, qmax, symmetric,
-                                   torch_rule, reciprocal, signed, a, a_scale, a_zp)
+        status = _quantize_lhs_par(x, lhs, a, a_scale, a_zp)
     else:
-        status = _quantize_lhs(x, per_tensor, smin, smax, qmin, qmax, symmetric, torch_rule,
-                               reciprocal, signed, a, a_scale, a_zp)
+        status = _quantize_lhs(x, lhs, a, a_scale, a_zp)
     if status == 0:
-        linear_f32_par(a.reshape(a.size), lda, m, w, kq_n, n, a_scale, a_zp, w_scale,
-                       col_sums, bias, act, y, m_block)
+        linear_f32_par(
+            a.reshape(a.size),
+            lda,
+            m,
+            w,
+            kq_n,
+            n,
+            a_scale,
+            a_zp,
+            w_scale,
+            col_sums,
+            bias,
+            act,
+            y,
+            m_block,
+        )
     return status
 
 
@@ -1387,9 +1489,7 @@ def _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out):
 
 
 @jit()
-def recurrence(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax, symmetric,
-               torch_rule, reciprocal, signed, w, kq_n, w_scale, col_sums, bias, a_scale,
-               a_zp):
+def recurrence(lstm, xg, h, c, out, reverse, lhs, w, kq_n, w_scale, col_sums, bias, a_scale, a_zp):
     """All steps of one layer direction: ``hg = dynamic_linear(h)``, then the gates.
 
     ``xg`` (T, B, G*H) holds the input projections (``b_ih`` included); ``h`` and ``c``
@@ -1402,9 +1502,9 @@ def recurrence(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax,
     c_new = np.empty_like(c)
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        status = dynamic_linear_f32(h, per_tensor, smin, smax, qmin, qmax, symmetric,
-                                    torch_rule, reciprocal, signed, w, kq_n, n, w_scale,
-                                    col_sums, bias, 0, hg, a_scale, a_zp)
+        status = dynamic_linear_f32(
+            h, lhs, w, kq_n, n, w_scale, col_sums, bias, 0, hg, a_scale, a_zp
+        )
         if status != 0:
             return status
         _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out)
@@ -1412,9 +1512,9 @@ def recurrence(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax,
 
 
 @jit(parallel=True)
-def recurrence_par(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, qmax,
-                   symmetric, torch_rule, reciprocal, signed, w, kq_n, w_scale, col_sums,
-                   bias, a_scale, a_zp, m_block):
+def recurrence_par(
+    lstm, xg, h, c, out, reverse, lhs, w, kq_n, w_scale, col_sums, bias, a_scale, a_zp, m_block
+):
     """Parallel twin of :func:`recurrence`: each step's GEMM runs on all threads."""
     steps, n = xg.shape[0], xg.shape[2]
     hg = np.empty((h.shape[0], n), np.float32)
@@ -1422,12 +1522,10 @@ def recurrence_par(lstm, xg, h, c, out, reverse, per_tensor, smin, smax, qmin, q
     c_new = np.empty_like(c)
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        status = dynamic_linear_f32_par(h, per_tensor, smin, smax, qmin, qmax, symmetric,
-                                        torch_rule, reciprocal, signed, w, kq_n, n, w_scale,
-                                        col_sums, bias, 0, hg, a_scale, a_zp, m_block, False)
+        status = dynamic_linear_f32_par(
+            h, lhs, w, kq_n, n, w_scale, col_sums, bias, 0, hg, a_scale, a_zp, m_block, False
+        )
         if status != 0:
             return status
         _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out)
     return 0
-
-

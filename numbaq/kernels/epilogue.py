@@ -33,6 +33,10 @@ from .mathf import _gelu
 
 ACT_NONE, ACT_RELU, ACT_GELU = 0, 1, 2
 
+SHIFT = 128
+"""The lhs shift: int8 codes ``a`` go to the GEMM as uint8 ``a + SHIFT`` (their sign bit
+flipped), uint8 weights as int8 ``b - SHIFT``; the sums above correct for it."""
+
 
 @jit()
 def _activate(v, act):

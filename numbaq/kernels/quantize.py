@@ -21,6 +21,7 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
+from .epilogue import SHIFT
 from .intrinsics import fma_f32
 from .stats import _row_minmax
 
@@ -291,19 +292,20 @@ def _dynamic_quantize_tensor_par(
 
 # ----------------------------------------------------------------- the GEMM's lhs
 @jit()
-def _lhs_row(x, r, scale, zp, qmin, qmax, reciprocal, signed, a):
+def _lhs_row(x, r, scale, zp, lhs, a):
     """Quantize row ``r`` of ``x`` into row ``r`` of the uint8 buffer ``a``.
 
-    Signed codes are stored shifted, ``q + 128``: the GEMM takes uint8 x int8.
+    Signed codes are stored shifted, ``q + SHIFT`` (a flip of the sign bit): the GEMM
+    takes uint8 x int8.
     """
     k = x.shape[1]
-    if signed:
+    if lhs.signed:
         row = a[r, :k]
-        _quantize_row(x[r], scale, zp, qmin, qmax, reciprocal, a[r].view(np.int8)[:k])
+        _quantize_row(x[r], scale, zp, lhs.qmin, lhs.qmax, lhs.reciprocal, a[r].view(np.int8)[:k])
         for i in range(k):
-            row[i] ^= np.uint8(0x80)
+            row[i] ^= np.uint8(SHIFT)
     else:
-        _quantize_row(x[r], scale, zp, qmin, qmax, reciprocal, a[r, :k])
+        _quantize_row(x[r], scale, zp, lhs.qmin, lhs.qmax, lhs.reciprocal, a[r, :k])
 
 
 @jit()
@@ -315,45 +317,32 @@ def _lhs_status(n_bad, scale):
 
 
 @jit()
-def _lhs_qparams(
-    lo, hi, per_tensor, smin, smax, symmetric, torch_rule, reciprocal, shift, a_scale, a_zp
-):
+def _lhs_qparams(lo, hi, lhs, shift, a_scale, a_zp):
     """Scales and effective zero points (``zero_point + shift``) from the row ranges
     ``lo``, ``hi`` (M,): one pair for all rows per tensor, else one per row."""
-    if per_tensor:
-        scale, zp = _qparams(lo.min(), hi.max(), smin, smax, symmetric, torch_rule, reciprocal)
+    rule = (lhs.smin, lhs.smax, lhs.symmetric, lhs.torch_rule, lhs.reciprocal)
+    if lhs.per_tensor:
+        scale, zp = _qparams(lo.min(), hi.max(), *rule)
         a_scale[:] = scale
         a_zp[:] = zp + shift
     else:
         for r in range(lo.size):
-            a_scale[r], zp = _qparams(lo[r], hi[r], smin, smax, symmetric, torch_rule, reciprocal)
+            a_scale[r], zp = _qparams(lo[r], hi[r], *rule)
             a_zp[r] = zp + shift
 
 
 @jit()
-def _quantize_lhs(
-    x,
-    per_tensor,
-    smin,
-    smax,
-    qmin,
-    qmax,
-    symmetric,
-    torch_rule,
-    reciprocal,
-    signed,
-    a,
-    a_scale,
-    a_zp,
-):
+def _quantize_lhs(x, lhs, a, a_scale, a_zp):
     """Dynamic quantization of ``x`` (M, K) float32 into the GEMM's lhs ``a`` (M, lda) uint8.
 
-    Per row (one fused pass each) or per tensor (stats of every row first). Writes the
-    scales to ``a_scale`` (M,) and the *effective* zero points, ``zero_point + 128`` for
+    ``lhs`` is the scheme's :class:`numbaq.engine.LhsParams` (granularity, scale range,
+    code range, rule). Per row (one fused pass each) or per tensor (stats of every row
+    first). Writes the
+    scales to ``a_scale`` (M,) and the *effective* zero points, ``zero_point + SHIFT`` for
     signed codes, to ``a_zp`` (M,) int32. Returns the status of :func:`_lhs_status`.
     """
     m = x.shape[0]
-    shift = 128 if signed else 0
+    shift = SHIFT if lhs.signed else 0
     lo = np.empty(m, np.float32)
     hi = np.empty(m, np.float32)
     n_bad = 0
@@ -362,33 +351,17 @@ def _quantize_lhs(
         n_bad += not finite
     if n_bad:
         return n_bad
-    _lhs_qparams(
-        lo, hi, per_tensor, smin, smax, symmetric, torch_rule, reciprocal, shift, a_scale, a_zp
-    )
+    _lhs_qparams(lo, hi, lhs, shift, a_scale, a_zp)
     for r in range(m):
-        _lhs_row(x, r, a_scale[r], a_zp[r] - shift, qmin, qmax, reciprocal, signed, a)
+        _lhs_row(x, r, a_scale[r], a_zp[r] - shift, lhs, a)
     return _lhs_status(0, a_scale.max())
 
 
 @jit(parallel=True)
-def _quantize_lhs_par(
-    x,
-    per_tensor,
-    smin,
-    smax,
-    qmin,
-    qmax,
-    symmetric,
-    torch_rule,
-    reciprocal,
-    signed,
-    a,
-    a_scale,
-    a_zp,
-):
+def _quantize_lhs_par(x, lhs, a, a_scale, a_zp):
     """Parallel twin of :func:`_quantize_lhs`."""
     m = x.shape[0]
-    shift = 128 if signed else 0
+    shift = SHIFT if lhs.signed else 0
     lo = np.empty(m, np.float32)
     hi = np.empty(m, np.float32)
     n_bad = 0
@@ -397,23 +370,21 @@ def _quantize_lhs_par(
         n_bad += not finite
     if n_bad:
         return n_bad
-    _lhs_qparams(
-        lo, hi, per_tensor, smin, smax, symmetric, torch_rule, reciprocal, shift, a_scale, a_zp
-    )
+    _lhs_qparams(lo, hi, lhs, shift, a_scale, a_zp)
     for r in prange(m):
-        _lhs_row(x, r, a_scale[r], a_zp[r] - shift, qmin, qmax, reciprocal, signed, a)
+        _lhs_row(x, r, a_scale[r], a_zp[r] - shift, lhs, a)
     return _lhs_status(0, a_scale.max())
 
 
 @jit()
 def _quantize_lhs_static(x, scale, zero_point, qmin, qmax, reciprocal, signed, a):
     """Quantize ``x`` (M, K) with fixed ``scale``/``zero_point`` into the GEMM's lhs ``a``
-    (M, lda) uint8 (signed codes shifted by 128). Returns how many values clipped: their
+    (M, lda) uint8 (signed codes shifted by ``SHIFT``). Returns how many values clipped: their
     code before clamping was outside ``[qmin, qmax]``."""
     k = x.shape[1]
     zp = np.float32(zero_point)
     lo, hi = np.float32(qmin), np.float32(qmax)
-    shift = np.float32(128.0 if signed else 0.0)
+    shift = np.float32(SHIFT if signed else 0)
     inv = _ONE / scale
     clipped = 0
     for r in range(x.shape[0]):

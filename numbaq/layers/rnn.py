@@ -13,17 +13,16 @@ the hidden state quantized anew, per tensor, at every step.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from .. import config, matmul, schemes
-from ..kernels import gemm as kg
+from .. import engine, schemes
 from ..kernels.rnn import _gru_step, _lstm_step
-from ..matmul import QuantizedWeight, _linear_2d, quantize_weight
+from ..matmul import QuantizedWeight, _linear_2d, check_linear_scheme, quantize_weight
 from ..ops import DEFAULT_SCHEME, as_float32
 from .base import Module
 
 GATES = {"LSTM": 4, "GRU": 3}
+_RNN_KEYS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
 
 
 def _checked(module: Module, x, name: str) -> np.ndarray:
@@ -36,6 +35,40 @@ def _checked(module: Module, x, name: str) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ValueError(f"{kind}: {name} contains NaN or Inf; clean it first, e.g. np.nan_to_num")
     return x
+
+
+def _pair(module: Module, hx):
+    """An LSTM state ``(h, c)``, or a clear error."""
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+        raise TypeError(f"{type(module).__name__}: the state must be a pair (h, c), got {hx!r:.60}")
+    return hx
+
+
+def _size(kind: str, name: str, value, minimum: int = 1) -> int:
+    """A positive int setting (``input_size``, ``hidden_size``, ``num_layers``), or a clear
+    error."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{kind}: {name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _flag(kind: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{kind}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _float_array(kind: str, name: str, value, shape: tuple) -> np.ndarray:
+    """``value`` as float32 of ``shape`` with no NaN/Inf, or a clear error."""
+    arr = np.asarray(value)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{kind}: {name} must be a float array, got dtype {arr.dtype}")
+    arr = np.asarray(arr, np.float32)
+    if arr.shape != shape:
+        raise ValueError(f"{kind}: {name} must have shape {shape}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{kind}: {name} contains NaN or Inf")
+    return arr
 
 
 class _Projections(Module):
@@ -52,11 +85,7 @@ class _Projections(Module):
             raise ValueError(f"{type(self).__name__}: unknown parameters {sorted(unknown)}")
         for name, shape in shapes.items():
             if name in params:
-                value = np.asarray(params[name], np.float32)
-                if value.shape != shape:
-                    raise ValueError(
-                        f"{type(self).__name__}: {name} must have shape {shape}, got {value.shape}"
-                    )
+                value = _float_array(type(self).__name__, name, params[name], shape)
             else:
                 value = rng.uniform(-bound, bound, shape).astype(np.float32)
             self._param(name, value)
@@ -70,14 +99,44 @@ class _Projections(Module):
         biases = {n: v for n, v in float_module._params.items() if n.startswith("bias")}
         self._init_int8(weights, biases, scheme)
 
-    def _init_int8(self, weights: dict[str, QuantizedWeight], biases: dict, scheme):
+    def _init_int8(
+        self, weights: dict[str, QuantizedWeight], biases: dict, scheme, shapes: dict | None = None
+    ):
         self.scheme = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+        if shapes is not None:
+            weights, biases = self._check_int8(weights, biases, shapes)
+        for qweight in weights.values():
+            check_linear_scheme(self.scheme, qweight, type(self).__name__)
         self.qweights: dict[str, QuantizedWeight] = {}
         for name, qweight in weights.items():
             self._set_qweight(name, qweight)
         for name, value in biases.items():
             self._param(name, np.asarray(value, np.float32))
         self.trace_log = None
+
+    def _check_int8(self, weights: dict, biases: dict, shapes: dict):
+        """Weights and biases made elsewhere against the shapes the configuration needs:
+        the kernels trust these shapes."""
+        kind = type(self).__name__
+        want_w = {n for n in shapes if n.startswith("weight")}
+        want_b = {n for n in shapes if n.startswith("bias")}
+        if set(weights) != want_w:
+            raise ValueError(f"{kind}: weights must be {sorted(want_w)}, got {sorted(weights)}")
+        if set(biases) != want_b:
+            raise ValueError(
+                f"{kind}: biases must be {sorted(want_b)} (bias={self.bias}), got {sorted(biases)}"
+            )
+        for name, qweight in weights.items():
+            if not isinstance(qweight, QuantizedWeight):
+                raise TypeError(f"{kind}: {name} must be a QuantizedWeight, got {type(qweight)}")
+            if qweight.shape != shapes[name]:
+                raise ValueError(
+                    f"{kind}: {name} must have shape {shapes[name]} for this configuration "
+                    f"(input_size={self.input_size}, hidden_size={self.hidden_size}), "
+                    f"got {qweight.shape}"
+                )
+        biases = {n: _float_array(kind, n, v, shapes[n]) for n, v in biases.items()}
+        return weights, biases
 
     def _set_qweight(self, name: str, qweight: QuantizedWeight):
         self.qweights[name] = qweight
@@ -104,6 +163,10 @@ class _Cell(_Projections):
     mode = "LSTM"
 
     def _configure(self, input_size: int, hidden_size: int, bias: bool):
+        kind = type(self).__name__
+        input_size = _size(kind, "input_size", input_size)
+        hidden_size = _size(kind, "hidden_size", hidden_size)
+        bias = _flag(kind, "bias", bias)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         g = GATES[self.mode] * hidden_size
         shapes = {"weight_ih": (g, input_size), "weight_hh": (g, hidden_size)}
@@ -111,10 +174,12 @@ class _Cell(_Projections):
             shapes.update(bias_ih=(g,), bias_hh=(g,))
         return shapes
 
-    def _state(self, state, batch: int, name: str) -> np.ndarray:
+    def _state(self, state, batch: int, name: str, unbatched: bool = False) -> np.ndarray:
         if state is None:
             return np.zeros((batch, self.hidden_size), np.float32)
         state = _checked(self, state, name)
+        if unbatched and state.shape == (self.hidden_size,):  # as torch: (H,) with input (F,)
+            state = state.reshape(1, -1)
         if state.shape != (batch, self.hidden_size):
             raise ValueError(
                 f"{type(self).__name__}: {name} must have shape (batch, hidden_size) = "
@@ -134,13 +199,13 @@ class _Cell(_Projections):
         batch = x.shape[0]
         xg = self._project("weight_ih", "bias_ih", x)
         if self.mode == "LSTM":
-            h, c = (None, None) if hx is None else hx
-            h, c = self._state(h, batch, "h"), self._state(c, batch, "c")
+            h, c = (None, None) if hx is None else _pair(self, hx)
+            h, c = self._state(h, batch, "h", unbatched), self._state(c, batch, "c", unbatched)
             hg = self._project("weight_hh", "bias_hh", h)
             h_new, c_new = np.empty_like(h), np.empty_like(c)
             _lstm_step(xg, hg, c, h_new, c_new)
             return (h_new[0], c_new[0]) if unbatched else (h_new, c_new)
-        h = self._state(hx, batch, "h")
+        h = self._state(hx, batch, "h", unbatched)
         h_new = np.empty_like(h)
         _gru_step(xg, self._project("weight_hh", "bias_hh", h), h, h_new)
         return h_new[0] if unbatched else h_new
@@ -192,13 +257,23 @@ class _QuantCell(_Cell):
         self._init_quant(cell, scheme, per_channel, weight_dtype)
 
     @classmethod
-    def from_int8(cls, input_size: int, hidden_size: int, weights: dict, biases: dict, scheme=None):
+    def from_int8(
+        cls,
+        input_size: int,
+        hidden_size: int,
+        weights: dict,
+        biases: dict,
+        scheme=None,
+        bias: bool | None = None,
+    ):
         """Build from int8 weights made elsewhere (``weight_ih``/``weight_hh`` as
-        :class:`QuantizedWeight`) and float biases (``bias_ih``/``bias_hh``)."""
+        :class:`QuantizedWeight`) and float biases (``bias_ih``/``bias_hh``); their
+        shapes are checked against ``input_size`` and ``hidden_size``. ``bias`` defaults
+        to whether ``biases`` has any."""
         cell = cls.__new__(cls)
         Module.__init__(cell)
-        cell._configure(input_size, hidden_size, bool(biases))
-        cell._init_int8(weights, biases, scheme)
+        shapes = cell._configure(input_size, hidden_size, bool(biases) if bias is None else bias)
+        cell._init_int8(weights, biases, scheme, shapes)
         return cell
 
 
@@ -219,6 +294,18 @@ class _Recurrent(_Projections):
     mode = "LSTM"
 
     def _configure(self, input_size, hidden_size, num_layers, bias, batch_first, bidirectional):
+        kind = type(self).__name__
+        input_size = _size(kind, "input_size", input_size)
+        hidden_size = _size(kind, "hidden_size", hidden_size)
+        num_layers = _size(kind, "num_layers", num_layers)
+        bias, batch_first, bidirectional = (
+            _flag(kind, name, value)
+            for name, value in (
+                ("bias", bias),
+                ("batch_first", batch_first),
+                ("bidirectional", bidirectional),
+            )
+        )
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         shapes = {}
@@ -268,7 +355,7 @@ class _Recurrent(_Projections):
             )
         steps, batch = x.shape[:2]
         if self.mode == "LSTM":
-            h0, c0 = (None, None) if hx is None else hx
+            h0, c0 = (None, None) if hx is None else _pair(self, hx)
             if unbatched:
                 h0, c0 = [None if s is None else np.asarray(s)[:, None, :] for s in (h0, c0)]
             h0, c0 = self._initial(h0, batch, "h_0"), self._initial(c0, batch, "c_0")
@@ -336,39 +423,20 @@ class _Recurrent(_Projections):
         """The hidden recurrence of one layer direction in one call (``_tiles_*.recurrence``)."""
         qweight = self.qweights[f"weight_hh{tag}"]
         bias = self._params.get(f"bias_hh{tag}", qweight.zero_bias)
-        path, mod = matmul._kernels(config.GEMM_PATH)
-        batch, (n, k) = h.shape[0], qweight.shape
         h = np.array(h, np.float32)
         c = np.array(h if c is None else c, np.float32)
-        args = (
+        engine.recurrence(
             self.mode == "LSTM",
             xg,
             h,
             c,
             out,
             reverse,
-            *matmul._lhs_args(self.scheme),
-            qweight.packed(path),
-            -(-k // 4),
-            qweight.scale,
-            qweight.col_sums,
+            self.scheme,
+            qweight,
             bias,
-            np.empty(batch, np.float32),
-            np.empty(batch, np.int32),
+            type(self).__name__,
         )
-        threads = numba.get_num_threads()
-        # Parallel also for one row when W_hh is large: every step streams all of it, and
-        # split across cores each half stays in its core's L2 from step to step (measured:
-        # 1059 us against 1295 us for 64 steps of 2048 x 512 at batch 1).
-        if threads > 1 and (matmul._parallel(batch, n, k) or qweight.q.nbytes >= 1 << 18):
-            status = mod.recurrence_par(*args, kg.m_block(batch, n, path, threads))
-        else:
-            status = mod.recurrence(*args)
-        if status:
-            raise ValueError(
-                f"{type(self).__name__}: the hidden state overflowed or became "
-                "NaN/Inf; check the weights"
-            )
         return h, (c if self.mode == "LSTM" else None)
 
     def extra_repr(self) -> str:
@@ -458,8 +526,10 @@ class _QuantRecurrent(_Recurrent):
         ``weights`` maps ``weight_ih_l0``... to :class:`QuantizedWeight`."""
         rnn = cls.__new__(cls)
         Module.__init__(rnn)
-        rnn._configure(**config)
-        rnn._init_int8(weights, biases, scheme)
+        if not isinstance(config, dict) or set(config) != set(_RNN_KEYS):
+            raise ValueError(f"{cls.__name__}: config must have the keys {list(_RNN_KEYS)}")
+        shapes = rnn._configure(**config)
+        rnn._init_int8(weights, biases, scheme, shapes)
         return rnn
 
     def config(self) -> dict:

@@ -1,0 +1,316 @@
+"""The GEMM engine: the one caller of the generated integer GEMM kernels.
+
+Every integer product in numbaq (``matmul_integer``, the dynamic and static Linear,
+block scales, the LSTM/GRU recurrence) goes through this module, which
+
+* resolves the path once per ``config.GEMM_PATH`` value (:func:`gemm_path`, from the
+  registry in :mod:`numbaq.kernels.paths`) and finds its kernel module;
+* turns a scheme into the kernels' one parameter record (:class:`LhsParams`);
+* lays out the lhs: uint8, K padded to a multiple of 4, int8 codes shifted by
+  ``SHIFT = 128`` (:func:`shift_lhs`), and turns the kernels' *effective* zero points
+  (``zero_point + SHIFT`` for int8 codes) back into the scheme's own;
+* picks the serial or parallel kernel and the parallel task size (:func:`m_block`).
+
+Functions here take validated arrays (C-contiguous, right dtypes and shapes); the
+public verbs in :mod:`numbaq.matmul` and the layers check them first.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from . import config
+from .kernels import paths
+from .kernels.epilogue import SHIFT
+from .ops import _raise_nonfinite
+from .qparams import QScheme
+
+
+class LhsParams(NamedTuple):
+    """A scheme's activation rule as the kernels take it: one argument, not nine.
+
+    Attributes
+    ----------
+    per_tensor : bool
+        One scale for all rows (else one per row).
+    smin, smax : float
+        The scale range ``[smin, smax]`` the codes map onto (``QScheme.scale_range``).
+    qmin, qmax : int
+        Codes are clamped to ``[qmin, qmax]`` (``QScheme.clamp_range``).
+    symmetric, torch_rule, reciprocal : bool
+        The qparams rule (see :class:`numbaq.QScheme`).
+    signed : bool
+        int8 codes, stored ``+ SHIFT`` in the uint8 lhs.
+
+    Examples
+    --------
+    >>> from numbaq import schemes
+    >>> lhs_params(schemes.get("PER_TOKEN_INT8")).signed
+    True
+    """
+
+    per_tensor: bool
+    smin: float
+    smax: float
+    qmin: int
+    qmax: int
+    symmetric: bool
+    torch_rule: bool
+    reciprocal: bool
+    signed: bool
+
+
+@functools.cache
+def lhs_params(sch: QScheme) -> LhsParams:
+    """The :class:`LhsParams` of activation scheme ``sch`` (made once per scheme)."""
+    smin, smax = sch.scale_range
+    qmin, qmax = sch.clamp_range
+    return LhsParams(
+        sch.granularity == "tensor",
+        float(smin),
+        float(smax),
+        int(qmin),
+        int(qmax),
+        bool(sch.symmetric),
+        sch.rule == "torch",
+        bool(sch.reciprocal),
+        sch.storage is np.int8,
+    )
+
+
+# ------------------------------------------------------------------ paths
+def gemm_path() -> tuple[str, str]:
+    """``(path, reason)``: the integer GEMM path in use, from ``config.GEMM_PATH``.
+
+    Returns
+    -------
+    path : str
+        One of ``"vnni512"``, ``"vnni256"``, ``"avx512bw"``, ``"avx2"``, ``"plain"``.
+    reason : str
+        Why: the CPU features that chose it, or that ``config.GEMM_PATH`` forced it.
+
+    Raises
+    ------
+    ValueError
+        If ``config.GEMM_PATH`` names an unknown path or one this CPU cannot run.
+
+    Examples
+    --------
+    >>> import numbaq
+    >>> path, reason = numbaq.gemm_path()
+    >>> path in numbaq.info()["gemm_paths_available"]
+    True
+    """
+    return _resolve(config.GEMM_PATH)
+
+
+@functools.cache
+def _resolve(requested: str) -> tuple[str, str]:
+    return paths.resolve(requested)
+
+
+@functools.cache
+def _module(path: str):
+    return importlib.import_module(f"numbaq.kernels._tiles_{path}")
+
+
+def _kernels(path: str | None):
+    """``(path, kernel module)``: ``path``, or the configured one (imported, not compiled)."""
+    path = gemm_path()[0] if path is None else path
+    return path, _module(path)
+
+
+def m_block(m: int, n: int, path: str, threads: int, max_rows: int = 256) -> int:
+    """Rows per parallel task, a multiple of the tile height.
+
+    Tasks are (column panel, block of rows). Whole panels (all ``m`` rows, at most
+    ``max_rows`` so a block of activations stays in L2) when there are enough panels
+    for every thread to get two; otherwise the rows are split too. Equal blocks keep
+    the static schedule of ``prange`` balanced: 48-row blocks measured 11% slower at
+    M=128 (48 + 48 + 32 rows) on two threads.
+
+    Examples
+    --------
+    >>> m_block(128, 3072, "vnni512", 2)  # 48 panels: whole panels, 128 rows -> 22 tiles of 6
+    132
+    """
+    spec = paths.PATHS[path]
+    n_panels = -(-n // spec.panel)
+    blocks = max(-(-m // max_rows), -(-2 * threads // n_panels), 1)
+    rows = -(-m // blocks)
+    return -(-rows // spec.mr) * spec.mr
+
+
+def _plan(m: int, n: int, k: int, path: str) -> int:
+    """``m_block`` for the parallel kernel, or 0 to run the serial one."""
+    threads = numba.get_num_threads()
+    if threads > 1 and m * n * k >= config.GEMM_PARALLEL_MIN:
+        return m_block(m, n, path, threads)
+    return 0
+
+
+# ------------------------------------------------------------------ the lhs
+def lhs_buffer(m: int, k: int) -> np.ndarray:
+    """A uint8 lhs (M, 4 * ceil(K / 4)) whose K padding is zeroed."""
+    a = np.empty((m, 4 * -(-k // 4)), np.uint8)
+    a[:, k:] = 0
+    return a
+
+
+def shift_lhs(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(a, shift)``: integer codes (M, K) uint8 or int8 as the GEMM's uint8 lhs.
+
+    int8 codes are stored ``codes + SHIFT`` (the sign bit flipped), uint8 as they are;
+    ``shift`` (0 or ``SHIFT``) is what the zero points must add.
+
+    Examples
+    --------
+    >>> a, shift = shift_lhs(np.array([[-128, 0, 127]], np.int8))
+    >>> a.tolist(), shift
+    ([[0, 128, 255, 0]], 128)
+    """
+    m, k = codes.shape
+    a = lhs_buffer(m, k)
+    if codes.dtype == np.int8:
+        np.bitwise_xor(codes.view(np.uint8), SHIFT, out=a[:, :k])
+        return a, SHIFT
+    a[:, :k] = codes
+    return a, 0
+
+
+# ------------------------------------------------------------------ the kernels
+def gemm_i32(a, w_packed, n: int, out, path: str | None = None, block: int | None = None):
+    """Raw int32 products ``out = a . w^T`` (wrapping) of a uint8 lhs and packed weights.
+
+    Parameters
+    ----------
+    a : (M, lda) uint8
+        The lhs, ``lda`` a multiple of 4 with zeroed padding (:func:`shift_lhs`).
+    w_packed : 1-D int8
+        Weights (N, K) packed for ``path`` (``kernels.gemm.pack``).
+    n : int
+        Output columns.
+    out : (M, N) int32
+        Written in full.
+    path : str, optional
+        A path this CPU runs; default the configured one.
+    block : int, optional
+        Force the parallel kernel with tasks of ``block`` rows (tests); default by size.
+    """
+    path, mod = _kernels(path)
+    m, lda = a.shape
+    args = (a.reshape(-1), lda, m, w_packed, lda // 4, n, out)
+    block = _plan(m, n, lda, path) if block is None else block
+    if block:
+        mod.gemm_i32_par(*args, block)
+    else:
+        mod.gemm_i32(*args)
+    return out
+
+
+def linear(a, a_scale, a_zero_point, signed: bool, qweight, bias, act: int, y) -> None:
+    """The dequantizing Linear on a quantized lhs: ``y = dequantize(a . q_w^T) + bias``.
+
+    ``a`` (M, lda) uint8 from :func:`shift_lhs` or a quantize kernel; ``a_scale``,
+    ``a_zero_point`` (M,) the rows' parameters (the scheme's own zero points;
+    ``signed`` adds ``SHIFT``); ``y`` (M, N) float32. See ``kernels.epilogue``.
+    """
+    path, mod = _kernels(None)
+    (m, lda), n = a.shape, qweight.shape[0]
+    a_zp = np.asarray(a_zero_point, np.int32) + (SHIFT if signed else 0)
+    args = (
+        *(a.reshape(-1), lda, m, qweight.packed(path), lda // 4, n),
+        *(a_scale, a_zp, qweight.scale, qweight.col_sums, bias, act, y),
+    )
+    block = _plan(m, n, lda, path)
+    if block:
+        mod.linear_f32_par(*args, block)
+    else:
+        mod.linear_f32(*args)
+
+
+def dynamic_linear(x2d, sch: QScheme, qweight, bias, act: int, y):
+    """The fused dynamic Linear: quantize ``x2d`` under ``sch``, the tiles, the epilogue.
+
+    ``x2d`` (M, K) float32, ``y`` (M, N) float32. Returns the runtime ``(scale,
+    zero_point)`` (M,) (per tensor: one value repeated). Raises ``ValueError`` if ``x2d``
+    holds NaN/Inf or its range overflows float32.
+    """
+    path, mod = _kernels(None)
+    (m, k), n = x2d.shape, qweight.shape[0]
+    lhs = lhs_params(sch)
+    a_scale = np.empty(m, np.float32)
+    a_zp = np.empty(m, np.int32)
+    args = (x2d, lhs, qweight.packed(path), -(-k // 4), n, qweight.scale, qweight.col_sums)
+    args += (bias, act, y, a_scale, a_zp)
+    block = _plan(m, n, k, path)
+    if block:
+        status = mod.dynamic_linear_f32_par(*args, block, config.use_parallel(x2d.size))
+    else:
+        status = mod.dynamic_linear_f32(*args)
+    _check_status(status, "x")
+    if lhs.signed:
+        a_zp -= SHIFT
+    return a_scale, a_zp
+
+
+def _check_status(status: int, name: str) -> None:
+    """Raise for a quantize kernel's status (``kernels.quantize._lhs_status``)."""
+    if status:
+        _raise_nonfinite(name, max(status, 0), "rows")
+        raise ValueError(
+            f"the range of {name} overflows float32 (max - min is Inf); rescale {name}"
+        )
+
+
+def linear_blocks(codes, a_scale, qweight, block: int, w_scale, bias, act: int, y) -> None:
+    """Scales per block of K: ``y = sum_b float32(dot_b) * (a_scale[m, b] * w_scale[b, n])
+    + bias``, ``dot_b`` the int32 product of block ``b``.
+
+    ``codes`` (M, K) int8, ``a_scale`` (M, K // block), ``w_scale`` (K // block, N)
+    float32, ``y`` (M, N). Blocks whose size is not a multiple of 4 run on the plain path
+    (the packed paths read K four values at a time).
+    """
+    path, mod = _kernels(None)
+    if codes.shape[1] % 4 or block % 4:
+        path, mod = _kernels("plain")
+    a, _ = shift_lhs(codes)
+    (m, lda), n = a.shape, y.shape[1]
+    args = (a.reshape(-1), lda, m, qweight.packed(path), lda // 4, n, block // 4)
+    args += (a_scale, w_scale, qweight.block_sums(block), bias, act, y)
+    block_rows = _plan(m, n, lda, path)
+    if block_rows:
+        mod.linear_blocks_f32_par(*args, block_rows)
+    else:
+        mod.linear_blocks_f32(*args)
+
+
+def recurrence(lstm: bool, xg, h, c, out, reverse: bool, sch: QScheme, qweight, bias, owner: str):
+    """All steps of one LSTM/GRU layer direction in one kernel call.
+
+    ``xg`` (T, B, G*H) float32 input projections, ``h``/``c`` (B, H) float32 initial
+    state (updated in place; ``c`` unused for a GRU), ``out`` (T, B, H) every step's
+    ``h``. Each step: the dynamic Linear of ``h`` under ``sch``, then the gates.
+    """
+    path, mod = _kernels(None)
+    batch, (n, k) = h.shape[0], qweight.shape
+    args = (lstm, xg, h, c, out, reverse, lhs_params(sch), qweight.packed(path), -(-k // 4))
+    args += (qweight.scale, qweight.col_sums, bias)
+    args += (np.empty(batch, np.float32), np.empty(batch, np.int32))
+    threads = numba.get_num_threads()
+    # Parallel also for one row when W_hh is large: every step streams all of it, and
+    # split across cores each half stays in its core's L2 from step to step (measured:
+    # 1059 us against 1295 us for 64 steps of 2048 x 512 at batch 1).
+    if threads > 1 and (_plan(batch, n, k, path) or qweight.q.nbytes >= 1 << 18):
+        status = mod.recurrence_par(*args, m_block(batch, n, path, threads))
+    else:
+        status = mod.recurrence(*args)
+    if status:
+        raise ValueError(
+            f"{owner}: the hidden state overflowed or became NaN/Inf; check the weights"
+        )

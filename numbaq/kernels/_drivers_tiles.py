@@ -1,0 +1,247 @@
+"""Template: the GEMM drivers of every generated ``_tiles_<path>.py`` (SIMD paths).
+
+Real, linted source, never imported at run time: ``_gen_gemm`` copies everything below
+the template header into each path's file, where ``MR``, ``PANEL``, ``KBYTES`` and the
+register tiles (``_tile``, ``_tile_i32``, ``_tile_f32``) are that path's own. The header
+imports them from one generated file only so that this file reads (and lints) as Python.
+
+* ``gemm_i32`` / ``gemm_i32_par``: raw int32 dot products of a packed panel set.
+* ``linear_f32`` / ``linear_f32_par``: the same, with the dequantizing epilogue fused.
+* ``linear_blocks_f32`` / ``_par``: scales per block of K (``BLOCK_Q8_0`` activations,
+  per-group weights): the tile runs block by block, each block's int32 result is scaled
+  and added in float32.
+
+The parallel drivers split the work into tasks of (column panel, block of ``m_block``
+rows; see :func:`numbaq.engine.m_block`); each task keeps its weight panel hot in
+L1/L2 while it walks its rows.
+"""
+
+import numpy as np
+from numba import prange
+
+from ..config import jit
+from ._tiles_vnni512 import KBYTES, MR, PANEL, _tile, _tile_f32, _tile_i32
+from .epilogue import SHIFT, _activate_rows, _store_f32, _store_i32
+
+# ---- end of template header: the generator copies what follows ----
+
+
+@jit(inline=True)
+def _block_i32(a, lda, m_lo, m_hi, w, kq_n, n, p, acc, out):
+    """Rows ``m_lo:m_hi`` of panel ``p``: int32 results into ``out`` (M, N)."""
+    n0 = p * PANEL
+    ncols = min(PANEL, n - n0)
+    flat = out.reshape(out.size)
+    for m0 in range(m_lo, m_hi, MR):
+        rows = min(MR, m_hi - m0)
+        if ncols == PANEL:
+            _tile_i32(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, flat, m0 * n + n0, n, rows)
+        else:
+            _tile(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
+            _store_i32(acc, PANEL, rows, m0, n0, ncols, out)
+
+
+@jit()
+def gemm_i32(a, lda, m, w, kq_n, n, out):
+    """``out[:m, :n] = a' . b'^T`` (int32, wrapping): ``a`` uint8 (M, lda) flat, ``w`` packed."""
+    acc = np.empty(MR * PANEL, np.int32)
+    for p in range((n + PANEL - 1) // PANEL):
+        _block_i32(a, lda, 0, m, w, kq_n, n, p, acc, out)
+
+
+@jit(parallel=True)
+def gemm_i32_par(a, lda, m, w, kq_n, n, out, m_block):
+    """Parallel twin of :func:`gemm_i32`: tasks of (panel, block of ``m_block`` rows)."""
+    n_panels = (n + PANEL - 1) // PANEL
+    n_tasks = n_panels * ((m + m_block - 1) // m_block)
+    for t in prange(n_tasks):
+        m_lo = (t // n_panels) * m_block
+        acc = np.empty(MR * PANEL, np.int32)
+        _block_i32(a, lda, m_lo, min(m, m_lo + m_block), w, kq_n, n, t % n_panels, acc, out)
+
+
+@jit(inline=True)
+def _block_f32(
+    a, lda, m_lo, m_hi, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias, act, y
+):
+    """Rows ``m_lo:m_hi`` of panel ``p``, dequantized into ``y`` (M, N) float32."""
+    n0 = p * PANEL
+    ncols = min(PANEL, n - n0)
+    flat = y.reshape(y.size)
+    for m0 in range(m_lo, m_hi, MR):
+        rows = min(MR, m_hi - m0)
+        if ncols == PANEL:
+            _tile_f32(
+                a,
+                m0 * lda,
+                lda,
+                w,
+                p * kq_n * KBYTES,
+                kq_n,
+                flat,
+                m0 * n + n0,
+                n,
+                a_scale,
+                a_zp,
+                m0,
+                w_scale,
+                col_sums,
+                bias,
+                n0,
+                rows,
+            )
+        else:
+            _tile(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
+            _store_f32(acc, PANEL, rows, m0, n0, ncols, a_scale, a_zp, w_scale, col_sums, bias, y)
+        _activate_rows(y, m0, rows, n0, ncols, act)
+
+
+@jit()
+def linear_f32(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y):
+    """``y = dequantize(a' . b'^T) + bias``, then the activation; see ``epilogue``."""
+    acc = np.empty(MR * PANEL, np.int32)
+    for p in range((n + PANEL - 1) // PANEL):
+        _block_f32(a, lda, 0, m, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias, act, y)
+
+
+@jit(parallel=True)
+def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y, m_block):
+    """Parallel twin of :func:`linear_f32`: tasks of (panel, block of ``m_block`` rows)."""
+    n_panels = (n + PANEL - 1) // PANEL
+    n_tasks = n_panels * ((m + m_block - 1) // m_block)
+    for t in prange(n_tasks):
+        m_lo = (t // n_panels) * m_block
+        acc = np.empty(MR * PANEL, np.int32)
+        _block_f32(
+            a,
+            lda,
+            m_lo,
+            min(m, m_lo + m_block),
+            w,
+            kq_n,
+            n,
+            t % n_panels,
+            acc,
+            a_scale,
+            a_zp,
+            w_scale,
+            col_sums,
+            bias,
+            act,
+            y,
+        )
+
+
+@jit()
+def _blocks_panel(
+    a,
+    lda,
+    m_lo,
+    m_hi,
+    w,
+    kq_n,
+    n,
+    p,
+    block_kq,
+    a_scale,
+    w_scale,
+    block_sums,
+    bias,
+    act,
+    y,
+    acc,
+    total,
+):
+    """Rows ``m_lo:m_hi`` of panel ``p`` with one scale per block of ``4 * block_kq`` K values:
+    ``y = sum_b float32(dot_b - SHIFT * block_sums[b, n]) * (a_scale[m, b] * w_scale[b, n])
+    + bias``, ``dot_b`` the tile's int32 result on block ``b`` of the shifted activations.
+    ``w_scale`` and ``block_sums`` are (blocks, N): each block's row is contiguous."""
+    n0 = p * PANEL
+    ncols = min(PANEL, n - n0)
+    for m0 in range(m_lo, m_hi, MR):
+        rows = min(MR, m_hi - m0)
+        total[:] = 0
+        for b in range(kq_n // block_kq):
+            _tile(
+                a,
+                m0 * lda + 4 * b * block_kq,
+                lda,
+                w,
+                (p * kq_n + b * block_kq) * KBYTES,
+                block_kq,
+                acc,
+                rows,
+            )
+            bs = block_sums[b, n0 : n0 + ncols]
+            ws = w_scale[b, n0 : n0 + ncols]
+            for r in range(rows):
+                sa = a_scale[m0 + r, b]
+                t = total[r * PANEL : r * PANEL + ncols]
+                ar = acc[r * PANEL : r * PANEL + ncols]
+                for j in range(ncols):
+                    t[j] += np.float32(np.int32(ar[j] - SHIFT * bs[j])) * (sa * ws[j])
+        for r in range(rows):
+            t = total[r * PANEL : r * PANEL + ncols]
+            yr = y[m0 + r, n0 : n0 + ncols]
+            for j in range(ncols):
+                yr[j] = t[j] + bias[n0 + j]
+        _activate_rows(y, m0, rows, n0, ncols, act)
+
+
+@jit()
+def linear_blocks_f32(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y):
+    """Block-scaled Linear over signed activations stored shifted (``q + 128``) in ``a``."""
+    acc = np.empty(MR * PANEL, np.int32)
+    total = np.empty(MR * PANEL, np.float32)
+    for p in range((n + PANEL - 1) // PANEL):
+        _blocks_panel(
+            a,
+            lda,
+            0,
+            m,
+            w,
+            kq_n,
+            n,
+            p,
+            block_kq,
+            a_scale,
+            w_scale,
+            block_sums,
+            bias,
+            act,
+            y,
+            acc,
+            total,
+        )
+
+
+@jit(parallel=True)
+def linear_blocks_f32_par(
+    a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y, m_block
+):
+    """Parallel twin of :func:`linear_blocks_f32`."""
+    n_panels = (n + PANEL - 1) // PANEL
+    n_tasks = n_panels * ((m + m_block - 1) // m_block)
+    for t in prange(n_tasks):
+        m_lo = (t // n_panels) * m_block
+        acc = np.empty(MR * PANEL, np.int32)
+        total = np.empty(MR * PANEL, np.float32)
+        _blocks_panel(
+            a,
+            lda,
+            m_lo,
+            min(m, m_lo + m_block),
+            w,
+            kq_n,
+            n,
+            t % n_panels,
+            block_kq,
+            a_scale,
+            w_scale,
+            block_sums,
+            bias,
+            act,
+            y,
+            acc,
+            total,
+        )

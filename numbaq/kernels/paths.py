@@ -1,0 +1,203 @@
+"""The registry of integer GEMM paths, and the choice of one from the CPU's features.
+
+One table, read by the generator (``_gen_gemm``: tile shape, instruction, layout), by
+:func:`numbaq.info` (what runs here and why) and by the dispatcher
+(:mod:`numbaq.engine`: packing, task sizes). Paths, fastest first:
+
+=========  ==================================  ===================================
+path       instruction                          needs
+=========  ==================================  ===================================
+vnni512    ``vpdpbusd zmm`` (64 MAC / instr)    avx512vnni, avx512bw
+vnni256    ``vpdpbusd ymm``                     avx512vnni + avx512vl, or avxvnni
+avx512bw   ``vpmaddwd zmm`` on int16-widened    avx512bw
+avx2       ``vpmaddwd ymm`` on int16-widened    avx2
+plain      plain Numba loops                    nothing
+=========  ==================================  ===================================
+
+The path is chosen in Python from the CPU's features *before* any kernel that uses
+it compiles: compiling ``vpdpbusd`` for a CPU without VNNI aborts the process
+(an LLVM error, not a Python exception). Features come from ``NUMBA_CPU_FEATURES``
+when set (so an older CPU can be emulated), else from llvmlite's host query.
+
+AMX (``tdpbusd`` on 16 x 64-byte tiles) is detected and reported by :func:`amx_status`
+but has no kernel yet: numbaq lands no kernel it could not run, and no machine it has
+been developed on exposed AMX to its guest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numba
+
+
+@dataclass(frozen=True)
+class GemmPath:
+    """One integer GEMM path: what it needs and the shape of its register tile.
+
+    Attributes
+    ----------
+    name : str
+        ``NUMBAQ_GEMM_PATH`` value and the suffix of its kernel module ``_tiles_<name>``.
+    needs : tuple of frozenset of str
+        LLVM CPU feature sets; any one of them suffices.
+    instruction : str
+        What multiplies, for people (``info()``, generated headers).
+    lanes, mr, nr : int
+        int32 lanes per vector; rows and vectors of the register tile (``MR x NR``).
+    dot : str or None
+        The ``kernels.simd`` dot intrinsic family (``dpbusd``, ``pmaddwd``); None for plain.
+    layout : str
+        Packed weights: ``vnni`` (4 K values per lane), ``pairs`` (K pairs, for
+        ``vpmaddwd``) or ``rows`` (row-major, plain).
+    """
+
+    name: str
+    needs: tuple[frozenset[str], ...]
+    instruction: str
+    lanes: int = 1
+    mr: int = 1
+    nr: int = 1
+    dot: str | None = None
+    layout: str = "rows"
+
+    @property
+    def panel(self) -> int:
+        """Output columns per packed weight panel (``NR * LANES``)."""
+        return self.nr * self.lanes
+
+    @property
+    def simd(self) -> bool:
+        """Whether the path has generated register tiles (every path but ``plain``)."""
+        return self.dot is not None
+
+    def __repr__(self) -> str:
+        return f"GemmPath({self.name!r}: {self.instruction}, tile {self.mr}x{self.panel})"
+
+
+def _needs(*sets) -> tuple[frozenset[str], ...]:
+    return tuple(frozenset(s) for s in sets)
+
+
+PATHS: dict[str, GemmPath] = {
+    p.name: p
+    for p in (
+        GemmPath(
+            "vnni512",
+            _needs({"avx512vnni", "avx512bw", "avx512f"}),
+            "AVX512-VNNI (vpdpbusd zmm)",
+            16,
+            6,
+            4,
+            "dpbusd",
+            "vnni",
+        ),
+        GemmPath(
+            "vnni256",
+            _needs({"avx512vnni", "avx512vl"}, {"avxvnni"}),
+            "AVX512-VNNI + VL (vpdpbusd ymm)",
+            8,
+            6,
+            4,
+            "dpbusd",
+            "vnni",
+        ),
+        GemmPath(
+            "avx512bw",
+            _needs({"avx512bw", "avx512f"}),
+            "AVX-512BW (vpmaddwd zmm, int16 widening)",
+            16,
+            4,
+            4,
+            "pmaddwd",
+            "pairs",
+        ),
+        GemmPath(
+            "avx2",
+            _needs({"avx2"}),
+            "AVX2 (vpmaddwd ymm, int16 widening)",
+            8,
+            2,
+            2,
+            "pmaddwd",
+            "pairs",
+        ),
+        GemmPath("plain", _needs(set()), "plain Numba loops"),
+    )
+}
+"""Every path numbaq has a kernel for, fastest first."""
+
+AMX_NEEDS = frozenset({"amx-tile", "amx-int8"})
+"""LLVM features of Intel AMX-INT8 (``tdpbusd``); see :func:`amx_status`."""
+
+
+@cache
+def cpu_features() -> frozenset[str]:
+    """CPU features LLVM compiles for: ``NUMBA_CPU_FEATURES`` if set, else the host's."""
+    override = numba.config.CPU_FEATURES
+    if override:
+        return frozenset(f[1:] for f in override.split(",") if f.startswith("+"))
+    from llvmlite import binding
+
+    return frozenset(k for k, v in binding.get_host_cpu_features().items() if v)
+
+
+def known_features() -> frozenset[str]:
+    """Every CPU feature some path (or AMX) needs: what ``info()`` lists."""
+    return frozenset().union(AMX_NEEDS, *(s for p in PATHS.values() for s in p.needs))
+
+
+def supported(path: str, features: frozenset[str] | None = None) -> bool:
+    """Whether the CPU (or ``features``) can run ``path``."""
+    features = cpu_features() if features is None else features
+    return any(need <= features for need in PATHS[path].needs)
+
+
+def available(features: frozenset[str] | None = None) -> list[str]:
+    """The paths this CPU (or ``features``) runs, fastest first."""
+    return [p for p in PATHS if supported(p, features)]
+
+
+def amx_status(features: frozenset[str] | None = None) -> str:
+    """Why the AMX path does not run here, in one line (it has no kernel yet)."""
+    features = cpu_features() if features is None else features
+    missing = sorted(AMX_NEEDS - features)
+    if missing:
+        return f"not available: this CPU lacks {', '.join(missing)}"
+    return "this CPU has AMX-INT8, but numbaq has no AMX kernel yet (the VNNI paths run instead)"
+
+
+def resolve(requested: str = "auto", features: frozenset[str] | None = None):
+    """``(path, reason)``: the path to run for a request of ``"auto"`` or a path name.
+
+    Raises ``ValueError`` for an unknown name or a path this CPU cannot run (it would
+    abort the process when compiled).
+
+    Examples
+    --------
+    >>> resolve("auto", frozenset({"avx2"}))
+    ('avx2', 'fastest path this CPU supports (avx2)')
+    """
+    features = cpu_features() if features is None else features
+    if requested == "amx":
+        raise ValueError(
+            f"gemm path 'amx': {amx_status(features)}; it can run {available(features)}"
+        )
+    if requested != "auto":
+        if requested not in PATHS:
+            raise ValueError(
+                f"gemm path must be 'auto' or one of {tuple(PATHS)}, got {requested!r}"
+            )
+        if not supported(requested, features):
+            needs = " or ".join(sorted(map(str, map(sorted, PATHS[requested].needs))))
+            raise ValueError(
+                f"gemm path {requested!r} needs CPU features {needs}, which this CPU lacks; "
+                f"it can run {available(features)}"
+            )
+        return requested, "forced by numbaq.config.GEMM_PATH"
+    path = available(features)[0]
+    if path == "plain":
+        return path, "no AVX2, AVX-512BW or VNNI on this CPU"
+    used = ", ".join(sorted(features & known_features()))
+    return path, f"fastest path this CPU supports ({used})"
