@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
 from . import config
 from .kernels import paths
 from .kernels.epilogue import SHIFT
+from .kernels.rnn import gate_order
 from .ops import _raise_nonfinite
 from .qparams import QScheme
 
@@ -148,7 +149,7 @@ def m_block(m: int, n: int, path: str, threads: int, max_rows: int = 256) -> int
 
 def _plan(m: int, n: int, k: int, path: str) -> int:
     """``m_block`` for the parallel kernel, or 0 to run the serial one."""
-    threads = numba.get_num_threads()
+    threads = config.num_threads()  # 1 where a parallel launch is unsafe (fork, workqueue)
     if threads > 1 and m * n * k >= config.GEMM_PARALLEL_MIN:
         return m_block(m, n, path, threads)
     return 0
@@ -295,22 +296,39 @@ def recurrence(lstm: bool, xg, h, c, out, reverse: bool, sch: QScheme, qweight, 
 
     ``xg`` (T, B, G*H) float32 input projections, ``h``/``c`` (B, H) float32 initial
     state (updated in place; ``c`` unused for a GRU), ``out`` (T, B, H) every step's
-    ``h``. Each step: the dynamic Linear of ``h`` under ``sch``, then the gates.
+    ``h``; ``qweight`` is ``W_hh`` (G*H, H). Each step quantizes ``h`` under ``sch``, then
+    every block of hidden units computes its gates' columns of the hidden projection and
+    updates its units; the blocks are split across threads, so each core keeps its share
+    of ``W_hh`` in its own cache from step to step. The results are the bits of the
+    step-by-step path (dynamic Linear, then ``kernels.rnn._lstm_step``).
     """
     path, mod = _kernels(None)
-    batch, (n, k) = h.shape[0], qweight.shape
-    args = (lstm, xg, h, c, out, reverse, lhs_params(sch), qweight.packed(path), -(-k // 4))
-    args += (qweight.scale, qweight.col_sums, bias)
-    args += (np.empty(batch, np.float32), np.empty(batch, np.int32))
-    threads = numba.get_num_threads()
-    # Parallel also for one row when W_hh is large: every step streams all of it, and
-    # split across cores each half stays in its core's L2 from step to step (measured:
-    # 1059 us against 1295 us for 64 steps of 2048 x 512 at batch 1).
-    if threads > 1 and (_plan(batch, n, k, path) or qweight.q.nbytes >= 1 << 18):
-        status = mod.recurrence_par(*args, m_block(batch, n, path, threads))
+    gates = 4 if lstm else 3
+    hidden = h.shape[1]
+    unit_block = _unit_block(path, gates)
+    order = gate_order(gates, hidden, unit_block)
+    w = qweight.reordered(f"gates{gates}x{unit_block}", order)
+    k = qweight.shape[1]
+    args = (lstm, xg, h, c, out, reverse, lhs_params(sch), w.packed(path), -(-k // 4))
+    args += (w.scale, w.col_sums, np.ascontiguousarray(bias[order]))
+    args += (np.empty(h.shape[0], np.float32), np.empty(h.shape[0], np.int32), unit_block)
+    blocks = -(-hidden // unit_block)
+    # Parallel when every thread gets at least two blocks and a step pays for a parallel
+    # launch (a few us): W_hh of 256 KB or more (even at batch 1: split across the cores,
+    # each share stays in its core's L2 from step to step), or a large batch.
+    threads = config.num_threads()
+    large = w.q.nbytes >= 1 << 18 or h.shape[0] * w.q.size >= config.GEMM_PARALLEL_MIN
+    if threads > 1 and blocks >= 2 * threads and large:
+        status = mod.recurrence_par(*args)
     else:
         status = mod.recurrence(*args)
     if status:
         raise ValueError(
             f"{owner}: the hidden state overflowed or became NaN/Inf; check the weights"
         )
+
+
+def _unit_block(path: str, gates: int) -> int:
+    """Hidden units per task: the fewest whose ``gates`` columns fill whole panels."""
+    panel = paths.PATHS[path].panel
+    return panel // math.gcd(gates, panel)

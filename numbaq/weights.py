@@ -34,7 +34,13 @@ class QuantizedWeight:
         ``sum_k q[n, k]``, for zero-point compensation (see ``kernels.epilogue``).
 
     The packed layout for each GEMM path is made on first use and kept
-    (:meth:`packed`).
+    (:meth:`packed`). Make one with :func:`quantize_weight` or :meth:`from_int8`.
+
+    Examples
+    --------
+    >>> qw = QuantizedWeight.from_int8(np.array([[1, -2], [3, 4]], np.int8), [0.5, 0.25])
+    >>> qw.shape, qw.col_sums.tolist(), qw.dequantize().tolist()
+    ((2, 2), [-1, 7], [[0.5, -1.0], [0.75, 1.0]])
     """
 
     q: np.ndarray
@@ -45,17 +51,52 @@ class QuantizedWeight:
 
     @classmethod
     def from_int8(cls, q, scale, scheme: QScheme | None = None) -> QuantizedWeight:
-        """Wrap weights quantized elsewhere: ``q`` (N, K) int8, ``scale`` (N,) or scalar."""
+        """Wrap weights quantized elsewhere.
+
+        Parameters
+        ----------
+        q : (N, K) int8 array
+            The quantized weights, one row per output feature.
+        scale : scalar, (N,) or (N, K // group_size) float
+            One scale for all, one per output channel, or one per group of input
+            features.
+        scheme : QScheme, optional
+            How ``q`` was made (default: symmetric int8 per channel, named
+            ``external``).
+
+        Returns
+        -------
+        QuantizedWeight
+            With its column sums computed.
+
+        Raises
+        ------
+        TypeError
+            If ``q`` is not a non-empty 2-D int8 array.
+        ValueError
+            If the scales do not fit ``q`` or are not positive and finite.
+        """
         q = np.asarray(q)
         if q.dtype != np.int8 or q.ndim != 2 or q.size == 0:
             raise TypeError(f"q must be a non-empty (N, K) int8 array, got {q.dtype} {q.shape}")
-        scale = np.asarray(scale, np.float32)
+        scale = np.asarray(scale)
+        if scale.dtype.kind != "f":
+            raise TypeError(f"scale must be a float array, got dtype {scale.dtype}")
+        scale = scale.astype(np.float32, copy=False)
         if scale.ndim == 2:  # per group
-            if q.shape[1] % scale.shape[1] or scale.shape[0] != q.shape[0]:
-                raise ValueError(f"group scales {scale.shape} do not fit weights {q.shape}")
+            if scale.shape[0] != q.shape[0] or scale.shape[1] < 1 or q.shape[1] % scale.shape[1]:
+                raise ValueError(
+                    f"group scales {scale.shape} do not fit weights {q.shape}: they need "
+                    "shape (N, K // group_size)"
+                )
             scale = np.ascontiguousarray(scale)
+        elif scale.size in (1, q.shape[0]) and scale.ndim <= 1:
+            scale = np.broadcast_to(scale.reshape(-1), (q.shape[0],)).copy()
         else:
-            scale = np.broadcast_to(scale, (q.shape[0],)).copy()
+            raise ValueError(
+                f"scale has shape {scale.shape}; weights {q.shape} need one scale, (N,) = "
+                f"({q.shape[0]},) or (N, K // group_size)"
+            )
         if not np.all((scale > 0) & np.isfinite(scale)):
             raise ValueError("scale must be positive and finite")
         scheme = scheme or QScheme("int8", symmetric=True, granularity="row", name="external")
@@ -78,14 +119,37 @@ class QuantizedWeight:
         return np.zeros(self.q.shape[0], np.float32)
 
     def packed(self, path: str) -> np.ndarray:
-        """The weights packed for GEMM ``path`` (made once, then cached)."""
+        """The weights packed for GEMM ``path`` (made once, then cached).
+
+        Parameters
+        ----------
+        path : str
+            A GEMM path name (see :func:`numbaq.info`).
+
+        Returns
+        -------
+        (P,) int8 ndarray
+            The layout that path's register tile reads: for each panel of output
+            columns and each group of 4 K values, vectors of lanes, each lane holding
+            one column's 4 weights (``vnni``), or K pairs (``pairs``), or row-major.
+        """
         if path not in self._packed:
             self._packed[path] = kg.pack(self.q, path)
         return self._packed[path]
 
     def block_sums(self, block: int) -> np.ndarray:
-        """``(K // block, N)`` int32 sums of each output channel's weights over each block
-        of K (zero-point compensation per block; made once, then cached)."""
+        """Sums of each output channel's weights over each block of K (made once).
+
+        Parameters
+        ----------
+        block : int
+            Block length along K; must divide K.
+
+        Returns
+        -------
+        (K // block, N) int32 ndarray
+            For zero-point compensation per block.
+        """
         key = ("block_sums", block)
         if key not in self._packed:
             n, k = self.q.shape
@@ -93,8 +157,36 @@ class QuantizedWeight:
             self._packed[key] = np.ascontiguousarray(sums.T.astype(np.int32))
         return self._packed[key]
 
+    def reordered(self, name: str, order: np.ndarray) -> QuantizedWeight:
+        """The same weights with their rows (output channels) in ``order``: ``q[order]``,
+        ``scale[order]``, ``col_sums[order]``; made once per ``name``, then cached (the
+        LSTM/GRU recurrence keeps each block of hidden units' gates together)."""
+        key = ("reordered", name)
+        if key not in self._packed:
+            self._packed[key] = QuantizedWeight(
+                np.ascontiguousarray(self.q[order]),
+                np.ascontiguousarray(self.scale[order]),
+                self.scheme,
+                np.ascontiguousarray(self.col_sums[order]),
+            )
+        return self._packed[key]
+
+    def __getstate__(self) -> dict:
+        """Pickle ``q``, ``scale``, ``scheme`` and ``col_sums`` only: the packed copies
+        and ``zero_bias`` are remade on first use where the weights are unpickled (a
+        model sent to a cluster's workers does not carry them twice)."""
+        state = {k: v for k, v in self.__dict__.items() if k != "zero_bias"}
+        state["_packed"] = {}
+        return state
+
     def dequantize(self) -> np.ndarray:
-        """``q * scale[:, None]`` as float32 (N, K)."""
+        """The float weights this stands for, ``q * scale[:, None]``.
+
+        Returns
+        -------
+        (N, K) float32 ndarray
+            ``q`` times its output channel's scale.
+        """
         return self.q.astype(np.float32) * self.scale[:, None]
 
     @property
@@ -140,6 +232,13 @@ def quantize_weight(
     Returns
     -------
     QuantizedWeight
+        The int8 values, their scales and column sums.
+
+    Raises
+    ------
+    ValueError
+        If ``w`` is not 2-D, ``dtype`` is not int8 or int4, or ``group_size`` does not
+        fit K.
 
     Notes
     -----
@@ -159,6 +258,16 @@ def quantize_weight(
     w = as_float32(w, "w")
     if w.ndim != 2:
         raise ValueError(f"w must be 2-D (N, K), got shape {w.shape}")
+    if group_size is not None:
+        k = w.shape[1]
+        if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)):
+            raise TypeError(f"group_size must be an int or None, got {group_size!r}")
+        if group_size < 4 or group_size % 4 or k % group_size:
+            raise ValueError(
+                f"group_size={group_size} must be a multiple of 4 (the integer GEMM reads K "
+                f"four values at a time) that divides K={k}, e.g. 32; or None for one "
+                "scale per output channel"
+            )
     granularity = "block" if group_size else ("row" if per_channel else "tensor")
     scheme = QScheme(
         dtype,

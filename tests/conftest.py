@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from numbaq import config
+from numbaq.kernels import paths
 
 # Fixtures used with @given only set a config knob for the whole test: safe to share.
 SHARED = [HealthCheck.function_scoped_fixture]
@@ -21,6 +22,29 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=200, deadline=None, suppress_health_check=SHARED)
 settings.load_profile("ci")
+
+
+def _gemm_path_param(name: str):
+    """A test parameter for GEMM path ``name``, skipped (naming the missing CPU features)
+    where this CPU cannot run it."""
+    if name == "amx":
+        return pytest.param(name, marks=pytest.mark.skip(reason=f"amx: {paths.amx_status()}"))
+    if not paths.supported(name):
+        needs = " or ".join("+".join(sorted(s)) for s in paths.PATHS[name].needs)
+        reason = f"{name} needs {needs}, which this CPU lacks"
+        return pytest.param(name, marks=pytest.mark.skip(reason=reason))
+    return pytest.param(name)
+
+
+GEMM_PATHS = [_gemm_path_param(name) for name in (*paths.PATHS, "amx")]
+"""Every GEMM path, AMX included, each skipped with its reason where this CPU lacks it."""
+
+
+@pytest.fixture(params=GEMM_PATHS)
+def gemm_path(request, monkeypatch):
+    """Run a test on each GEMM path (``config.GEMM_PATH`` forced to it)."""
+    monkeypatch.setattr(config, "GEMM_PATH", request.param)
+    return request.param
 
 
 @pytest.fixture(params=["serial", "parallel"])

@@ -10,7 +10,7 @@ from numbaq import engine
 from numbaq.kernels import _gen_gemm, paths
 from numbaq.kernels import gemm as kg
 
-AVAILABLE = paths.available()
+from .conftest import GEMM_PATHS
 
 
 def test_generated_files_are_up_to_date():
@@ -94,7 +94,7 @@ def _run(path, a, w, parallel):
     return engine.gemm_i32(buf, kg.pack(w, path), n, out, path=path, block=block)
 
 
-@pytest.mark.parametrize("path", AVAILABLE)
+@pytest.mark.parametrize("path", GEMM_PATHS)
 @given(
     m=st.integers(1, 60),
     k=st.integers(1, 300),

@@ -14,14 +14,12 @@ from numbaq.kernels import paths
 
 from .conftest import onnx_cases
 
-AVAILABLE = paths.available()
 DTYPES = [np.uint8, np.int8]
 
 
-@pytest.fixture(params=AVAILABLE)
-def path(request, monkeypatch):
-    monkeypatch.setattr(config, "GEMM_PATH", request.param)
-    return request.param
+@pytest.fixture
+def path(gemm_path):
+    return gemm_path
 
 
 def _operand(rng, dtype, shape, extreme):
@@ -268,7 +266,7 @@ def test_info_names_the_path(monkeypatch):
 
 @pytest.mark.parametrize("dtype", ["int4", "int8"])
 @pytest.mark.parametrize("scheme", ["PER_TOKEN_INT8", "BLOCK_Q8_0"])
-def test_per_group_weights_match_reference(dtype, scheme):
+def test_per_group_weights_match_reference(path, dtype, scheme):
     rng = np.random.default_rng(8)
     w = rng.normal(size=(40, 96)).astype(np.float32)
     w[:, 5] *= 30  # an outlier input channel: its group gets its own scale

@@ -41,7 +41,7 @@ def test_outlier_schemes_beat_plain_per_token():
     assert sorted(llm.outlier_channels) == sorted(channels)
 
 
-def test_llm_int8_without_outliers_is_the_plain_int8_layer():
+def test_llm_int8_without_outliers_is_the_plain_int8_layer(gemm_path):
     layer, _, _, _ = _case()
     x = np.random.default_rng(9).normal(size=(8, 256)).astype(np.float32)
     llm = nq.quantize_dynamic(layer, scheme="llm_int8")

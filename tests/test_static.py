@@ -15,7 +15,7 @@ def _model(seed=0):
     )
 
 
-def test_calibration_equal_to_the_input_reproduces_dynamic_per_tensor():
+def test_calibration_equal_to_the_input_reproduces_dynamic_per_tensor(gemm_path):
     """A static layer calibrated (min/max) on exactly its input is the dynamic per-tensor
     layer, bit for bit. (In a deeper model, later layers were calibrated on the float
     model's hidden activations, which the quantized model only approximates.)"""

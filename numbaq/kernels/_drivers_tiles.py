@@ -245,3 +245,11 @@ def linear_blocks_f32_par(
             acc,
             total,
         )
+
+
+@jit()
+def cols_f32(a, lda, m, w, kq_n, n, c0, c1, acc, a_scale, a_zp, w_scale, col_sums, bias, y):
+    """Columns ``c0:c1`` of :func:`linear_f32` (no activation): the panels that hold them,
+    ``c0`` a multiple of PANEL and ``c1`` one or ``n``; ``acc`` MR * PANEL int32 scratch."""
+    for p in range(c0 // PANEL, (c1 + PANEL - 1) // PANEL):
+        _block_f32(a, lda, 0, m, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias, 0, y)

@@ -10,7 +10,7 @@ from numba import prange
 
 from ..config import jit
 from .quantize import _quantize_lhs, _quantize_lhs_par
-from .rnn import _gru_step, _lstm_step
+from .rnn import _gru_block, _lstm_block
 from .epilogue import SHIFT, _activate_rows, _store_f32, _store_i32
 from .simd import bcast16 as vbcast
 from .simd import pmaddwd16 as vdot
@@ -919,6 +919,14 @@ def linear_blocks_f32_par(
         )
 
 
+@jit()
+def cols_f32(a, lda, m, w, kq_n, n, c0, c1, acc, a_scale, a_zp, w_scale, col_sums, bias, y):
+    """Columns ``c0:c1`` of :func:`linear_f32` (no activation): the panels that hold them,
+    ``c0`` a multiple of PANEL and ``c1`` one or ``n``; ``acc`` MR * PANEL int32 scratch."""
+    for p in range(c0 // PANEL, (c1 + PANEL - 1) // PANEL):
+        _block_f32(a, lda, 0, m, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias, 0, y)
+
+
 
 @jit()
 def dynamic_linear_f32(x, lhs, w, kq_n, n, w_scale, col_sums, bias, act, y, a_scale, a_zp):
@@ -976,54 +984,141 @@ def dynamic_linear_f32_par(
 
 
 @jit()
-def _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out):
+def _units(
+    lstm,
+    u0,
+    count,
+    a,
+    lda,
+    w,
+    kq_n,
+    acc,
+    a_scale,
+    a_zp,
+    w_scale,
+    col_sums,
+    bias,
+    hg,
+    xg_t,
+    h,
+    c,
+    out_t,
+):
+    """One task of a step: the block's gate columns of ``hg = dynamic_linear(h)`` (``a``
+    the quantized ``h``, flat), then its units' update, in place, and ``out_t``."""
+    gates = 4 if lstm else 3
+    c0 = gates * u0
+    m, n = hg.shape
+    cols_f32(
+        a,
+        lda,
+        m,
+        w,
+        kq_n,
+        n,
+        c0,
+        c0 + gates * count,
+        acc,
+        a_scale,
+        a_zp,
+        w_scale,
+        col_sums,
+        bias,
+        hg,
+    )
     if lstm:
-        _lstm_step(xg[t], hg, c, h_new, c_new)
-        c[:] = c_new
+        _lstm_block(xg_t, hg, u0, count, h, c)
     else:
-        _gru_step(xg[t], hg, h, h_new)
-    h[:] = h_new
-    out[t] = h_new
+        _gru_block(xg_t, hg, u0, count, h)
+    for b in range(m):
+        out_t[b, u0 : u0 + count] = h[b, u0 : u0 + count]
 
 
 @jit()
-def recurrence(lstm, xg, h, c, out, reverse, lhs, w, kq_n, w_scale, col_sums, bias, a_scale, a_zp):
+def recurrence(
+    lstm, xg, h, c, out, reverse, lhs, w, kq_n, w_scale, col_sums, bias, a_scale, a_zp, unit_block
+):
     """All steps of one layer direction: ``hg = dynamic_linear(h)``, then the gates.
 
     ``xg`` (T, B, G*H) holds the input projections (``b_ih`` included); ``h`` and ``c``
     (B, H) the initial state, updated in place (``c`` unused for a GRU); ``out`` (T, B, H)
-    receives every step's ``h``. Returns 0, or the status of the first failed step.
+    receives every step's ``h``. ``w`` (with ``w_scale``, ``col_sums``, ``bias``) is
+    ``W_hh`` with its rows in blocks of ``unit_block`` units
+    (``kernels.rnn.gate_order``): per step, ``h`` is quantized once, then each block
+    computes its gates' columns and updates its units while they are in L1. Returns 0, or
+    the status of the first step whose ``h`` failed to quantize.
     """
-    steps, n = xg.shape[0], xg.shape[2]
-    hg = np.empty((h.shape[0], n), np.float32)
-    h_new = np.empty_like(h)
-    c_new = np.empty_like(c)
+    steps, m, hidden = out.shape
+    a = np.zeros((m, 4 * kq_n), np.uint8)
+    flat = a.reshape(a.size)  # the tiles read the lhs flat
+    hg = np.empty((m, xg.shape[2]), np.float32)
+    acc = np.empty(MR * PANEL, np.int32)
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        status = dynamic_linear_f32(
-            h, lhs, w, kq_n, n, w_scale, col_sums, bias, 0, hg, a_scale, a_zp
-        )
+        status = _quantize_lhs(h, lhs, a, a_scale, a_zp)
         if status != 0:
             return status
-        _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out)
+        for u0 in range(0, hidden, unit_block):
+            _units(
+                lstm,
+                u0,
+                min(unit_block, hidden - u0),
+                flat,
+                4 * kq_n,
+                w,
+                kq_n,
+                acc,
+                a_scale,
+                a_zp,
+                w_scale,
+                col_sums,
+                bias,
+                hg,
+                xg[t],
+                h,
+                c,
+                out[t],
+            )
     return 0
 
 
 @jit(parallel=True)
 def recurrence_par(
-    lstm, xg, h, c, out, reverse, lhs, w, kq_n, w_scale, col_sums, bias, a_scale, a_zp, m_block
+    lstm, xg, h, c, out, reverse, lhs, w, kq_n, w_scale, col_sums, bias, a_scale, a_zp, unit_block
 ):
-    """Parallel twin of :func:`recurrence`: each step's GEMM runs on all threads."""
-    steps, n = xg.shape[0], xg.shape[2]
-    hg = np.empty((h.shape[0], n), np.float32)
-    h_new = np.empty_like(h)
-    c_new = np.empty_like(c)
+    """Parallel twin of :func:`recurrence`: the blocks of units of each step are split
+    across the threads, so each core keeps its share of ``W_hh`` in its own cache."""
+    steps, m, hidden = out.shape
+    a = np.zeros((m, 4 * kq_n), np.uint8)
+    flat = a.reshape(a.size)  # the tiles read the lhs flat
+    hg = np.empty((m, xg.shape[2]), np.float32)
+    n_blocks = (hidden + unit_block - 1) // unit_block
     for s in range(steps):
         t = steps - 1 - s if reverse else s
-        status = dynamic_linear_f32_par(
-            h, lhs, w, kq_n, n, w_scale, col_sums, bias, 0, hg, a_scale, a_zp, m_block, False
-        )
+        status = _quantize_lhs(h, lhs, a, a_scale, a_zp)
         if status != 0:
             return status
-        _recurrence_step(lstm, t, xg, h, c, h_new, c_new, hg, out)
+        for i in prange(n_blocks):
+            u0 = i * unit_block
+            acc = np.empty(MR * PANEL, np.int32)
+            _units(
+                lstm,
+                u0,
+                min(unit_block, hidden - u0),
+                flat,
+                4 * kq_n,
+                w,
+                kq_n,
+                acc,
+                a_scale,
+                a_zp,
+                w_scale,
+                col_sums,
+                bias,
+                hg,
+                xg[t],
+                h,
+                c,
+                out[t],
+            )
     return 0

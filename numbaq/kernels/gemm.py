@@ -83,10 +83,13 @@ def gemm_i32_par(a, lda, m, w, kq_n, n, out, m_block):
             out[i, j] = _dot_row(a, i * lda, w, j * k, k)
 
 
+MR = PANEL = 1  # the plain "tile": one row, one column
+
+
 @jit()
-def _linear_row(a, lda, i, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y):
+def _linear_cols(a, lda, i, w, kq_n, c0, c1, a_scale, a_zp, w_scale, col_sums, bias, act, y):
     k = 4 * kq_n
-    for j in range(n):
+    for j in range(c0, c1):
         acc = np.int32(_dot_row(a, i * lda, w, j * k, k) - a_zp[i] * col_sums[j])
         y[i, j] = _activate(np.float32(acc) * (a_scale[i] * w_scale[j]) + bias[j], act)
 
@@ -95,14 +98,21 @@ def _linear_row(a, lda, i, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, a
 def linear_f32(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y):
     """Dequantizing linear over plain loops; see :mod:`numbaq.kernels.epilogue`."""
     for i in range(m):
-        _linear_row(a, lda, i, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y)
+        _linear_cols(a, lda, i, w, kq_n, 0, n, a_scale, a_zp, w_scale, col_sums, bias, act, y)
 
 
 @jit(parallel=True)
 def linear_f32_par(a, lda, m, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y, m_block):
     """Parallel twin of :func:`linear_f32`, over rows (``m_block`` unused)."""
     for i in prange(m):
-        _linear_row(a, lda, i, w, kq_n, n, a_scale, a_zp, w_scale, col_sums, bias, act, y)
+        _linear_cols(a, lda, i, w, kq_n, 0, n, a_scale, a_zp, w_scale, col_sums, bias, act, y)
+
+
+@jit()
+def cols_f32(a, lda, m, w, kq_n, n, c0, c1, acc, a_scale, a_zp, w_scale, col_sums, bias, y):
+    """Columns ``c0:c1`` of :func:`linear_f32` (no activation; ``acc`` unused)."""
+    for i in range(m):
+        _linear_cols(a, lda, i, w, kq_n, c0, c1, a_scale, a_zp, w_scale, col_sums, bias, 0, y)
 
 
 # ------------------------------------------------------- scales per block of K
