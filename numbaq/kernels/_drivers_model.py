@@ -13,7 +13,8 @@ drivers use only those GEMM entry points.
   block of hidden units (one task each, split across threads) its gates' columns of the
   hidden projection and the fused gate update (``kernels.rnn``).
 
-``lhs`` is the scheme's :class:`numbaq.engine.LhsParams`, one NamedTuple argument.
+``lhs`` is the scheme's :class:`numbaq.kernels.quantize.LhsParams` as a plain tuple
+(which Numba's dispatcher types in C); each entry point rebuilds the NamedTuple.
 """
 
 import numpy as np
@@ -21,7 +22,7 @@ from numba import prange
 
 from ..config import jit
 from .gemm import MR, PANEL, cols_f32, linear_f32, linear_f32_par
-from .quantize import _quantize_lhs, _quantize_lhs_par
+from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 
 # ---- end of template header: the generator copies what follows ----
@@ -34,6 +35,7 @@ def dynamic_linear_f32(x, lhs, w, kq_n, n, w_scale, col_sums, bias, act, y, a_sc
     Fills ``a_scale``/``a_zp`` (M,) with the runtime scales and effective zero points
     and returns the status of ``kernels.quantize._lhs_status`` (0: ``y`` is valid).
     """
+    lhs = LhsParams(*lhs)
     m, k = x.shape
     lda = 4 * kq_n
     a = np.empty((m, lda), np.uint8)
@@ -53,6 +55,7 @@ def dynamic_linear_f32_par(
 ):
     """Parallel twin of :func:`dynamic_linear_f32` (the quantize step in parallel too
     when ``parallel_quantize``)."""
+    lhs = LhsParams(*lhs)
     m, k = x.shape
     lda = 4 * kq_n
     a = np.empty((m, lda), np.uint8)
@@ -147,6 +150,7 @@ def recurrence(
     computes its gates' columns and updates its units while they are in L1. Returns 0, or
     the status of the first step whose ``h`` failed to quantize.
     """
+    lhs = LhsParams(*lhs)
     steps, m, hidden = out.shape
     a = np.zeros((m, 4 * kq_n), np.uint8)
     flat = a.reshape(a.size)  # the tiles read the lhs flat
@@ -187,6 +191,7 @@ def recurrence_par(
 ):
     """Parallel twin of :func:`recurrence`: the blocks of units of each step are split
     across the threads, so each core keeps its share of ``W_hh`` in its own cache."""
+    lhs = LhsParams(*lhs)
     steps, m, hidden = out.shape
     a = np.zeros((m, 4 * kq_n), np.uint8)
     flat = a.reshape(a.size)  # the tiles read the lhs flat

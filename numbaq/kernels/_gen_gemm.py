@@ -102,7 +102,7 @@ def _tile_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w
 
 
 MODEL_IMPORTS = """
-from .quantize import _quantize_lhs, _quantize_lhs_par
+from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 """
 

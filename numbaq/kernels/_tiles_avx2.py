@@ -9,7 +9,7 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
-from .quantize import _quantize_lhs, _quantize_lhs_par
+from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 from .epilogue import SHIFT, _activate_rows, _store_f32, _store_i32
 from .simd import bcast8 as vbcast
@@ -445,6 +445,7 @@ def dynamic_linear_f32(x, lhs, w, kq_n, n, w_scale, col_sums, bias, act, y, a_sc
     Fills ``a_scale``/``a_zp`` (M,) with the runtime scales and effective zero points
     and returns the status of ``kernels.quantize._lhs_status`` (0: ``y`` is valid).
     """
+    lhs = LhsParams(*lhs)
     m, k = x.shape
     lda = 4 * kq_n
     a = np.empty((m, lda), np.uint8)
@@ -464,6 +465,7 @@ def dynamic_linear_f32_par(
 ):
     """Parallel twin of :func:`dynamic_linear_f32` (the quantize step in parallel too
     when ``parallel_quantize``)."""
+    lhs = LhsParams(*lhs)
     m, k = x.shape
     lda = 4 * kq_n
     a = np.empty((m, lda), np.uint8)
@@ -558,6 +560,7 @@ def recurrence(
     computes its gates' columns and updates its units while they are in L1. Returns 0, or
     the status of the first step whose ``h`` failed to quantize.
     """
+    lhs = LhsParams(*lhs)
     steps, m, hidden = out.shape
     a = np.zeros((m, 4 * kq_n), np.uint8)
     flat = a.reshape(a.size)  # the tiles read the lhs flat
@@ -598,6 +601,7 @@ def recurrence_par(
 ):
     """Parallel twin of :func:`recurrence`: the blocks of units of each step are split
     across the threads, so each core keeps its share of ``W_hh`` in its own cache."""
+    lhs = LhsParams(*lhs)
     steps, m, hidden = out.shape
     a = np.zeros((m, 4 * kq_n), np.uint8)
     flat = a.reshape(a.size)  # the tiles read the lhs flat

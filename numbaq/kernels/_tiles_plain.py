@@ -21,7 +21,7 @@ from .gemm import (
     linear_f32_par,
 )
 
-from .quantize import _quantize_lhs, _quantize_lhs_par
+from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 
 
@@ -32,6 +32,7 @@ def dynamic_linear_f32(x, lhs, w, kq_n, n, w_scale, col_sums, bias, act, y, a_sc
     Fills ``a_scale``/``a_zp`` (M,) with the runtime scales and effective zero points
     and returns the status of ``kernels.quantize._lhs_status`` (0: ``y`` is valid).
     """
+    lhs = LhsParams(*lhs)
     m, k = x.shape
     lda = 4 * kq_n
     a = np.empty((m, lda), np.uint8)
@@ -51,6 +52,7 @@ def dynamic_linear_f32_par(
 ):
     """Parallel twin of :func:`dynamic_linear_f32` (the quantize step in parallel too
     when ``parallel_quantize``)."""
+    lhs = LhsParams(*lhs)
     m, k = x.shape
     lda = 4 * kq_n
     a = np.empty((m, lda), np.uint8)
@@ -145,6 +147,7 @@ def recurrence(
     computes its gates' columns and updates its units while they are in L1. Returns 0, or
     the status of the first step whose ``h`` failed to quantize.
     """
+    lhs = LhsParams(*lhs)
     steps, m, hidden = out.shape
     a = np.zeros((m, 4 * kq_n), np.uint8)
     flat = a.reshape(a.size)  # the tiles read the lhs flat
@@ -185,6 +188,7 @@ def recurrence_par(
 ):
     """Parallel twin of :func:`recurrence`: the blocks of units of each step are split
     across the threads, so each core keeps its share of ``W_hh`` in its own cache."""
+    lhs = LhsParams(*lhs)
     steps, m, hidden = out.shape
     a = np.zeros((m, 4 * kq_n), np.uint8)
     flat = a.reshape(a.size)  # the tiles read the lhs flat

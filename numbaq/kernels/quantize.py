@@ -17,6 +17,8 @@ over Numba's threads; their serial twins are for problems too small to split.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import prange
 
@@ -291,6 +293,36 @@ def _dynamic_quantize_tensor_par(
 
 
 # ----------------------------------------------------------------- the GEMM's lhs
+class LhsParams(NamedTuple):
+    """A scheme's activation rule as the kernels take it: one argument, not nine.
+
+    Attributes
+    ----------
+    per_tensor : bool
+        One scale for all rows (else one per row).
+    smin, smax : float
+        The scale range ``[smin, smax]`` the codes map onto (``QScheme.scale_range``).
+    qmin, qmax : int
+        Codes are clamped to ``[qmin, qmax]`` (``QScheme.clamp_range``).
+    symmetric, torch_rule, reciprocal : bool
+        The qparams rule (see :class:`numbaq.QScheme`).
+    signed : bool
+        int8 codes, stored ``+ SHIFT`` in the uint8 lhs.
+
+    Made by :func:`numbaq.engine.lhs_params`.
+    """
+
+    per_tensor: bool
+    smin: float
+    smax: float
+    qmin: int
+    qmax: int
+    symmetric: bool
+    torch_rule: bool
+    reciprocal: bool
+    signed: bool
+
+
 @jit()
 def _lhs_row(x, r, scale, zp, lhs, a):
     """Quantize row ``r`` of ``x`` into row ``r`` of the uint8 buffer ``a``.
