@@ -36,7 +36,7 @@ TEMPLATE_MARK = "# ---- end of template header: the generator copies what follow
 def template_body(name: str) -> str:
     """The source of template module ``name`` below its header."""
     text = Path(__file__).with_name(f"{name}.py").read_text()
-    head, sep, body = text.partition(TEMPLATE_MARK + "\n")
+    _, sep, body = text.partition(TEMPLATE_MARK + "\n")
     if not sep:
         raise ValueError(f"{name}.py has no template mark {TEMPLATE_MARK!r}")
     return body
@@ -79,7 +79,7 @@ KBYTES = {kbytes}
 LAYOUT = {layout!r}
 '''
 
-DISPATCH = '''
+DISPATCH = """
 
 @jit()
 def _tile(a, a_off, lda, w, w_off, kq_n, acc, rows):
@@ -98,7 +98,7 @@ def _tile_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w
               col_sums, bias, n0, rows):
     \"\"\"Run a full-panel tile of ``rows`` rows with the dequantizing epilogue in registers.\"\"\"
 {dispatch_f32}
-'''
+"""
 
 
 MODEL_IMPORTS = """
@@ -129,6 +129,7 @@ from .gemm import (
     linear_f32_par,
 )
 '''
+
 
 def _k_loop(rows: int, lanes: int, nr: int) -> list[str]:
     vbytes = 4 * lanes
