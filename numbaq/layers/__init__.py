@@ -14,17 +14,9 @@ float              quantized               notes
 """
 
 from .base import GELU, Module, ReLU, Sequential, Sigmoid, Tanh
+from .cells import GRUCell, LSTMCell, QuantGRUCell, QuantLSTMCell
 from .linear import Linear, QuantLinear
-from .rnn import (
-    GRU,
-    LSTM,
-    GRUCell,
-    LSTMCell,
-    QuantGRU,
-    QuantGRUCell,
-    QuantLSTM,
-    QuantLSTMCell,
-)
+from .rnn import GRU, LSTM, QuantGRU, QuantLSTM
 
 __all__ = [
     "GELU",

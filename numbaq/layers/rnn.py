@@ -1,9 +1,8 @@
-"""Recurrent layers with PyTorch's API, gate order and weight names.
+"""Recurrent layers with PyTorch's API, gate order and weight names: sequences.
 
-Float: :class:`LSTMCell`, :class:`LSTM`, :class:`GRUCell`, :class:`GRU`.
-Dynamically quantized: :class:`QuantLSTMCell`, :class:`QuantLSTM`, :class:`QuantGRUCell`,
+Float: :class:`LSTM`, :class:`GRU`. Dynamically quantized: :class:`QuantLSTM`,
 :class:`QuantGRU`: int8 ``W_ih`` and ``W_hh``, activations quantized at runtime for
-both projections, gates in float32 (one fused kernel per step, ``kernels.rnn``).
+both projections, gates in float32. The one-step cells are in :mod:`numbaq.layers.cells`.
 
 Over a sequence the input projection ``x W_ih^T + b_ih`` runs as one GEMM over all
 ``T x B`` rows; the hidden projection runs once per step. Under ``schemes.TORCH`` this is
@@ -44,6 +43,19 @@ def _pair(module: Module, hx):
     return hx
 
 
+def _add_batch(module: Module, state, name: str):
+    """An unbatched state ``(layers * directions, H)`` as ``(layers * directions, 1, H)``."""
+    if state is None:
+        return None
+    state = np.asarray(state)
+    if state.ndim != 2:
+        raise ValueError(
+            f"{type(module).__name__}: with an unbatched input, {name} must have shape "
+            f"(num_layers * num_directions, hidden_size), got {state.shape}"
+        )
+    return state[:, None, :]
+
+
 def _size(kind: str, name: str, value, minimum: int = 1) -> int:
     """A positive int setting (``input_size``, ``hidden_size``, ``num_layers``), or a clear
     error."""
@@ -80,6 +92,11 @@ class _Projections(Module):
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(hidden)
         params = params or {}
+        if not isinstance(params, dict):
+            raise TypeError(
+                f"{type(self).__name__}: params must be a dict of arrays by name, got "
+                f"{type(params).__name__}"
+            )
         unknown = set(params) - set(shapes)
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown parameters {sorted(unknown)}")
@@ -158,137 +175,6 @@ class _Projections(Module):
         return y
 
 
-# ------------------------------------------------------------------ cells
-class _Cell(_Projections):
-    mode = "LSTM"
-
-    def _configure(self, input_size: int, hidden_size: int, bias: bool):
-        kind = type(self).__name__
-        input_size = _size(kind, "input_size", input_size)
-        hidden_size = _size(kind, "hidden_size", hidden_size)
-        bias = _flag(kind, "bias", bias)
-        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        g = GATES[self.mode] * hidden_size
-        shapes = {"weight_ih": (g, input_size), "weight_hh": (g, hidden_size)}
-        if bias:
-            shapes.update(bias_ih=(g,), bias_hh=(g,))
-        return shapes
-
-    def _state(self, state, batch: int, name: str, unbatched: bool = False) -> np.ndarray:
-        if state is None:
-            return np.zeros((batch, self.hidden_size), np.float32)
-        state = _checked(self, state, name)
-        if unbatched and state.shape == (self.hidden_size,):  # as torch: (H,) with input (F,)
-            state = state.reshape(1, -1)
-        if state.shape != (batch, self.hidden_size):
-            raise ValueError(
-                f"{type(self).__name__}: {name} must have shape (batch, hidden_size) = "
-                f"({batch}, {self.hidden_size}), got {state.shape}"
-            )
-        return state
-
-    def forward(self, x, hx=None):
-        x = _checked(self, x, "input")
-        unbatched = x.ndim == 1
-        x = x.reshape(1, -1) if unbatched else x
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(
-                f"{type(self).__name__}: input must have shape (batch, {self.input_size}) or "
-                f"({self.input_size},), got {x.shape}"
-            )
-        batch = x.shape[0]
-        xg = self._project("weight_ih", "bias_ih", x)
-        if self.mode == "LSTM":
-            h, c = (None, None) if hx is None else _pair(self, hx)
-            h, c = self._state(h, batch, "h", unbatched), self._state(c, batch, "c", unbatched)
-            hg = self._project("weight_hh", "bias_hh", h)
-            h_new, c_new = np.empty_like(h), np.empty_like(c)
-            _lstm_step(xg, hg, c, h_new, c_new)
-            return (h_new[0], c_new[0]) if unbatched else (h_new, c_new)
-        h = self._state(hx, batch, "h", unbatched)
-        h_new = np.empty_like(h)
-        _gru_step(xg, self._project("weight_hh", "bias_hh", h), h, h_new)
-        return h_new[0] if unbatched else h_new
-
-    def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
-        if self.quantized:
-            text += f", activations={self.scheme.name or self.scheme.describe()}"
-        return text
-
-
-class _FloatCell(_Cell):
-    """The float cells' constructor (``LSTMCell``, ``GRUCell``)."""
-
-    def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, params=None, seed: int = 0
-    ):
-        super().__init__()
-        self._init_float(self._configure(input_size, hidden_size, bias), params, seed, hidden_size)
-
-
-class LSTMCell(_FloatCell):
-    """One LSTM step, as ``torch.nn.LSTMCell``: ``(h', c') = cell(x, (h, c))``.
-
-    Parameters ``weight_ih`` (4H, F), ``weight_hh`` (4H, H), ``bias_ih``, ``bias_hh`` (4H,);
-    gates i, f, g, o. ``params`` sets them by name; others are drawn from
-    ``U(-1/sqrt(H), 1/sqrt(H))`` with ``seed``.
-    """
-
-    mode = "LSTM"
-
-
-class GRUCell(_FloatCell):
-    """One GRU step, as ``torch.nn.GRUCell``: ``h' = cell(x, h)``; gates r, z, n."""
-
-    mode = "GRU"
-
-
-class _QuantCell(_Cell):
-    quantized = True
-
-    def __init__(
-        self, cell: _Cell, scheme=None, per_channel: bool = True, weight_dtype: str = "int8"
-    ):
-        super().__init__()
-        if type(cell).mode != self.mode or cell.quantized:
-            raise TypeError(f"{type(self).__name__} wraps a float {self.mode}Cell")
-        self._configure(cell.input_size, cell.hidden_size, cell.bias)
-        self._init_quant(cell, scheme, per_channel, weight_dtype)
-
-    @classmethod
-    def from_int8(
-        cls,
-        input_size: int,
-        hidden_size: int,
-        weights: dict,
-        biases: dict,
-        scheme=None,
-        bias: bool | None = None,
-    ):
-        """Build from int8 weights made elsewhere (``weight_ih``/``weight_hh`` as
-        :class:`QuantizedWeight`) and float biases (``bias_ih``/``bias_hh``); their
-        shapes are checked against ``input_size`` and ``hidden_size``. ``bias`` defaults
-        to whether ``biases`` has any."""
-        cell = cls.__new__(cls)
-        Module.__init__(cell)
-        shapes = cell._configure(input_size, hidden_size, bool(biases) if bias is None else bias)
-        cell._init_int8(weights, biases, scheme, shapes)
-        return cell
-
-
-class QuantLSTMCell(_QuantCell):
-    """:class:`LSTMCell` with int8 ``W_ih``, ``W_hh`` and dynamic activation quantization."""
-
-    mode = "LSTM"
-
-
-class QuantGRUCell(_QuantCell):
-    """:class:`GRUCell` with int8 ``W_ih``, ``W_hh`` and dynamic activation quantization."""
-
-    mode = "GRU"
-
-
 # ------------------------------------------------------------------ sequences
 class _Recurrent(_Projections):
     mode = "LSTM"
@@ -341,6 +227,30 @@ class _Recurrent(_Projections):
         return state
 
     def forward(self, x, hx=None):
+        """Run the whole sequence.
+
+        Parameters
+        ----------
+        x : (seq, batch, F), (batch, seq, F) with ``batch_first``, or (seq, F) float array
+            The input sequence.
+        hx : optional
+            Initial state, zeros by default: ``(h_0, c_0)`` for an LSTM, ``h_0`` for a
+            GRU, each (num_layers * directions, batch, H), or without the batch axis for
+            an unbatched input.
+
+        Returns
+        -------
+        output : float32 ndarray
+            The last layer's hidden state at every step, (seq, batch, directions * H)
+            (batch first, or unbatched, as the input).
+        state : (h_n, c_n) or h_n
+            The final state of every layer and direction, shaped as ``hx``.
+
+        Raises
+        ------
+        ValueError
+            If a shape does not fit the layer.
+        """
         x = _checked(self, x, "input")
         unbatched = x.ndim == 2
         if unbatched:
@@ -357,11 +267,11 @@ class _Recurrent(_Projections):
         if self.mode == "LSTM":
             h0, c0 = (None, None) if hx is None else _pair(self, hx)
             if unbatched:
-                h0, c0 = [None if s is None else np.asarray(s)[:, None, :] for s in (h0, c0)]
+                h0, c0 = (_add_batch(self, s, n) for s, n in ((h0, "h_0"), (c0, "c_0")))
             h0, c0 = self._initial(h0, batch, "h_0"), self._initial(c0, batch, "c_0")
         else:
             h0 = self._initial(
-                None if hx is None else (np.asarray(hx)[:, None, :] if unbatched else hx),
+                _add_batch(self, hx, "h_0") if unbatched else hx,
                 batch,
                 "h_0",
             )
@@ -483,6 +393,25 @@ class LSTM(_FloatRecurrent):
     i, f, g, o. ``params`` sets them by name; the rest are drawn from
     ``U(-1/sqrt(H), 1/sqrt(H))`` with ``seed``.
 
+    Parameters
+    ----------
+    input_size : int
+        Features of each input step, ``F``.
+    hidden_size : int
+        Features of the hidden state, ``H``.
+    num_layers : int
+        Stacked layers; each one's output is the next one's input.
+    bias : bool
+        Whether the layers have ``bias_ih``/``bias_hh``.
+    batch_first : bool
+        Inputs and outputs are (batch, seq, features) instead of (seq, batch, features).
+    bidirectional : bool
+        Run a second, backward direction per layer; outputs concatenate both (``2H``).
+    params : dict of str to array, optional
+        Initial parameters by PyTorch's names (as ``state_dict()`` holds them).
+    seed : int
+        Seed of the uniform initialisation of the parameters not in ``params``.
+
     Examples
     --------
     >>> lstm = LSTM(3, 5, num_layers=2, bidirectional=True)
@@ -495,7 +424,36 @@ class LSTM(_FloatRecurrent):
 
 
 class GRU(_FloatRecurrent):
-    """Multi-layer GRU, as ``torch.nn.GRU``: ``output, h_n = gru(x, h_0)``; gates r, z, n."""
+    """Multi-layer GRU, as ``torch.nn.GRU``: ``output, h_n = gru(x, h_0)``; gates r, z, n.
+
+    Shapes and parameter names as :class:`LSTM` (``3H`` gate rows instead of ``4H``).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of each input step, ``F``.
+    hidden_size : int
+        Features of the hidden state, ``H``.
+    num_layers : int
+        Stacked layers; each one's output is the next one's input.
+    bias : bool
+        Whether the layers have ``bias_ih``/``bias_hh``.
+    batch_first : bool
+        Inputs and outputs are (batch, seq, features) instead of (seq, batch, features).
+    bidirectional : bool
+        Run a second, backward direction per layer; outputs concatenate both (``2H``).
+    params : dict of str to array, optional
+        Initial parameters by PyTorch's names (as ``state_dict()`` holds them).
+    seed : int
+        Seed of the uniform initialisation of the parameters not in ``params``.
+
+    Examples
+    --------
+    >>> gru = GRU(3, 5, batch_first=True)
+    >>> out, h = gru(np.ones((2, 7, 3), np.float32))
+    >>> out.shape, h.shape
+    ((2, 7, 5), (1, 2, 5))
+    """
 
     mode = "GRU"
 
@@ -507,7 +465,7 @@ class _QuantRecurrent(_Recurrent):
         self, rnn: _Recurrent, scheme=None, per_channel: bool = True, weight_dtype: str = "int8"
     ):
         super().__init__()
-        if type(rnn).mode != self.mode or rnn.quantized:
+        if not isinstance(rnn, _Recurrent) or type(rnn).mode != self.mode or rnn.quantized:
             raise TypeError(f"{type(self).__name__} wraps a float {self.mode}")
         self._configure(
             rnn.input_size,
@@ -551,12 +509,53 @@ class QuantLSTM(_QuantRecurrent):
     """:class:`LSTM` with int8 weights and dynamic activation quantization.
 
     Build it from a float LSTM: ``QuantLSTM(lstm, scheme="PER_TOKEN_INT8")``.
+
+    Parameters
+    ----------
+    rnn : LSTM
+        The float layer to quantize (left unchanged).
+    scheme : QScheme or str, optional
+        Activation scheme of the input and hidden-state projections (default
+        ``PER_TOKEN_UINT8``).
+    per_channel : bool
+        One weight scale per output channel (gate row); else one per tensor.
+    weight_dtype : {"int8", "int4"}
+        Weight dtype, as in :func:`numbaq.quantize_weight`.
+
+    Examples
+    --------
+    >>> lstm = LSTM(3, 5)
+    >>> x = np.ones((7, 2, 3), np.float32)
+    >>> out, (h, c) = QuantLSTM(lstm)(x)
+    >>> out.shape, float(np.abs(out - lstm(x)[0]).max()) < 0.01
+    ((7, 2, 5), True)
     """
 
     mode = "LSTM"
 
 
 class QuantGRU(_QuantRecurrent):
-    """:class:`GRU` with int8 weights and dynamic activation quantization."""
+    """:class:`GRU` with int8 weights and dynamic activation quantization.
+
+    Parameters
+    ----------
+    rnn : GRU
+        The float layer to quantize (left unchanged).
+    scheme : QScheme or str, optional
+        Activation scheme of the input and hidden-state projections (default
+        ``PER_TOKEN_UINT8``).
+    per_channel : bool
+        One weight scale per output channel (gate row); else one per tensor.
+    weight_dtype : {"int8", "int4"}
+        Weight dtype, as in :func:`numbaq.quantize_weight`.
+
+    Examples
+    --------
+    >>> gru = GRU(3, 5)
+    >>> x = np.ones((7, 2, 3), np.float32)
+    >>> out, h = QuantGRU(gru)(x)
+    >>> out.shape, float(np.abs(out - gru(x)[0]).max()) < 0.01
+    ((7, 2, 5), True)
+    """
 
     mode = "GRU"
