@@ -132,13 +132,35 @@ def num_threads() -> int:
     ``1`` in a child process forked after the parent used GNU OpenMP (its pool cannot
     run there), and, under the ``workqueue`` layer (which cannot run two parallel
     launches at once), in every Python thread but the main one. Callers then take the
-    serial entry points (:func:`use_parallel`) or :func:`serial` kernels.
+    serial entry points (:func:`use_parallel`).
+
+    Returns
+    -------
+    int
+        Threads for a parallel kernel launched from the calling thread (1: run serially).
+
+    Examples
+    --------
+    >>> 1 <= num_threads() <= numba.config.NUMBA_NUM_THREADS
+    True
     """
     return numba.get_num_threads() if parallel_safe() else 1
 
 
 def parallel_safe() -> bool:
-    """Whether a parallel kernel (``jit(parallel=True)``) may be launched from here."""
+    """Whether a parallel kernel (``jit(parallel=True)``) may be launched from here.
+
+    Returns
+    -------
+    bool
+        False in a child forked after GNU OpenMP started in the parent, and in a
+        non-main Python thread under the ``workqueue`` layer; else True.
+
+    Examples
+    --------
+    >>> parallel_safe()  # the main thread of a process that was not forked
+    True
+    """
     if _serial_only:
         return False
     if _layer is None:
@@ -147,27 +169,6 @@ def parallel_safe() -> bool:
         _threading_layer() == "workqueue"
         and threading.current_thread() is not threading.main_thread()
     )
-
-
-_SERIAL: dict = {}
-
-
-def serial(kernel):
-    """``kernel`` itself where :func:`parallel_safe`, else its serial twin: the same
-    Python function compiled without ``parallel`` (``prange`` runs as ``range``; bit
-    for bit the same results), cached on disk under its own name."""
-    if parallel_safe():
-        return kernel
-    twin = _SERIAL.get(kernel)
-    if twin is None:
-        import types
-
-        py = kernel.py_func
-        fn = types.FunctionType(py.__code__, py.__globals__, py.__name__, py.__defaults__)
-        fn.__qualname__ = py.__qualname__ + "_serial"  # its own cache entry
-        fn.__module__ = py.__module__
-        twin = _SERIAL[kernel] = numba.njit(**JIT_OPTIONS)(fn)
-    return twin
 
 
 def _after_fork_in_child() -> None:

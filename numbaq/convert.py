@@ -79,7 +79,7 @@ def quantize_dynamic(
         ``BLOCK_Q8_0`` activations. Linear layers only.
     progress : bool, optional
         Show a tqdm bar; by default when tqdm is installed and there are over 20 layers.
-    calibration, alpha, threshold
+    calibration, alpha, threshold : iterable, float, float, optional
         For the outlier-aware schemes (:mod:`numbaq.outliers`): ``scheme="SMOOTHQUANT"``
         smooths each Linear with migration strength ``alpha``, from the activations of the
         ``calibration`` batches (an iterable of model inputs) or, without them, from the
@@ -89,6 +89,8 @@ def quantize_dynamic(
     Returns
     -------
     Module
+        A copy of ``model`` with quantized twins in place of the chosen layers;
+        ``model`` is left unchanged.
 
     Examples
     --------
@@ -103,6 +105,16 @@ def quantize_dynamic(
             f"model must be a numbaq Module, got {type(model).__name__}; "
             "convert a torch model first with numbaq.from_torch"
         )
+    try:
+        exclude = [exclude] if isinstance(exclude, str) else list(exclude)  # a name, not chars
+        layers = (layers,) if isinstance(layers, type) else tuple(layers)
+    except TypeError:
+        raise TypeError(
+            "exclude must be layer names (a str or a list of str) and layers a tuple of layer "
+            f"types; got exclude={exclude!r}, layers={layers!r}"
+        ) from None
+    if not all(isinstance(name, str) for name in exclude):
+        raise TypeError(f"exclude must be layer names (str), got {list(exclude)!r}")
     if isinstance(scheme, str) and scheme.upper() in schemes.OUTLIER_SCHEMES:
         return _outlier_aware(model, scheme.upper(), exclude, calibration, alpha, threshold)
     if scheme is None:  # per-group weights need symmetric int8 activations
@@ -170,7 +182,34 @@ class _ChannelAbsMax:
 
 def replace_modules(model: Module, replace, prefix: str = "") -> Module:
     """A copy of the tree where ``replace(name, module)`` returns a substitute (or None
-    to keep the module and walk its children). Parameter arrays are shared, not copied."""
+    to keep the module and walk its children). Parameter arrays are shared, not copied.
+
+    Parameters
+    ----------
+    model : Module
+        The tree to walk (left unchanged).
+    replace : callable
+        ``replace(name, module) -> Module or None``, called for every module, parents
+        before children, with its dotted name.
+    prefix : str
+        The name of ``model`` itself.
+
+    Returns
+    -------
+    Module
+        The new tree (``replace``'s result itself if it replaces ``model``).
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear, ReLU, Sequential, Tanh
+    >>> model = Sequential(Linear(np.eye(2)), ReLU())
+    >>> swap = lambda name, m: Tanh() if isinstance(m, ReLU) else None
+    >>> replace_modules(model, swap)
+    Sequential(
+      (0): Linear(in_features=2, out_features=2, bias=False)
+      (1): Tanh()
+    )
+    """
     substitute = replace(prefix, model)
     if substitute is not None:
         return substitute

@@ -4,11 +4,19 @@ Formats: ``.npz`` (numpy, always available) or ``.safetensors`` (the optional
 ``safetensors`` package). Both hold every array under its dotted name plus one JSON
 document, ``__numbaq__``, describing the layer tree: types, constructor settings and
 schemes. A round trip is bit-exact: the same arrays, the same outputs.
+
+Integrity: the JSON document carries a SHA-256 digest of the layer tree and of every
+array (name, dtype, shape and bytes). :func:`load` checks them, then checks every array
+against the configuration (names, dtypes, shapes) before it builds a layer, so a
+corrupt, truncated, mismatched or foreign file is refused with a ``ValueError`` that
+says what is wrong, never loaded into a model that computes garbage or reads out of
+bounds. Files of format 1 (before digests) still load, without the digest check.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -35,7 +43,8 @@ from .layers import (
 from .matmul import QuantizedWeight
 from .qparams import QScheme
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Format of the files :func:`save` writes (2: with digests). :func:`load` reads 1 and 2."""
 _FLOAT_RNN = {"LSTM": LSTM, "GRU": GRU}
 _QUANT_RNN = {"QuantLSTM": QuantLSTM, "QuantGRU": QuantGRU}
 _CELLS = {"LSTMCell": LSTMCell, "GRUCell": GRUCell}
@@ -62,6 +71,8 @@ def _describe(module: Module, prefix: str, arrays: dict) -> dict:
         raise TypeError(f"save: cannot store a {kind} (custom modules are not supported)")
     for name, value in module._params.items():
         arrays[f"{prefix}.{name}" if prefix else name] = value
+    if kind == "Linear" and getattr(module, "activation", None) is not None:
+        node["activation"] = module.activation
     if kind in _FLOAT_RNN or kind in _QUANT_RNN:
         node["config"] = {k: getattr(module, k) for k in _RNN_CONFIG}
     elif kind in _CELLS or kind in _QUANT_CELLS:
@@ -74,8 +85,37 @@ def _describe(module: Module, prefix: str, arrays: dict) -> dict:
     return node
 
 
+def _path(path) -> Path:
+    if not isinstance(path, (str, Path)) and not hasattr(path, "__fspath__"):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)
+
+
 def save(model: Module, path) -> Path:
     """Store ``model`` at ``path`` (``.npz`` or ``.safetensors``); returns the path.
+
+    The layer tree, configuration and schemes go in a JSON header, every array in its
+    own entry, with digests checked by :func:`load`.
+
+    Parameters
+    ----------
+    model : Module
+        Any tree of numbaq layers, float or quantized.
+    path : str or path-like
+        Where to write; the suffix chooses the format, ``.npz`` or ``.safetensors``
+        (which needs the ``safetensors`` package).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    TypeError
+        If the tree holds a layer numbaq cannot store, or ``path`` is not a path.
+    ValueError
+        If the suffix is neither ``.npz`` nor ``.safetensors``.
 
     Examples
     --------
@@ -85,9 +125,11 @@ def save(model: Module, path) -> Path:
     >>> load(path)
     Linear(in_features=2, out_features=2, bias=False)
     """
-    path = Path(path)
+    path = _path(path)
     arrays: dict[str, np.ndarray] = {}
     tree = {"format": FORMAT_VERSION, "model": _describe(model, "", arrays)}
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    tree["digest"] = _digest(tree, arrays)
     meta = json.dumps(tree)
     if path.suffix == ".safetensors":
         try:
@@ -95,7 +137,7 @@ def save(model: Module, path) -> Path:
         except ImportError:
             raise ImportError("saving .safetensors needs: pip install safetensors") from None
         save_file(
-            {k: np.ascontiguousarray(v) for k, v in arrays.items()},
+            arrays,
             str(path),
             metadata={"__numbaq__": meta},
         )
@@ -106,59 +148,235 @@ def save(model: Module, path) -> Path:
     return path
 
 
-def _build(node: dict, arrays: dict) -> Module:
-    kind, prefix = node["type"], node["name"]
-    if kind == "Sequential":
-        return Sequential(*(_build(child, arrays) for child in node["children"]))
-    if kind in _ELEMENTWISE:
-        return _ELEMENTWISE[kind]()
-    lead = f"{prefix}." if prefix else ""
-    params = {
-        k[len(lead) :]: v
-        for k, v in arrays.items()
-        if k.startswith(lead) and "." not in k[len(lead) :]
-    }
-    if kind == "Linear":
-        return Linear(params["weight"], params.get("bias"))
-    if kind in _FLOAT_RNN:
-        return _FLOAT_RNN[kind](**node["config"], params=params)
-    if kind in _CELLS:
-        return _CELLS[kind](**node["config"], params=params)
-    weights = {
-        name: QuantizedWeight.from_int8(
-            params[f"{name}_int8"], params[f"{name}_scale"], QScheme(**scheme)
-        )
-        for name, scheme in node["weight_schemes"].items()
-    }
-    biases = {k: v for k, v in params.items() if k.startswith("bias")}
-    scheme = QScheme(**node["scheme"])
-    if kind == "QuantLinear":
-        return QuantLinear(weights["weight"], biases.get("bias"), scheme, node["activation"])
-    if kind in _QUANT_RNN:
-        return _QUANT_RNN[kind].from_int8(node["config"], weights, biases, scheme)
-    config = node["config"]
-    return _QUANT_CELLS[kind].from_int8(
-        config["input_size"], config["hidden_size"], weights, biases, scheme
+def _digest(tree: dict, arrays: dict) -> dict:
+    """SHA-256 of the layer tree (without its digest) and of each array."""
+    body = {k: v for k, v in tree.items() if k != "digest"}
+    tensors = {}
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(memoryview(arr.reshape(-1)).cast("B"))
+        tensors[name] = h.hexdigest()
+    meta = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return {"meta": meta, "tensors": tensors}
+
+
+def _corrupt(path, what: str) -> ValueError:
+    return ValueError(
+        f"{path}: {what}; the file is corrupt or was changed after numbaq.save wrote it. "
+        "Save the model again"
     )
 
 
-def load(path) -> Module:
-    """Load a model stored by :func:`save`."""
-    path = Path(path)
+def _verify(path, tree: dict, arrays: dict) -> None:
+    """Check the digests :func:`save` stored (format 2 and later)."""
+    stored = tree.get("digest")
+    if not isinstance(stored, dict) or not isinstance(stored.get("tensors"), dict):
+        raise _corrupt(path, "the model description has no valid digest")
+    actual = _digest(tree, arrays)
+    if stored.get("meta") != actual["meta"]:
+        raise _corrupt(path, "the model description does not match its digest")
+    missing = sorted(set(stored["tensors"]) - set(arrays))
+    extra = sorted(set(arrays) - set(stored["tensors"]))
+    if missing or extra:
+        raise _corrupt(path, f"arrays missing {missing[:5]}, unexpected {extra[:5]}")
+    for name, value in actual["tensors"].items():
+        if stored["tensors"][name] != value:
+            raise _corrupt(path, f"array {name!r} does not match its digest")
+
+
+def _params(node: dict, arrays: dict, used: set) -> dict:
+    """The arrays of one layer (``<name>.<param>``), by parameter name."""
+    prefix = node["name"]
+    lead = f"{prefix}." if prefix else ""
+    params = {}
+    for k, v in arrays.items():
+        if k.startswith(lead) and "." not in k[len(lead) :]:
+            params[k[len(lead) :]] = v
+            used.add(k)
+    return params
+
+
+def _expect(cond: bool, node: dict, what: str) -> None:
+    if not cond:
+        label = node.get("name") or "(model)" if isinstance(node, dict) else "(model)"
+        raise ValueError(f"layer {label!r}: {what}")
+
+
+def _check_arrays(node: dict, params: dict) -> None:
+    """dtypes of a layer's arrays: int8 codes (``*_int8``), float32 everything else."""
+    for name, value in params.items():
+        want = np.int8 if name.endswith("_int8") else np.float32
+        _expect(
+            value.dtype == want,
+            node,
+            f"array {name!r} must be {np.dtype(want)}, got {value.dtype}",
+        )
+
+
+def _check_config(node: dict, keys: tuple) -> dict:
+    config = node.get("config")
+    _expect(isinstance(config, dict), node, "no config")
+    _expect(
+        set(config) == set(keys),
+        node,
+        f"config must have the keys {list(keys)}, got {sorted(config)}",
+    )
+    return config
+
+
+def _build(node: dict, arrays: dict, used: set) -> Module:
+    _expect(isinstance(node, dict), node, f"a layer must be a JSON object, got {node!r}")
+    kind = node.get("type")
+    _expect(isinstance(node.get("name"), str), node, "no name")
+    if kind == "Sequential":
+        children = node.get("children")
+        _expect(isinstance(children, list), node, "Sequential without a list of children")
+        return Sequential(*(_build(child, arrays, used) for child in children))
+    _expect(kind in _ALL, node, f"unknown layer type {kind!r}")
+    if kind in _ELEMENTWISE:
+        return _ELEMENTWISE[kind]()
+    params = _params(node, arrays, used)
+    _check_arrays(node, params)
+    if kind == "Linear":
+        _expect(set(params) in ({"weight"}, {"weight", "bias"}), node, f"arrays {sorted(params)}")
+        act = node.get("activation")
+        return Linear(params["weight"], params.get("bias"), **({"activation": act} if act else {}))
+    if kind in _FLOAT_RNN:
+        return _FLOAT_RNN[kind](**_check_config(node, _RNN_CONFIG), params=params)
+    if kind in _CELLS:
+        return _CELLS[kind](**_check_config(node, _CELL_CONFIG), params=params)
+    schemes_ = node.get("weight_schemes")
+    _expect(isinstance(schemes_, dict) and schemes_, node, "no weight_schemes")
+    _expect(isinstance(node.get("scheme"), dict), node, "no activation scheme")
+    weights = {}
+    for name, scheme in schemes_.items():
+        _expect(isinstance(scheme, dict), node, f"weight scheme of {name!r} is not an object")
+        for suffix in ("_int8", "_scale"):
+            _expect(f"{name}{suffix}" in params, node, f"array {name}{suffix!r} is missing")
+        weights[name] = QuantizedWeight.from_int8(
+            params[f"{name}_int8"], params[f"{name}_scale"], QScheme(**scheme)
+        )
+    biases = {k: v for k, v in params.items() if k.startswith("bias")}
+    known = {f"{w}{s}" for w in weights for s in ("_int8", "_scale")} | set(biases)
+    _expect(set(params) <= known, node, f"unexpected arrays {sorted(set(params) - known)}")
+    scheme = QScheme(**node["scheme"])
+    if kind == "QuantLinear":
+        _expect(set(weights) == {"weight"}, node, f"weights {sorted(weights)}, not ['weight']")
+        _expect(set(biases) <= {"bias"}, node, f"biases {sorted(biases)}, not ['bias']")
+        return QuantLinear(weights["weight"], biases.get("bias"), scheme, node.get("activation"))
+    if kind in _QUANT_RNN:
+        config = _check_config(node, _RNN_CONFIG)
+        return _QUANT_RNN[kind].from_int8(config, weights, biases, scheme)
+    config = _check_config(node, _CELL_CONFIG)
+    return _QUANT_CELLS[kind].from_int8(
+        config["input_size"], config["hidden_size"], weights, biases, scheme, bias=config["bias"]
+    )
+
+
+def _read(path: Path) -> tuple[dict, str | None]:
+    """``(arrays, the __numbaq__ document or None)``; any failure to parse the container
+    becomes a ``ValueError``."""
     if path.suffix == ".safetensors":
         try:
             from safetensors import safe_open
             from safetensors.numpy import load_file
         except ImportError:
             raise ImportError("loading .safetensors needs: pip install safetensors") from None
-        arrays = load_file(str(path))
-        with safe_open(str(path), "np") as f:
-            meta = f.metadata()["__numbaq__"]
-    else:
-        with np.load(path) as data:
+        try:
+            arrays = load_file(str(path))
+            with safe_open(str(path), "np") as f:
+                meta = (f.metadata() or {}).get("__numbaq__")
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except Exception as err:  # safetensors raises its own SafetensorError, or others
+            raise ValueError(
+                f"{path}: not a readable .safetensors file ({type(err).__name__}: {err}); "
+                "it is truncated, corrupt, or another format"
+            ) from None
+        return arrays, meta
+    if path.suffix != ".npz":
+        raise ValueError(f"path must end in .npz or .safetensors, got {path.name!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
             arrays = {k: data[k] for k in data.files}
-        meta = arrays.pop("__numbaq__").tobytes().decode()
-    tree = json.loads(meta)
-    if tree.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported numbaq format {tree.get('format')!r}")
-    return _build(tree["model"], arrays)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as err:  # zipfile.BadZipFile, zlib.error, EOFError, ValueError, ...
+        raise ValueError(
+            f"{path}: not a readable .npz file ({type(err).__name__}: {err}); "
+            "it is truncated, corrupt, or another format"
+        ) from None
+    meta = arrays.pop("__numbaq__", None)
+    if meta is not None:
+        if meta.dtype != np.uint8 or meta.ndim != 1:
+            raise ValueError(f"{path}: its __numbaq__ entry is not a numbaq model description")
+        meta = meta.tobytes()
+    return arrays, meta
+
+
+def load(path) -> Module:
+    """Load a model stored by :func:`save`.
+
+    The file's digests are checked (a flipped bit is refused), then every array against
+    the layer configuration, before any layer is built.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save` (``.npz`` or ``.safetensors``).
+
+    Returns
+    -------
+    Module
+        The model, bit for bit as saved (packed GEMM layouts are remade on first use).
+
+    Raises
+    ------
+    ValueError
+        The file is not a numbaq model, is corrupt or truncated, comes from a newer
+        numbaq, or its arrays do not fit its configuration.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from numbaq.layers import Linear
+    >>> model = Linear(np.eye(2, dtype=np.float32), np.ones(2, np.float32))
+    >>> loaded = load(save(model, os.path.join(tempfile.mkdtemp(), "m.safetensors")))
+    >>> bool((loaded.bias == model.bias).all())
+    True
+    """
+    path = _path(path)
+    arrays, meta = _read(path)
+    if meta is None:
+        raise ValueError(
+            f"{path}: not a numbaq model (no __numbaq__ description); numbaq.load reads "
+            "files written by numbaq.save"
+        )
+    try:
+        tree = json.loads(meta)
+    except (UnicodeDecodeError, ValueError):
+        raise _corrupt(path, "its model description is not valid JSON") from None
+    version = tree.get("format") if isinstance(tree, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _corrupt(path, f"its format field is {version!r}, not a format number")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: written in numbaq format {version}, newer than this numbaq reads "
+            f"(up to {FORMAT_VERSION}); upgrade numbaq (pip install -U numbaq)"
+        )
+    if version >= 2:
+        _verify(path, tree, arrays)
+    if "model" not in tree:
+        raise _corrupt(path, "its description has no model")
+    used: set = set()
+    try:
+        model = _build(tree["model"], arrays, used)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: arrays and configuration do not fit: {err}") from None
+    unused = sorted(set(arrays) - used)
+    if unused:
+        raise ValueError(f"{path}: arrays that no layer uses: {unused[:5]}")
+    return model

@@ -21,6 +21,7 @@ from .engine import gemm_path
 from .kernels import epilogue as ke
 from .kernels import gemm as kg
 from .kernels import paths
+from .kernels import stats as ks
 from .ops import DEFAULT_SCHEME, _dynamic_quantize_2d, _layout, as_float32
 from .qparams import QScheme
 from .weights import QuantizedWeight, quantize_weight
@@ -152,7 +153,16 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> np.ndarray:
 
     Returns
     -------
-    (M, N) int32
+    (M, N) int32 ndarray
+        The exact products (no wrap: K is checked).
+
+    Raises
+    ------
+    TypeError
+        If ``a`` or ``b`` is not uint8 or int8, or a zero point is not an integer.
+    ValueError
+        If the shapes do not fit, a zero point is out of its dtype's range, or K could
+        overflow int32 (:func:`max_k`).
 
     Notes
     -----
@@ -219,7 +229,14 @@ def quantized_linear(
 
     Returns
     -------
-    y : (..., N) float32
+    y : (..., N) float32 ndarray
+        The Linear's output.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` holds NaN or Inf, its last axis is not K, or the scheme does not fit the
+        weights.
 
     Notes
     -----
@@ -290,7 +307,7 @@ def _bias(bias, n: int) -> np.ndarray:
     if arr.shape != (n,):
         raise ValueError(f"bias must have shape ({n},), got {arr.shape}")
     arr = np.ascontiguousarray(arr, np.float32)
-    if not np.isfinite(arr).all():
+    if ks._minmax_flat(arr)[2]:  # one exact pass over the bits, faster than np.isfinite
         raise ValueError("bias contains NaN or Inf; clean it first, e.g. np.nan_to_num(bias)")
     return arr
 
@@ -308,8 +325,33 @@ def check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str = "")
     block (``block_size`` of the scheme, or ``group_size`` of the weights) must be a
     multiple of 4 and at most :data:`MAX_BLOCK`; other schemes need K within the int32
     bound (:func:`max_k`).
+
+    Parameters
+    ----------
+    sch : QScheme
+        The activation scheme.
+    qweight : QuantizedWeight
+        The weights it will multiply.
+    owner : str
+        The layer's name, to start the error message with.
+
+    Raises
+    ------
+    ValueError
+        If the pair cannot run; the message says which setting to change.
+
+    Examples
+    --------
+    >>> check_linear_scheme(schemes.PER_TOKEN_INT8, quantize_weight(np.ones((2, 8))))
     """
-    head = f"{owner}: " if owner else ""
+    key = ("scheme checked", sch)
+    if key in qweight._packed:  # checked before for these weights (one dict lookup)
+        return
+    _check_linear_scheme(sch, qweight, f"{owner}: " if owner else "")
+    qweight._packed[key] = True
+
+
+def _check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, head: str) -> None:
     if sch.granularity == "column":
         raise ValueError(
             f"{head}per-column activation scales cannot be taken out of the sum over K; "

@@ -26,7 +26,20 @@ from .qparams import QParams
 
 
 class Observer:
-    """Base: ``update(x)`` with each calibration batch, then ``qparams()``."""
+    """Base: ``update(x)`` with each calibration batch, then ``qparams()``.
+
+    Parameters
+    ----------
+    scheme : QScheme or str, optional
+        Activation dtype and symmetry of the qparams (default ``ONNX``: uint8,
+        asymmetric); the granularity is always per tensor.
+
+    Examples
+    --------
+    >>> obs = MinMaxObserver("PER_TOKEN_INT8").update(np.array([-2.0, 1.0]))
+    >>> isinstance(obs, Observer), bool(obs.qparams().scale == np.float32(2.0 / 127))
+    (True, True)
+    """
 
     def __init__(self, scheme=None):
         self.scheme = (schemes.ONNX if scheme is None else schemes.get(scheme)).replace(
@@ -61,6 +74,12 @@ class Observer:
 class MinMaxObserver(Observer):
     """The running minimum and maximum of everything seen.
 
+    Parameters
+    ----------
+    scheme : QScheme or str, optional
+        Activation dtype and symmetry of the qparams (default ``ONNX``: uint8,
+        asymmetric); the granularity is always per tensor.
+
     Examples
     --------
     >>> obs = MinMaxObserver().update(np.array([-1.0, 2.0])).update(np.array([3.0]))
@@ -80,7 +99,23 @@ class MinMaxObserver(Observer):
 
 
 class MovingAverageMinMaxObserver(Observer):
-    """An exponential moving average of each batch's min and max (as PyTorch's)."""
+    """An exponential moving average of each batch's min and max (as PyTorch's).
+
+    Parameters
+    ----------
+    scheme : QScheme or str, optional
+        Activation dtype and symmetry of the qparams (default ``ONNX``: uint8,
+        asymmetric); the granularity is always per tensor.
+    averaging_constant : float
+        Weight of each new batch: ``min = (1 - c) * min + c * batch_min``; the first
+        batch sets the range.
+
+    Examples
+    --------
+    >>> obs = MovingAverageMinMaxObserver(averaging_constant=0.5)
+    >>> obs.update(np.array([-1.0, 1.0])).update(np.array([-3.0, 3.0])).range()
+    (-2.0, 2.0)
+    """
 
     def __init__(self, scheme=None, averaging_constant: float = 0.01):
         super().__init__(scheme)
@@ -107,12 +142,32 @@ class MovingAverageMinMaxObserver(Observer):
 
 class HistogramObserver(Observer):
     """A histogram of the values (``bins`` over a range that grows as needed); the range
-    keeps the central ``percentile`` percent, clipping the tails."""
+    keeps the central ``percentile`` percent, clipping the tails.
+
+    Parameters
+    ----------
+    scheme : QScheme or str, optional
+        Activation dtype and symmetry of the qparams (default ``ONNX``: uint8,
+        asymmetric); the granularity is always per tensor.
+    bins : int
+        Histogram bins.
+    percentile : float
+        Percent of the observed values the range keeps, in (0, 100].
+
+    Examples
+    --------
+    >>> x = np.concatenate([np.linspace(-1, 1, 9999), [50.0]])  # one outlier
+    >>> lo, hi = HistogramObserver(percentile=99.9).update(x).range()
+    >>> hi < 2.0  # the outlier is clipped
+    True
+    """
 
     def __init__(self, scheme=None, bins: int = 2048, percentile: float = 99.99):
         super().__init__(scheme)
         if not 50 < percentile <= 100:
             raise ValueError("percentile must be in (50, 100]")
+        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+            raise ValueError(f"bins must be an int >= 1 (e.g. 2048), got {bins!r}")
         self.bins, self.percentile = bins, percentile
         self.counts = np.zeros(bins, np.int64)
         self.edges: np.ndarray | None = None
@@ -148,12 +203,33 @@ class HistogramObserver(Observer):
 
 class MSEObserver(HistogramObserver):
     """The clip range ``f * [min, max]`` with the smallest quantization MSE on the
-    histogram, over ``f`` in ``fractions`` (default 0.10, 0.11, ..., 1.00)."""
+    histogram, over ``f`` in ``fractions`` (default 0.10, 0.11, ..., 1.00).
+
+    Parameters
+    ----------
+    scheme : QScheme or str, optional
+        Activation dtype and symmetry of the qparams (default ``ONNX``: uint8,
+        asymmetric); the granularity is always per tensor.
+    bins : int
+        Histogram bins.
+    fractions : sequence of float, optional
+        Candidate fractions ``f`` of the observed range.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.standard_normal(10000), [40.0]])
+    >>> lo, hi = MSEObserver().update(x).range()
+    >>> hi < 40.0
+    True
+    """
 
     def __init__(self, scheme=None, bins: int = 2048, fractions=None):
         super().__init__(scheme, bins, percentile=100)
         fractions = np.linspace(0.1, 1.0, 91) if fractions is None else fractions
-        self.fractions = np.asarray(fractions, np.float64)
+        self.fractions = np.asarray(fractions, np.float64).reshape(-1)
+        if not self.fractions.size or not np.all((self.fractions > 0) & (self.fractions <= 1)):
+            raise ValueError("fractions must be a non-empty list of numbers in (0, 1]")
 
     def mse(self, lo: float, hi: float) -> float:
         """Expected squared error of quantizing the histogram with the range [lo, hi]."""

@@ -12,13 +12,12 @@ Each stage is callable on its own so a lesson can print every intermediate::
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from . import config, schemes
 from .kernels import quantize as kq
 from .kernels import stats as ks
-from .qparams import GRANULARITIES, QParams, QScheme
+from .qparams import DTYPES, GRANULARITIES, QParams, QScheme
 
 DEFAULT_SCHEME = schemes.PER_TOKEN_UINT8
 """The scheme used when none is given: asymmetric uint8, one scale and zero point per
@@ -56,6 +55,40 @@ def _raise_nonfinite(name: str, n_bad: int, what: str) -> None:
         raise ValueError(
             f"{name} contains NaN or Inf (in {n_bad} {what}, after conversion to float32); "
             "no scale can be chosen for it. Clean it first, e.g. np.nan_to_num(x)"
+        )
+
+
+def check_finite(x: np.ndarray, name: str = "x") -> None:
+    """Raise a ``ValueError`` naming ``name`` if float32 ``x`` holds NaN or Inf.
+
+    One exact min/max pass over the bits (:mod:`numbaq.kernels.stats`), for the paths
+    whose kernels do not report non-finite values themselves (fixed qparams).
+
+    Parameters
+    ----------
+    x : float32 ndarray, C-contiguous
+    name : str
+        How the error message calls ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` holds NaN or Inf.
+
+    Examples
+    --------
+    >>> check_finite(np.ones(3, np.float32))
+    """
+    flat = x.reshape(-1)
+    if config.use_parallel(flat.size):
+        n_bad = ks._minmax_flat_par(flat, config.num_threads())[2]
+    else:
+        n_bad = ks._minmax_flat(flat)[2]
+    if n_bad:
+        raise ValueError(
+            f"{name} contains NaN or Inf (after conversion to float32); fixed quantization "
+            f"parameters would turn them into codes silently. Clean it first, e.g. "
+            "np.nan_to_num"
         )
 
 
@@ -128,10 +161,15 @@ def minmax(x, granularity: str = "tensor", block_size: int | None = None):
         Shape ``()`` per tensor, ``x.shape[:-1]`` per row, ``(K,)`` per column,
         ``x.shape[:-1] + (K // block_size,)`` per block.
 
+    Raises
+    ------
+    ValueError
+        If ``x`` holds NaN or Inf, or ``granularity`` / ``block_size`` are invalid.
+
     Notes
     -----
     Exact: the kernels reduce the float32 bit patterns as integers (see
-    :mod:`numbaq.kernels.stats`). NaN or Inf raises ``ValueError``.
+    :mod:`numbaq.kernels.stats`).
 
     Examples
     --------
@@ -139,13 +177,15 @@ def minmax(x, granularity: str = "tensor", block_size: int | None = None):
     >>> lo.tolist(), hi.tolist()
     ([-2.0, 0.5], [1.0, 3.0])
     """
+    if not isinstance(granularity, str):
+        raise TypeError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
     if granularity == "block":
         QScheme(granularity="block", block_size=block_size)  # validates block_size
     x = as_float32(x)
     if granularity == "tensor":
         flat = x.reshape(-1)
         if config.use_parallel(flat.size):
-            lo, hi, n_bad = ks._minmax_flat_par(flat, numba.get_num_threads())
+            lo, hi, n_bad = ks._minmax_flat_par(flat, config.num_threads())
         else:
             lo, hi, n_bad = ks._minmax_flat(flat)
         _raise_nonfinite("x", n_bad, "tensor")
@@ -164,6 +204,26 @@ def minmax(x, granularity: str = "tensor", block_size: int | None = None):
 
 def absmax(x, granularity: str = "tensor", block_size: int | None = None) -> np.ndarray:
     """Runtime ``max(|x|)`` at a granularity; shapes as :func:`minmax`.
+
+    Parameters
+    ----------
+    x : (..., K) float array
+        The values; float16 and float64 are converted to float32.
+    granularity : {"tensor", "row", "column", "block"}
+        As in :func:`minmax`.
+    block_size : int, optional
+        Block length, with ``granularity="block"``.
+
+    Returns
+    -------
+    ndarray of float32
+        ``max(|x|)`` per group: shape ``()`` per tensor, ``x.shape[:-1]`` per row,
+        ``(K,)`` per column, ``x.shape[:-1] + (K // block_size,)`` per block.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` holds NaN or Inf.
 
     Examples
     --------
@@ -188,7 +248,9 @@ def qparams_from_minmax(min, max, scheme=None, **overrides) -> QParams:
     min, max : float arrays of one shape
         Observed minimum and maximum of each group (``()`` for one tensor).
     scheme : QScheme or str, optional
-        Defaults to ``PER_TOKEN_UINT8``. ``overrides`` replace its fields.
+        Defaults to ``PER_TOKEN_UINT8``.
+    **overrides
+        Fields of the scheme to replace, e.g. ``dtype="int4"``.
 
     Returns
     -------
@@ -220,8 +282,10 @@ def qparams_from_minmax(min, max, scheme=None, **overrides) -> QParams:
     (0.01568627543747425, 64)
     """
     sch = _scheme(scheme, overrides)
-    lo = np.asarray(min, dtype=np.float32)
-    hi = np.asarray(max, dtype=np.float32)
+    lo, hi = np.asarray(min), np.asarray(max)
+    if lo.dtype.kind not in "fiu" or hi.dtype.kind not in "fiu":
+        raise TypeError(f"min and max must be real numbers, got dtypes {lo.dtype}, {hi.dtype}")
+    lo, hi = lo.astype(np.float32), hi.astype(np.float32)
     if lo.shape != hi.shape:
         raise ValueError(f"min and max must have one shape, got {lo.shape} and {hi.shape}")
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
@@ -266,14 +330,23 @@ def choose_qparams(x, scheme=None, **overrides) -> QParams:
     Parameters
     ----------
     x : (..., K) float array
+        The values; float16 and float64 are converted to float32.
     scheme : QScheme or str, optional
         A :class:`QScheme` or a name from :mod:`numbaq.schemes`; defaults to
-        ``PER_TOKEN_UINT8``. Keyword ``overrides`` replace fields, e.g.
-        ``choose_qparams(x, dtype="int4")``.
+        ``PER_TOKEN_UINT8``.
+    **overrides
+        Fields of the scheme to replace, e.g. ``choose_qparams(x, dtype="int4")``.
 
     Returns
     -------
     QParams
+        ``scale`` (float32) and ``zero_point`` (int32), one per group of the scheme's
+        granularity.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` holds NaN or Inf.
 
     Notes
     -----
@@ -302,6 +375,22 @@ def _check_qparams(qparams: QParams, param_shape, name: str = "x") -> None:
         )
     if not np.all((qparams.scale > 0) & np.isfinite(qparams.scale)):
         raise ValueError("qparams.scale must be positive and finite")
+    zp = np.asarray(qparams.zero_point)
+    if zp.shape != qparams.scale.shape and zp.size != 1:
+        raise ValueError(
+            f"qparams.zero_point has shape {zp.shape}; it needs the shape of qparams.scale "
+            f"{qparams.scale.shape} (or one value)"
+        )
+    if qparams.dtype not in DTYPES:
+        raise ValueError(f"qparams.dtype must be one of {sorted(DTYPES)}, got {qparams.dtype!r}")
+    _, lo, hi = DTYPES[qparams.dtype]
+    if not lo <= qparams.qmin <= qparams.qmax <= hi:
+        raise ValueError(
+            f"qparams.qmin, qmax = {qparams.qmin}, {qparams.qmax} must satisfy "
+            f"{lo} <= qmin <= qmax <= {hi} for {qparams.dtype}"
+        )
+    if zp.dtype.kind not in "iu" or (zp.size and (zp.min() < lo or zp.max() > hi)):
+        raise ValueError(f"qparams.zero_point must be integers in [{lo}, {hi}]")
 
 
 def quantize(x, qparams: QParams) -> np.ndarray:
@@ -310,12 +399,19 @@ def quantize(x, qparams: QParams) -> np.ndarray:
     Parameters
     ----------
     x : (..., K) float array
+        The values; float16 and float64 are converted to float32.
     qparams : QParams
         From :func:`choose_qparams`, :func:`qparams_from_minmax` or by hand.
 
     Returns
     -------
     q : int8 or uint8 ndarray, shape of ``x``
+        The quantized values, in the storage dtype of ``qparams``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` holds NaN or Inf, or its shape does not fit ``qparams``.
 
     Notes
     -----
@@ -335,12 +431,13 @@ def quantize(x, qparams: QParams) -> np.ndarray:
     x = as_float32(x)
     x2d, by_column, shape = _layout(x, qparams.granularity, qparams.block_size)
     _check_qparams(qparams, shape)
+    check_finite(x)
     reciprocal = bool(qparams.scheme is not None and qparams.scheme.reciprocal)
     q = np.empty(x2d.shape, qparams.storage)
     if by_column:
         kernel = _pick(kq._quantize_cols, kq._quantize_cols_par, x.size)
         scale = np.ascontiguousarray(qparams.scale)
-        zp = np.ascontiguousarray(qparams.zero_point, dtype=np.int32)
+        zp = np.ascontiguousarray(np.broadcast_to(qparams.zero_point, scale.shape), np.int32)
     else:
         kernel = _pick(kq._quantize_rows, kq._quantize_rows_par, x.size)
         scale = _row_params(qparams.scale, x2d.shape[0], np.float32)
@@ -357,10 +454,17 @@ def dequantize(q, qparams: QParams) -> np.ndarray:
     q : (..., K) int8 or uint8 ndarray
         Storage dtype of ``qparams``.
     qparams : QParams
+        The parameters ``q`` was quantized with.
 
     Returns
     -------
     x_hat : float32 ndarray, shape of ``q``
+        ``(q - zero_point) * scale``.
+
+    Raises
+    ------
+    TypeError
+        If ``q``'s dtype is not the storage dtype of ``qparams``.
 
     Notes
     -----
@@ -389,7 +493,8 @@ def dequantize(q, qparams: QParams) -> np.ndarray:
     _check_qparams(qparams, shape, "q")
     out = np.empty(q2d.shape, np.float32)
     if by_column:
-        kq._dequantize_cols(q2d, qparams.scale, qparams.zero_point.astype(np.int32), out)
+        zp = np.ascontiguousarray(np.broadcast_to(qparams.zero_point, qparams.scale.shape))
+        kq._dequantize_cols(q2d, np.ascontiguousarray(qparams.scale), zp, out)
     else:
         kernel = _pick(kq._dequantize_rows, kq._dequantize_rows_par, q.size)
         kernel(
@@ -407,13 +512,23 @@ def dynamic_quantize(x, scheme=None, **overrides):
     Parameters
     ----------
     x : (..., K) float array
+        The values; float16 and float64 are converted to float32.
     scheme : QScheme or str, optional
-        Defaults to ``PER_TOKEN_UINT8``; ``overrides`` replace fields.
+        Defaults to ``PER_TOKEN_UINT8``.
+    **overrides
+        Fields of the scheme to replace, e.g. ``dtype="int4"``.
 
     Returns
     -------
     q : int8 or uint8 ndarray, shape of ``x``
+        The quantized values.
     qparams : QParams
+        The scale and zero point chosen from ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` holds NaN or Inf.
 
     Notes
     -----
@@ -477,12 +592,21 @@ def fake_quantize(x, scheme=None, **overrides) -> np.ndarray:
     Parameters
     ----------
     x : (..., K) float array
+        The values; float16 and float64 are converted to float32.
     scheme : QScheme, str or QParams, optional
         A scheme (dynamic: parameters from ``x``) or fixed ``QParams`` (static).
+    **overrides
+        Fields of the scheme to replace, e.g. ``granularity="column"``.
 
     Returns
     -------
     x_hat : float32 ndarray, shape of ``x``
+        ``dequantize(quantize(x))``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` holds NaN or Inf.
 
     Notes
     -----
@@ -508,12 +632,21 @@ def dynamic_quantize_linear(x):
     Parameters
     ----------
     x : float array, any shape
+        The values; float16 and float64 are converted to float32.
 
     Returns
     -------
     y : uint8 ndarray, shape of ``x``
+        The quantized values.
     y_scale : float32 0-d ndarray
+        The scale.
     y_zero_point : uint8 0-d ndarray
+        The zero point.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` holds NaN or Inf.
 
     Notes
     -----

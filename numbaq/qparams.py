@@ -113,6 +113,14 @@ class QScheme:
     name: str = ""
 
     def __post_init__(self):
+        for name in ("dtype", "granularity", "rule", "name"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"QScheme: {name} must be a str, got {getattr(self, name)!r}")
+        for name in ("symmetric", "narrow_range", "reduce_range", "reciprocal"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(
+                    f"QScheme: {name} must be True or False, got {getattr(self, name)!r}"
+                )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.granularity not in GRANULARITIES:
@@ -122,7 +130,11 @@ class QScheme:
         if self.rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
         if self.granularity == "block":
-            if not isinstance(self.block_size, (int, np.integer)) or self.block_size < 1:
+            if (
+                isinstance(self.block_size, bool)
+                or not isinstance(self.block_size, (int, np.integer))
+                or self.block_size < 1
+            ):
                 raise ValueError(
                     f"granularity='block' needs block_size, a positive int; got {self.block_size!r}"
                 )
@@ -161,13 +173,36 @@ class QScheme:
         return info.tiny if self.reciprocal else info.smallest_subnormal
 
     def replace(self, **changes) -> QScheme:
-        """A copy with some fields changed (``dataclasses.replace``)."""
+        """A copy with some fields changed (``dataclasses.replace``).
+
+        Parameters
+        ----------
+        **changes
+            New values of fields, e.g. ``dtype="int4"``; leaving block granularity
+            also clears ``block_size``.
+
+        Returns
+        -------
+        QScheme
+            The new scheme, validated like any other.
+
+        Examples
+        --------
+        >>> QScheme("int8", symmetric=True).replace(granularity="row").granularity
+        'row'
+        """
         if "granularity" in changes and changes["granularity"] != "block":
             changes.setdefault("block_size", None)
         return dataclasses.replace(self, **changes)
 
     def describe(self) -> str:
-        """One line: dtype, symmetry, granularity and range."""
+        """One line: dtype, symmetry, granularity and range.
+
+        Returns
+        -------
+        str
+            E.g. ``"int8 symmetric per row, q in [-128, 127], rule=onnx, x / scale"``.
+        """
         where = {"tensor": "per tensor", "row": "per row", "column": "per column"}.get(
             self.granularity, f"per block of {self.block_size}"
         )
@@ -206,6 +241,13 @@ class QParams:
         Block length along the last axis, for ``granularity="block"``.
     scheme : QScheme or None
         The scheme that produced these parameters, if any.
+
+    Examples
+    --------
+    >>> import numbaq
+    >>> qp = numbaq.choose_qparams(np.array([[-1.0, 2.0]], np.float32), "ONNX")
+    >>> qp.dtype, (qp.qmin, qp.qmax), qp.granularity, int(qp.zero_point)
+    ('uint8', (0, 255), 'tensor', 85)
     """
 
     scale: np.ndarray
@@ -217,6 +259,33 @@ class QParams:
     block_size: int | None = None
     scheme: QScheme | None = None
 
+    def __post_init__(self):
+        scale, zero_point = np.asarray(self.scale), np.asarray(self.zero_point)
+        if scale.dtype.kind not in "fiu":
+            raise TypeError(f"QParams: scale must be a float array, got dtype {scale.dtype}")
+        if zero_point.dtype.kind not in "iu":
+            raise TypeError(
+                f"QParams: zero_point must be integers, got dtype {zero_point.dtype}; "
+                "round it first, e.g. np.rint(zp).astype(np.int32)"
+            )
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
+            raise ValueError(f"QParams: dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if not isinstance(self.granularity, str) or self.granularity not in GRANULARITIES:
+            raise ValueError(
+                f"QParams: granularity must be one of {GRANULARITIES}, got {self.granularity!r}"
+            )
+        if self.granularity == "block" and (
+            isinstance(self.block_size, bool)
+            or not isinstance(self.block_size, (int, np.integer))
+            or self.block_size < 1
+        ):
+            raise ValueError(
+                f"QParams: granularity 'block' needs block_size >= 1, got {self.block_size!r}"
+            )
+        # frozen: set the normalised arrays once (no copy when they already are float32/int32)
+        object.__setattr__(self, "scale", scale.astype(np.float32, copy=False))
+        object.__setattr__(self, "zero_point", zero_point.astype(np.int32, copy=False))
+
     @property
     def storage(self) -> type:
         """The numpy dtype that holds the quantized values."""
@@ -224,10 +293,12 @@ class QParams:
 
     @property
     def symmetric(self) -> bool:
-        """Whether every zero point is the scheme's fixed one."""
+        """Whether every zero point is the scheme's fixed one: 0 for signed dtypes, the
+        mid code ``(qmin + qmax + 1) // 2`` (128 for uint8) for unsigned ones."""
         if self.scheme is not None:
             return self.scheme.symmetric
-        return bool(np.all(self.zero_point == 0))
+        fixed = 0 if DTYPES[self.dtype][1] < 0 else (self.qmin + self.qmax + 1) // 2
+        return bool(np.all(self.zero_point == fixed))
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, QParams):

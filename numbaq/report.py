@@ -4,23 +4,62 @@ from __future__ import annotations
 
 import contextlib
 import html
+import threading
 
 import numpy as np
 
 from . import metrics
 from .layers import Module
+from .ops import as_float32
 
 
 def _first(out):
     return out[0] if isinstance(out, tuple) else out
 
 
+def _torch_model(model) -> bool:
+    """Whether ``model`` is a ``torch.nn.Module`` (e.g. from ``numbaq.torch``)."""
+    return not isinstance(model, Module) and hasattr(model, "register_forward_hook")
+
+
+def _call(model, *inputs, **kwargs):
+    if _torch_model(model):
+        from .torch import _run
+
+        return _run(model, *inputs, **kwargs)  # under torch.inference_mode
+    return model(*inputs, **kwargs)
+
+
+def _check_model(model, name: str) -> None:
+    if not (isinstance(model, Module) or _torch_model(model)):
+        raise TypeError(
+            f"{name} must be a numbaq Module (or a torch model from numbaq.torch), "
+            f"got {type(model).__name__}"
+        )
+
+
 class Trace(dict):
     """``{layer name: [call, ...]}``; each call holds the runtime ``scale`` and
-    ``zero_point`` arrays (and, for recurrent layers, which ``projection``)."""
+    ``zero_point`` arrays (and, for recurrent layers, which ``projection``).
+
+    Made by :func:`trace`; :meth:`summary` gives one row per layer.
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear, QuantLinear
+    >>> t = trace(QuantLinear.from_float(Linear(np.eye(2))), np.ones((3, 2)))
+    >>> [(row["layer"], row["calls"]) for row in t.summary()]
+    [('', 1)]
+    """
 
     def summary(self) -> list[dict]:
-        """One row per layer: calls, and the range of the runtime scales."""
+        """One row per layer: calls, and the range of the runtime scales.
+
+        Returns
+        -------
+        list of dict
+            Keys ``layer``, ``calls``, ``scale_min``, ``scale_max``.
+        """
         rows = []
         for name, calls in self.items():
             scales = np.concatenate([np.ravel(c["scale"]) for c in calls]) if calls else np.zeros(0)
@@ -44,11 +83,26 @@ class Trace(dict):
         return "\n".join(lines)
 
 
-def trace(model: Module, *inputs) -> Trace:
-    """Run ``model(*inputs)`` and record every dynamic layer's runtime scales.
+def trace(model: Module, *inputs, **kwargs) -> Trace:
+    """Run ``model(*inputs, **kwargs)`` and record every dynamic layer's runtime scales.
 
     These are the numbers behind "dynamic quantization adapts per input": run it on two
-    inputs and watch the scales follow them.
+    inputs and watch the scales follow them. ``model`` may also be a torch model from
+    :func:`numbaq.torch.quantize_dynamic` (torch inputs; run under inference mode).
+
+    Parameters
+    ----------
+    model : Module
+        A model with dynamically quantized layers.
+    *inputs
+        Passed to ``model``.
+    **kwargs
+        Passed to ``model``.
+
+    Returns
+    -------
+    Trace
+        ``{layer name: [call, ...]}``, each call's runtime ``scale`` and ``zero_point``.
 
     Examples
     --------
@@ -58,16 +112,26 @@ def trace(model: Module, *inputs) -> Trace:
     >>> t[""][0]["scale"].astype(float).round(4).tolist()  # (3 - 0) / 255
     [0.0118]
     """
+    _check_model(model, "model")
     with _tracing(model) as collect:
-        model(*inputs)
+        _call(model, *inputs, **kwargs)
         return collect()
+
+
+def _traceable(module) -> bool:
+    """A numbaq layer that logs its scales (it set ``trace_log``), or a torch wrapper
+    of one (which has the property)."""
+    if isinstance(module, Module):
+        return bool(module.__dict__.get("_traceable"))
+    return hasattr(module, "trace_log")
 
 
 @contextlib.contextmanager
 def _tracing(model: Module):
     """Turn on every dynamic layer's trace log while the block runs; yields a function
-    that returns what was logged as a :class:`Trace`."""
-    layers = [(name, m) for name, m in model.named_modules() if hasattr(m, "trace_log")]
+    that returns what was logged as a :class:`Trace`. The logs are per thread
+    (:attr:`Module.trace_log`): calls from other threads are not recorded."""
+    layers = [(name, m) for name, m in model.named_modules() if _traceable(m)]
     for _, module in layers:
         module.trace_log = []
     try:
@@ -77,19 +141,26 @@ def _tracing(model: Module):
             module.trace_log = None
 
 
-def _record(model: Module, *inputs) -> dict:
+def _record(model: Module, *inputs, **kwargs) -> dict:
     """``{name: (input, output)}`` of every module while ``model(*inputs)`` runs."""
+    if _torch_model(model):
+        from .torch import _record as record_torch
+
+        return record_torch(model, *inputs, **kwargs)
     seen: dict = {}
     names = {id(m): name for name, m in model.named_modules()}
 
+    caller = threading.get_ident()
+
     def recorder(module, args, out):
-        seen[names[id(module)]] = (args[0] if args else None, _first(out))
+        if threading.get_ident() == caller:  # not other threads' calls of the same model
+            seen[names[id(module)]] = (args[0] if args else None, _first(out))
 
     modules = [m for _, m in model.named_modules()]
     for module in modules:
         module._recorder = recorder
     try:
-        model(*inputs)
+        model(*inputs, **kwargs)
     finally:
         for module in modules:
             module._recorder = None
@@ -110,7 +181,22 @@ def _clipped(x, calls, scheme) -> float:
 
 class Comparison(list):
     """Per-layer error table of :func:`compare` (a list of dicts); renders as HTML in
-    Jupyter and as text elsewhere."""
+    Jupyter and as text elsewhere.
+
+    Parameters
+    ----------
+    iterable : iterable of dict, optional
+        The rows, with the keys in ``columns``.
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear
+    >>> import numbaq
+    >>> model = Linear(np.eye(4))
+    >>> table = compare(model, numbaq.quantize_dynamic(model), np.ones((2, 4)))
+    >>> isinstance(table, Comparison), table[0]["layer"], table[0]["type"]
+    (True, '(model)', 'QuantLinear')
+    """
 
     columns = (
         "layer",
@@ -147,24 +233,56 @@ class Comparison(list):
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def compare(float_model: Module, quant_model: Module, *inputs) -> Comparison:
-    """Run both models on ``inputs`` and compare every layer's output.
+def compare(float_model: Module, quant_model: Module, *inputs, **kwargs) -> Comparison:
+    """Run both models on ``inputs`` (and keyword ``kwargs``) and compare every layer's output.
 
     ``quant_model`` is ``float_model`` after :func:`numbaq.quantize_dynamic` (the same
     tree of names). Each row: SQNR (dB), max abs error and cosine of the layer's output
     against the float model's, the range of the runtime activation scales, and the
     fraction of activations that were clipped. The float model's own layer outputs are
     the reference, so the error of each row includes what earlier layers let through.
+    Torch models (``numbaq.torch.quantize_dynamic`` against its float original) compare
+    the same way: each module's first float output tensor, under inference mode.
+
+    Parameters
+    ----------
+    float_model : Module
+        The reference model.
+    quant_model : Module
+        Its quantized copy, with the same layer names.
+    *inputs
+        Passed to both models.
+    **kwargs
+        Passed to both models.
+
+    Returns
+    -------
+    Comparison
+        One row per layer that both models ran, in call order.
+
+    Examples
+    --------
+    >>> import numbaq
+    >>> from numbaq.layers import Linear, ReLU, Sequential
+    >>> rng = np.random.default_rng(0)
+    >>> model = Sequential(Linear(rng.normal(size=(8, 8))), ReLU())
+    >>> rows = compare(model, numbaq.quantize_dynamic(model), rng.normal(size=(4, 8)))
+    >>> [r["layer"] for r in rows], rows[1]["sqnr_db"] > 30
+    (['(model)', '0', '1'], True)
     """
-    reference = _record(float_model, *inputs)
+    _check_model(float_model, "float_model")
+    _check_model(quant_model, "quant_model")
+    reference = _record(float_model, *inputs, **kwargs)
     with _tracing(quant_model) as collect:  # outputs and scales from one run
-        recorded = _record(quant_model, *inputs)
+        recorded = _record(quant_model, *inputs, **kwargs)
         scales = collect()
     table = Comparison()
     for name, module in quant_model.named_modules():
         if name not in reference or name not in recorded:
             continue
         ref_out, out = reference[name][1], recorded[name][1]
+        if ref_out is None or out is None or np.shape(ref_out) != np.shape(out):
+            continue  # a torch module without a float tensor output
         calls = scales.get(name, [])
         all_scales = np.concatenate([np.ravel(c["scale"]) for c in calls]) if calls else None
         table.append(
@@ -190,6 +308,20 @@ def batch_independent(model: Module, x, batch_axis: int = 0) -> bool:
     bit for bit. Per-token schemes give ``True``; per-tensor schemes share one scale
     across the batch and generally do not.
 
+    Parameters
+    ----------
+    model : Module
+        Any model taking one batched array.
+    x : array
+        The batch.
+    batch_axis : int
+        The axis of ``x`` that indexes the batch.
+
+    Returns
+    -------
+    bool
+        True if every item's output alone equals its output in the batch, exactly.
+
     Examples
     --------
     >>> from numbaq.layers import Linear, QuantLinear
@@ -197,7 +329,7 @@ def batch_independent(model: Module, x, batch_axis: int = 0) -> bool:
     >>> batch_independent(layer, np.random.default_rng(1).normal(size=(5, 8)))
     True
     """
-    x = np.asarray(x, np.float32)
+    x = as_float32(x)
     together = _first(model(x))
     for i in range(x.shape[batch_axis]):
         alone = _first(model(np.take(x, [i], axis=batch_axis)))

@@ -13,6 +13,8 @@ in one model: run :func:`numbaq.quantize_dynamic` on the result to quantize the 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import engine
@@ -51,16 +53,35 @@ def calibrate(
     -------
     dict
         ``{layer name: observer}``.
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear, ReLU, Sequential
+    >>> model = Sequential(Linear(np.eye(2, dtype=np.float32)), ReLU())
+    >>> observers = calibrate(model, [np.array([[-1.0, 3.0]], np.float32)])
+    >>> observers["0"].range()
+    (-1.0, 3.0)
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a numbaq Module, got {type(model).__name__}")
     if isinstance(observer, str) and observer not in OBSERVERS:
         raise ValueError(f"unknown observer {observer!r}; choose one of {sorted(OBSERVERS)}")
     cls = OBSERVERS[observer] if isinstance(observer, str) else observer
+    if not callable(cls):
+        raise TypeError(f"observer must be one of {sorted(OBSERVERS)} or a class, got {observer!r}")
+    if not hasattr(batches, "__iter__"):
+        raise TypeError(
+            f"batches must be an iterable of model inputs, got {type(batches).__name__}"
+        )
     targets = {name: m for name, m in model.named_modules() if type(m) in layers}
     observers = {name: cls(scheme, **options) for name in targets}
     names = {id(m): name for name, m in targets.items()}
 
+    caller = threading.get_ident()
+
     def record(module, args, out):
-        observers[names[id(module)]].update(args[0])
+        if threading.get_ident() == caller:  # only the calibration batches of this call
+            observers[names[id(module)]].update(args[0])
 
     for module in targets.values():
         module._recorder = record
@@ -139,6 +160,18 @@ class StaticQuantLinear(Module):
         return cls(quantize_weight(linear.weight, per_channel, dtype), linear.bias, act_qparams)
 
     def forward(self, x):
+        """Quantize ``x`` with the calibrated parameters, int8 GEMM, dequantize.
+
+        Parameters
+        ----------
+        x : (..., K) float array
+            Inputs; values outside the calibrated range clip (counted in ``clipped``).
+
+        Returns
+        -------
+        (..., N) float32 ndarray
+            The outputs.
+        """
         n, k = self.qweight.shape
         x = _input(self, x, k)
         x2d = x.reshape(-1, k)
@@ -209,6 +242,11 @@ def quantize_static(
     >>> static(np.full((1, 4), 2.0, np.float32)).tolist()  # 2 > calibrated max 1: clips
     [[1.0, 1.0, 1.0, 1.0]]
     """
+
+    if not isinstance(observers, dict):
+        raise TypeError(
+            f"observers must be the dict that calibrate returns, got {type(observers).__name__}"
+        )
 
     def replace(name, module):
         if name in observers and type(module) is Linear:

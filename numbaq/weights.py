@@ -49,6 +49,37 @@ class QuantizedWeight:
     col_sums: np.ndarray
     _packed: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        """The kernels trust these shapes: check them however the weights were made."""
+        q, scale, col_sums = self.q, self.scale, self.col_sums
+        if not (isinstance(q, np.ndarray) and q.dtype == np.int8 and q.ndim == 2 and q.size):
+            raise TypeError("QuantizedWeight: q must be a non-empty (N, K) int8 array")
+        n, k = q.shape
+        per_group = (
+            isinstance(scale, np.ndarray)
+            and scale.ndim == 2
+            and scale.shape[0] == n
+            and scale.shape[1] >= 1
+            and k % scale.shape[1] == 0
+        )
+        if not (
+            isinstance(scale, np.ndarray)
+            and scale.dtype == np.float32
+            and (scale.shape == (n,) or per_group)
+        ):
+            raise ValueError(
+                f"QuantizedWeight: scale must be float32 of shape (N,) = ({n},) or "
+                f"(N, K // group_size) for q of shape {q.shape}"
+            )
+        if not (
+            isinstance(col_sums, np.ndarray)
+            and col_sums.dtype == np.int32
+            and col_sums.shape == (n,)
+        ):
+            raise ValueError(f"QuantizedWeight: col_sums must be int32 of shape ({n},)")
+        if not (q.flags.c_contiguous and scale.flags.c_contiguous and col_sums.flags.c_contiguous):
+            raise ValueError("QuantizedWeight: q, scale and col_sums must be C-contiguous")
+
     @classmethod
     def from_int8(cls, q, scale, scheme: QScheme | None = None) -> QuantizedWeight:
         """Wrap weights quantized elsewhere.
@@ -253,7 +284,7 @@ def quantize_weight(
     >>> qw.q.tolist(), qw.scale.tolist()
     ([[64, -127], [127, 16]], [0.007874015718698502, 0.015748031437397003])
     """
-    if dtype not in ("int8", "int4"):
+    if not isinstance(dtype, str) or dtype not in ("int8", "int4"):
         raise ValueError(f"dtype must be 'int8' or 'int4' for weights, got {dtype!r}")
     w = as_float32(w, "w")
     if w.ndim != 2:

@@ -6,11 +6,14 @@ child modules, like a very small ``torch.nn.Module`` without autograd.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
 
 from ..ops import as_float32
+
+_TRACES = threading.local()  # per thread: {id(module): list} while numbaq.trace runs
 
 
 class Module:
@@ -19,6 +22,13 @@ class Module:
     Subclasses set parameters with :meth:`_param` and children with :meth:`_child`, and
     implement ``forward``. ``__call__`` runs ``forward`` (and records the output for
     :func:`numbaq.compare` when a recorder is attached).
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear, ReLU
+    >>> model = Sequential(Linear(np.eye(2, dtype=np.float32)), ReLU())
+    >>> [name for name, _ in model.named_modules()], sorted(model.parameters())
+    (['', '0', '1'], ['0.weight'])
     """
 
     quantized = False  # True for the dynamically quantized layers
@@ -45,7 +55,36 @@ class Module:
             setattr(self, name, module)
         return module
 
+    @property
+    def trace_log(self) -> list | None:
+        """The list this layer appends its runtime scales to while :func:`numbaq.trace`
+        runs *in the calling thread*; ``None`` otherwise. Per thread: a trace records only
+        its own thread's calls."""
+        logs = getattr(_TRACES, "logs", None)
+        return logs.get(id(self)) if logs else None
+
+    @trace_log.setter
+    def trace_log(self, value: list | None) -> None:
+        self.__dict__["_traceable"] = True  # layers that trace set it in __init__
+        logs = _TRACES.__dict__.setdefault("logs", {})
+        if value is None:
+            logs.pop(id(self), None)
+        else:
+            logs[id(self)] = value
+
     def forward(self, *args):  # pragma: no cover - abstract
+        """The layer's computation; call the module itself (``layer(x)``) to run it.
+
+        Parameters
+        ----------
+        *args
+            The layer's inputs (numpy arrays).
+
+        Returns
+        -------
+        object
+            The layer's output; each subclass documents its shapes.
+        """
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
@@ -56,23 +95,61 @@ class Module:
 
     # ---------------------------------------------------------------- introspection
     def children(self):
-        """Direct child modules."""
+        """Direct child modules.
+
+        Returns
+        -------
+        iterator of Module
+            In registration order.
+        """
         return iter(self._modules.values())
 
     def named_modules(self, prefix: str = ""):
-        """``(name, module)`` for this module and every descendant, depth first."""
+        """``(name, module)`` for this module and every descendant, depth first.
+
+        Parameters
+        ----------
+        prefix : str
+            Prepended, with a dot, to every name (this module's own name is ``prefix``).
+
+        Yields
+        ------
+        name : str
+            Dotted path from this module, ``""`` for itself.
+        module : Module
+            The module.
+        """
         yield prefix, self
         for name, child in self._modules.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def named_parameters(self, prefix: str = ""):
-        """``(dotted name, array)`` for every parameter of the tree."""
+        """``(dotted name, array)`` for every parameter of the tree.
+
+        Parameters
+        ----------
+        prefix : str
+            Prepended, with a dot, to every name.
+
+        Yields
+        ------
+        name : str
+            E.g. ``"0.weight"``, as PyTorch names it.
+        array : ndarray
+            The parameter itself (not a copy).
+        """
         for mod_name, module in self.named_modules(prefix):
             for name, value in module._params.items():
                 yield (f"{mod_name}.{name}" if mod_name else name), value
 
     def parameters(self) -> dict[str, np.ndarray]:
-        """All parameters by dotted name."""
+        """All parameters by dotted name.
+
+        Returns
+        -------
+        dict of str to ndarray
+            As :meth:`named_parameters` yields them.
+        """
         return dict(self.named_parameters())
 
     @property
@@ -97,6 +174,11 @@ class Module:
 class Sequential(Module):
     """Modules applied one after the other: ``Sequential(Linear(...), ReLU(), ...)``.
 
+    Parameters
+    ----------
+    *modules : Module
+        Applied in order; named ``"0"``, ``"1"``, ... as in PyTorch.
+
     Examples
     --------
     >>> from numbaq.layers import Linear, ReLU
@@ -119,6 +201,18 @@ class Sequential(Module):
         return len(self._modules)
 
     def forward(self, x):
+        """Apply each module to the previous one's output.
+
+        Parameters
+        ----------
+        x : array_like
+            The first module's input.
+
+        Returns
+        -------
+        object
+            The last module's output.
+        """
         for module in self._modules.values():
             x = module(x)
         return x
@@ -132,7 +226,13 @@ class _Elementwise(Module):
 
 
 class ReLU(_Elementwise):
-    """``max(x, 0)``."""
+    """``max(x, 0)``, in float32.
+
+    Examples
+    --------
+    >>> ReLU()(np.array([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
 
     @staticmethod
     def fn(x):
@@ -140,7 +240,13 @@ class ReLU(_Elementwise):
 
 
 class GELU(_Elementwise):
-    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``, in float32 (erf to 5e-7)."""
+    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``, in float32 (erf to 5e-7).
+
+    Examples
+    --------
+    >>> GELU()(np.array([-1.0, 0.0, 1.0])).astype(float).round(4).tolist()
+    [-0.1587, 0.0, 0.8413]
+    """
 
     @staticmethod
     def fn(x):
@@ -152,13 +258,25 @@ class GELU(_Elementwise):
 
 
 class Tanh(_Elementwise):
-    """``tanh(x)``."""
+    """``tanh(x)``, in float32.
+
+    Examples
+    --------
+    >>> Tanh()(np.array([0.0, 1.0])).astype(float).round(4).tolist()
+    [0.0, 0.7616]
+    """
 
     fn = staticmethod(np.tanh)
 
 
 class Sigmoid(_Elementwise):
-    """``1 / (1 + exp(-x))``."""
+    """``1 / (1 + exp(-x))``, in float32.
+
+    Examples
+    --------
+    >>> Sigmoid()(np.array([0.0, 2.0])).astype(float).round(4).tolist()
+    [0.5, 0.8808]
+    """
 
     @staticmethod
     def fn(x):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import schemes
-from ..matmul import ACTIVATIONS, QuantizedWeight, _bias, _linear_2d, quantize_weight
+from ..matmul import (
+    ACTIVATIONS,
+    QuantizedWeight,
+    _bias,
+    _linear_2d,
+    check_linear_scheme,
+    quantize_weight,
+)
 from ..ops import DEFAULT_SCHEME, as_float32
 from .base import Module
 
@@ -23,13 +30,29 @@ def _input(layer: Module, x, k: int) -> np.ndarray:
     return x
 
 
+def _activate(y: np.ndarray, activation: str) -> np.ndarray:
+    """``y`` (float32, C-contiguous) with ReLU (in place) or exact GELU applied."""
+    if activation == "relu":
+        return np.maximum(y, np.float32(0), out=y)
+    from ..kernels.mathf import _gelu_array
+
+    out = np.empty_like(y)  # not in place: LLVM's overlap check then takes the scalar loop
+    _gelu_array(y.reshape(-1), out.reshape(-1))  # (measured 18 ms in place, 1.2 ms not)
+    return out
+
+
 class Linear(Module):
     """``y = x W^T + b`` in float32, as ``torch.nn.Linear``.
 
     Parameters
     ----------
     weight : (N, K) float array
+        One row per output feature, as ``torch.nn.Linear.weight``; stored as float32.
     bias : (N,) float array, optional
+        Added to every output row.
+    activation : {None, "relu", "gelu"}
+        Applied to the output in the same call (exact GELU, erf to 5e-7); kept by
+        :meth:`QuantLinear.from_float`, which fuses it into the GEMM epilogue.
 
     Examples
     --------
@@ -37,15 +60,26 @@ class Linear(Module):
     [[11.5]]
     """
 
-    def __init__(self, weight, bias=None):
+    def __init__(self, weight, bias=None, activation=None):
         super().__init__()
-        weight = np.asarray(weight, np.float32)
+        weight = np.asarray(weight)
+        if weight.dtype.kind not in "fiu":
+            raise TypeError(f"Linear: weight must be a float array, got dtype {weight.dtype}")
+        weight = weight.astype(np.float32, copy=False)
         if weight.ndim != 2:
             raise ValueError(
                 f"Linear: weight must be (out_features, in_features), got {weight.shape}"
             )
+        if weight.size == 0 or not np.isfinite(weight).all():
+            raise ValueError(
+                f"Linear: weight must be non-empty and finite (no NaN/Inf), got shape "
+                f"{weight.shape}"
+            )
+        if not isinstance(activation, (str, type(None))) or activation not in ACTIVATIONS:
+            raise ValueError(f"Linear: activation must be one of {list(ACTIVATIONS)}")
         self._param("weight", weight)
         self._param("bias", None if bias is None else _bias(bias, weight.shape[0]))
+        self.activation = activation
 
     @property
     def in_features(self) -> int:
@@ -56,14 +90,36 @@ class Linear(Module):
         return self.weight.shape[0]
 
     def forward(self, x):
+        """``y = x W^T + b`` (then the activation), in float32.
+
+        Parameters
+        ----------
+        x : (..., K) float array
+            Inputs; float16 and float64 are converted to float32.
+
+        Returns
+        -------
+        (..., N) float32 ndarray
+            The outputs.
+
+        Raises
+        ------
+        ValueError
+            If the last axis of ``x`` is not K.
+        """
         x = _input(self, x, self.in_features)
         y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
+        if self.bias is not None:
+            y += self.bias  # y is a fresh float32 array
+        if self.activation is not None:
+            y = _activate(np.ascontiguousarray(y, np.float32), self.activation)
+        return y
 
     def extra_repr(self) -> str:
+        act = f", activation={self.activation!r}" if self.activation is not None else ""
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}"
+            f"bias={self.bias is not None}{act}"
         )
 
 
@@ -76,6 +132,7 @@ class QuantLinear(Module):
     qweight : QuantizedWeight
         (N, K) int8 weights and their scales.
     bias : (N,) float array, optional
+        Added to every output row.
     scheme : QScheme or str
         Activation scheme (default ``PER_TOKEN_UINT8``).
     activation : {None, "relu", "gelu"}
@@ -87,6 +144,13 @@ class QuantLinear(Module):
     ``acc = q_x . q_w^T`` in int32; see :func:`numbaq.quantized_linear`. While a
     :func:`numbaq.trace` is active, each call appends its runtime ``scale`` and
     ``zero_point`` to ``self.trace_log``.
+
+    Examples
+    --------
+    >>> w = np.array([[1.0, -2.0], [0.5, 4.0]], np.float32)
+    >>> layer = QuantLinear.from_float(Linear(w))
+    >>> layer(np.array([[1.0, 1.0]], np.float32)).astype(float).round(1).tolist()
+    [[-1.0, 4.5]]
     """
 
     quantized = True
@@ -99,6 +163,7 @@ class QuantLinear(Module):
             raise ValueError(f"QuantLinear: activation must be one of {list(ACTIVATIONS)}")
         self.qweight = qweight
         self.scheme = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+        check_linear_scheme(self.scheme, qweight, "QuantLinear")
         self.activation = activation
         self._param("weight_int8", qweight.q)
         self._param("weight_scale", qweight.scale)
@@ -119,7 +184,7 @@ class QuantLinear(Module):
         qweight = quantize_weight(
             linear.weight, per_channel=per_channel, dtype=dtype, group_size=group_size
         )
-        return cls(qweight, linear.bias, scheme)
+        return cls(qweight, linear.bias, scheme, getattr(linear, "activation", None))
 
     @property
     def in_features(self) -> int:
@@ -130,6 +195,23 @@ class QuantLinear(Module):
         return self.qweight.shape[0]
 
     def forward(self, x):
+        """The dynamic Linear: quantize ``x`` from its own range, int8 GEMM, dequantize.
+
+        Parameters
+        ----------
+        x : (..., K) float array
+            Inputs; float16 and float64 are converted to float32.
+
+        Returns
+        -------
+        (..., N) float32 ndarray
+            The outputs (after the fused activation, if any).
+
+        Raises
+        ------
+        ValueError
+            If the last axis of ``x`` is not K, or ``x`` holds NaN or Inf.
+        """
         x = _input(self, x, self.in_features)
         bias = self.qweight.zero_bias if self.bias is None else self.bias
         x2d = x.reshape(-1, self.in_features)
