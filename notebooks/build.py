@@ -1,7 +1,17 @@
-"""Write the teaching notebooks from the cell sources below: ``python notebooks/build.py``.
+"""Write the teaching notebooks from the cell sources below and execute them.
 
-The notebooks are committed without outputs; ``tests/test_notebooks.py`` executes each
-one (each under a minute) and checks that the source here and the committed files agree.
+One command regenerates all six, outputs and figures included (the timing cells take
+the benchmark lock, so that no two benchmarks share the machine)::
+
+    flock /tmp/numbaq-bench.lock python notebooks/build.py            # all notebooks
+    python notebooks/build.py 06_integer_units                        # some of them
+    python notebooks/build.py --no-execute                            # sources only
+
+The notebooks are committed with their outputs, so that they read without running (on
+a repository page and in the documentation site, which renders them without executing).
+``tests/test_notebooks.py`` executes each one (each under a minute) and checks that the
+committed cell sources are the ones written here (outputs are not compared: timings
+differ from run to run).
 """
 
 from __future__ import annotations
@@ -462,6 +472,361 @@ for r in rows:
     print(f"{r[0]:32s} {r[1]:48s} {r[2]}")
 assert curves["dynamic per token"][-1] > curves["static min/max"][-1] + 10  # drift hurts static"""),
     ],
+    "06_integer_units": [
+        ("md", """# 06 · The CPU's integer units: `vpdpbusd` and AMX `tdpbusd`
+
+numbaq's GEMM multiplies uint8 activations by int8 weights and accumulates in int32. On
+x86 CPUs two instructions do that at scale: AVX-512 VNNI's `vpdpbusd` (one vector of 16
+int32 lanes, 4 products per lane) and AMX's `tdpbusd` (a 16 x 16 int32 tile, 64 products
+per element). This notebook writes a numpy twin of each on small arrays, checks it against
+numbaq's int32 output on the same data, draws the packed weight layouts, explains the
+uint8 x int8 operands and the +128 shift, shows the int16 saturation that made PyTorch use
+7-bit activations, and measures every GEMM path this machine can run."""),
+        ("code", SETUP + """
+import time
+import numba
+info = nq.info()
+ALL_PATHS = ("vnni512", "vnni256", "avx512bw", "avx2", "plain")   # NUMBAQ_GEMM_PATH values
+
+def cpu_flags():
+    \"\"\"The kernel's CPU flags (Linux); empty elsewhere.\"\"\"
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next(line for line in f if line.startswith("flags")).split(":")[1].split())
+    except (OSError, StopIteration):
+        return set()
+
+has_amx = {"amx_tile", "amx_int8"} <= cpu_flags()
+can_run = info["gemm_paths_available"]
+cannot = {}
+for path in ALL_PATHS:
+    if path not in can_run:
+        nq.config.GEMM_PATH = path              # forcing a path the CPU lacks is a clear error
+        try:
+            nq.gemm_path()
+        except ValueError as e:
+            cannot[path] = str(e).split(";")[0]
+        finally:
+            nq.config.GEMM_PATH = "auto"
+cannot["amx"] = info.get("amx") or ("numbaq has no AMX kernel yet; this CPU "
+                                    + ("has" if has_amx else "lacks") + " AMX-INT8")
+print("CPU:", info["cpu"], "| features numbaq uses:", ", ".join(info["cpu_features"]) or "none")
+print("numbaq's GEMM path:", info["gemm_path"], "-", info["gemm_path_reason"])
+print("paths run here:", ", ".join(can_run))
+for path, why in cannot.items():
+    print(f"not run here: {path}: {why}")
+print("AMX in /proc/cpuinfo:", has_amx, "- the AMX figures below were measured on another machine")"""),
+        ("md", """## `vpdpbusd`: 16 lanes, 4 products each
+
+`vpdpbusd zmm_c, zmm_a, zmm_b` treats each 512-bit register as 16 lanes of 4 bytes. In
+lane `i` it multiplies the 4 **unsigned** bytes of `a` by the 4 **signed** bytes of `b`,
+adds the 4 products (each in [-32640, 32385], exact) and adds the sum to the int32 lane
+`c[i]`, wrapping at 32 bits (`vpdpbusds` is the saturating twin). 64 multiply-adds per
+instruction:
+
+`c[i] += a[4i]*b[4i] + a[4i+1]*b[4i+1] + a[4i+2]*b[4i+2] + a[4i+3]*b[4i+3]`"""),
+        ("code", """def vpdpbusd(c, a, b):
+    \"\"\"c (16,) int32 += per lane i: sum_j a[4i + j] (uint8) * b[4i + j] (int8), wrapping.\"\"\"
+    products = a.astype(np.int64).reshape(-1, 4) * b.astype(np.int64).reshape(-1, 4)
+    return (c.astype(np.int64) + products.sum(axis=1)).astype(np.int32)
+
+a = rng.integers(0, 256, 64, dtype=np.uint8)
+b = rng.integers(-128, 128, 64, dtype=np.int8)
+c = vpdpbusd(np.zeros(16, np.int32), a, b)
+print("lane 0:", " + ".join(f"{x}*{y}" for x, y in zip(a[:4].tolist(), b[:4].tolist())), "=", c[0])
+# The extremes: 4 * 255 * -128 per lane, never an int16 overflow inside the instruction.
+print("extreme lane:", vpdpbusd(np.zeros(16, np.int32), np.full(64, 255, np.uint8),
+                                np.full(64, -128, np.int8))[0], "=", 4 * 255 * -128)"""),
+        ("md", """## A GEMM out of `vpdpbusd`, checked against numbaq
+
+numbaq's register tile computes `C = A . W^T` for uint8 `A` (M, K) and int8 weights `W`
+(N, K). The lanes are **output columns**: a weight register holds, for 16 columns, 4
+consecutive K values each; the activation register is one row's 4 bytes broadcast to all
+16 lanes. One instruction then advances 16 dot products by 4 terms. The weights are
+packed once so that each register is one contiguous 64-byte load
+(`QuantizedWeight.packed(path)`, layout `[panel][K / 4][vector][lane][4]`, 4 vectors = 64
+columns per panel on the `vnni512` path)."""),
+        ("code", """M, K, N = 3, 32, 64
+A = rng.integers(0, 256, (M, K), dtype=np.uint8)
+W = rng.integers(-128, 128, (N, K), dtype=np.int8)          # a Linear's weights, (N, K)
+lanes, nr = 16, 4                                            # vnni512: 16 lanes, 4 vectors
+def pack(W, path="vnni512"):
+    \"\"\"numbaq's packed weights for ``path`` (made once per weight, then cached).\"\"\"
+    return nq.QuantizedWeight.from_int8(W, 1.0).packed(path)
+packed = pack(W).reshape(-1, K // 4, nr, 4 * lanes)            # [panel][kq][vector][64 bytes]
+
+def gemm_vpdpbusd(A, packed):
+    \"\"\"The register tile's loop: per row, per weight vector, K / 4 vpdpbusd steps.\"\"\"
+    out = np.zeros((A.shape[0], packed.shape[0] * nr * lanes), np.int32)
+    for m in range(A.shape[0]):
+        for p in range(packed.shape[0]):
+            for v in range(nr):
+                acc = np.zeros(lanes, np.int32)
+                for kq in range(packed.shape[1]):
+                    broadcast = np.tile(A[m, 4 * kq:4 * kq + 4], lanes)   # 4 bytes -> 64
+                    acc = vpdpbusd(acc, broadcast, packed[p, kq, v])
+                col = (p * nr + v) * lanes
+                out[m, col:col + lanes] = acc
+    return out
+
+C_twin = gemm_vpdpbusd(A, packed)[:, :N]
+C_numbaq = nq.matmul_integer(A, W.T)        # ONNX MatMulInteger: (M, K) u8 @ (K, N) s8 -> int32
+np.testing.assert_array_equal(C_twin, C_numbaq)
+np.testing.assert_array_equal(C_twin, A.astype(np.int64) @ W.T.astype(np.int64))
+print(f"twin == numbaq ({info['gemm_path']} path) == int64 matmul:", C_numbaq.shape, C_numbaq.dtype)"""),
+        ("md", """## AMX `tdpbusd`: a 16 x 16 tile per instruction
+
+AMX adds eight **tile registers** of up to 16 rows x 64 bytes. `tdpbusd tmm_c, tmm_a, tmm_b`
+takes an A tile of 16 rows x 64 uint8 (16 rows of activations, 64 K values, loaded
+straight from a row-major matrix), a B tile of 16 rows x 64 int8 in **VNNI-4** layout
+(row `r` holds K values `4r..4r+3` of each of 16 columns, 4 bytes per column) and adds to a
+16 x 16 int32 C tile:
+
+`C[m, n] += sum over r < 16, j < 4 of A[m, 4r + j] * B[r, 4n + j]`
+
+That is 16 x 16 x 64 = 16,384 multiply-adds per instruction, against 64 for `vpdpbusd`:
+each C element is one `vpdpbusd` lane run over 16 K-quads. AMX-INT8 also has the other
+sign pairs (`tdpbssd`, `tdpbsud`, `tdpbuud`); AVX-512 VNNI's byte form is u8 x s8 only
+(`vpdpwssd` multiplies int16; the newer AVX-VNNI-INT8 adds the other byte pairs)."""),
+        ("code", """def vnni4(W):
+    \"\"\"B tiles for AMX: W (N, K) int8 -> [n // 16][k // 4][n % 16][k % 4], one tile per
+    16 columns x 64 K values (a contiguous 1 KiB, 64-byte rows).\"\"\"
+    n, k = W.shape
+    return W.reshape(n // 16, 16, k // 4, 4).transpose(0, 2, 1, 3).reshape(n // 16, k // 4, 64)
+
+def tdpbusd(C, A, B):
+    \"\"\"C (16, 16) int32 += A (16, 64) uint8 . B (16, 64) int8 tile in VNNI-4 layout.\"\"\"
+    a4 = A.astype(np.int64).reshape(16, 16, 4)                  # [m][r = k // 4][k % 4]
+    b4 = B.astype(np.int64).reshape(16, 16, 4)                  # [r][n][k % 4]
+    return (C.astype(np.int64) + np.einsum("mrj,rnj->mn", a4, b4)).astype(np.int32)
+
+A_tile = rng.integers(0, 256, (16, 64), dtype=np.uint8)
+W_tile = rng.integers(-128, 128, (16, 64), dtype=np.int8)      # 16 columns x 64 K values
+B_tile = vnni4(W_tile)[0]                                      # (16 rows, 64 bytes)
+C_tile = tdpbusd(np.zeros((16, 16), np.int32), A_tile, B_tile)
+np.testing.assert_array_equal(C_tile, nq.matmul_integer(A_tile, W_tile.T))
+# Step by step for one element: 16 K-quads, each one vpdpbusd lane.
+m, n = 2, 5
+steps = [int(A_tile[m, 4 * r:4 * r + 4].astype(np.int64) @ B_tile[r, 4 * n:4 * n + 4]) for r in range(16)]
+assert sum(steps) == C_tile[m, n]
+print(f"C[{m},{n}] = {' + '.join(map(str, steps[:4]))} + ... (16 quads) = {C_tile[m, n]}")
+
+def gemm_tiles(A, W):
+    \"\"\"A whole GEMM from tdpbusd: K and N padded to the tile, an M tail as a short tile.\"\"\"
+    m_, k_ = A.shape
+    n_ = W.shape[0]
+    kp, np_ = -(-k_ // 64) * 64, -(-n_ // 16) * 16
+    Ap = np.zeros((-(-m_ // 16) * 16, kp), np.uint8); Ap[:m_, :k_] = A
+    Wp = np.zeros((np_, kp), np.int8); Wp[:n_, :k_] = W
+    tiles = vnni4(Wp)                                          # [n // 16][k // 4][64]
+    C = np.zeros((Ap.shape[0], np_), np.int32)
+    for i in range(0, Ap.shape[0], 16):
+        for j in range(np_ // 16):
+            for kb in range(kp // 64):
+                C[i:i + 16, 16 * j:16 * j + 16] = tdpbusd(
+                    C[i:i + 16, 16 * j:16 * j + 16], Ap[i:i + 16, 64 * kb:64 * kb + 64],
+                    tiles[j, 16 * kb:16 * kb + 16].reshape(16, 64))
+    return C[:m_, :n_]
+
+A2 = rng.integers(0, 256, (40, 200), dtype=np.uint8)           # M = 40: a tail of 8 rows
+W2 = rng.integers(-128, 128, (48, 200), dtype=np.int8)
+np.testing.assert_array_equal(gemm_tiles(A2, W2), nq.matmul_integer(A2, W2.T))
+print("tiled tdpbusd twin == numbaq's int32 GEMM on (40, 200) x (200, 48)")"""),
+        ("md", """## The packed weight layouts, drawn
+
+Each cell is one byte of packed weights, coloured by its output column `n` and labelled
+with its K index. Top: the first two K-quads of a `vnni512` panel (64 columns: 4 zmm
+registers of 16 lanes per quad; each row is one 64-byte load). Bottom: one AMX B tile
+(16 columns, 64 K values; each row is one K-quad of 16 columns). They are the same
+arrangement within a quad: lane `i` of a VNNI register is column `i`'s 4 K values, and so
+is 4-byte group `i` of an AMX tile row. That is why the AMX probe could read numbaq's
+`vnni512` packing unchanged (with a 256-byte stride)."""),
+        ("code", """n_idx = np.repeat(np.arange(64, dtype=np.int8)[:, None], 4, axis=1)   # W[n, k] = n
+k_idx = np.repeat(np.arange(4, dtype=np.int8)[None, :], 64, axis=0)    # W[n, k] = k
+vn, vk = pack(n_idx).reshape(4, 64), pack(k_idx).reshape(4, 64)        # K-quad 0: 4 registers
+tn = vnni4(np.repeat(np.arange(16, dtype=np.int8)[:, None], 64, axis=1))[0].reshape(16, 64)
+tk = vnni4(np.repeat(np.arange(64, dtype=np.int8)[None, :], 16, axis=0))[0].reshape(16, 64)
+fig, ax = plt.subplots(2, 1, figsize=(10, 4.2), dpi=80, gridspec_kw={"height_ratios": [4, 8]})
+for axis, cols, ks, rows, title in [
+    (ax[0], vn, vk, [f"zmm v{v}" for v in range(4)],
+     "vnni512 weight panel, K-quad 0: 4 registers of 16 lanes (colour: column n; label: k)"),
+    (ax[1], tn[:8], tk[:8], [f"k {4 * r}-{4 * r + 3}" for r in range(8)],
+     "AMX B tile (VNNI-4), first 8 of its 16 rows: row r = K values 4r..4r+3 of 16 columns"),
+]:
+    axis.imshow(cols % 16, cmap="tab20", aspect="auto", vmin=0, vmax=19)
+    for (r, b), kval in np.ndenumerate(ks):
+        axis.text(b, r, str(kval), ha="center", va="center", fontsize=5)
+    axis.set_yticks(range(len(rows)), rows, fontsize=7)
+    axis.set_xticks(range(0, 64, 8), [f"lane {i}" for i in range(0, 16, 2)], fontsize=7)
+    axis.set_title(title, fontsize=9)
+fig.tight_layout()
+assert (vn[0] == tn[0]).all() and (vk[0] == tk[0] % 4).all()     # same bytes in a quad"""),
+        ("md", """## Why uint8 x int8, and the +128 shift
+
+`vpdpbusd` takes one unsigned and one signed byte operand, the pair of its predecessor
+`vpmaddubsw` (below): it fits the common case, asymmetric uint8 activations (ONNX's and
+PyTorch's, `zero_point` != 0) against symmetric int8 weights. Every other pair is moved
+onto it:
+
+* **int8 activations** (symmetric schemes): store `a + 128` as uint8 (flip the top bit),
+  then `sum_k (a + 128) w = sum_k a w + 128 sum_k w`. The column sums of `w` are computed
+  once per weight, so the correction is one subtraction per output.
+* **Zero points**: `sum_k (a - z_a)(w - z_w) = sum a w - z_w sum_k a - z_a sum_k w + K z_a z_w`,
+  the row sums of `a` computed with the quantize pass. Symmetric weights (`z_w = 0`) drop
+  two terms.
+* **uint8 weights** are shifted down by 128 the same way, corrected with row sums of `a`."""),
+        ("code", """a8 = rng.integers(-128, 128, (4, 64), dtype=np.int8)       # symmetric int8 activations
+w8 = rng.integers(-128, 128, (16, 64), dtype=np.int8)
+shifted = a8.view(np.uint8) ^ np.uint8(0x80)                 # a + 128 as uint8: flip the sign bit
+assert np.array_equal(shifted.astype(np.int16), a8.astype(np.int16) + 128)
+raw = shifted.astype(np.int64) @ w8.T.astype(np.int64)       # what the u8 x s8 unit computes
+col_sums = w8.astype(np.int64).sum(axis=1)                   # once per weight
+exact = a8.astype(np.int64) @ w8.T.astype(np.int64)
+np.testing.assert_array_equal(raw - 128 * col_sums, exact)
+np.testing.assert_array_equal(nq.matmul_integer(a8, w8.T), exact)   # numbaq shifts inside
+# Asymmetric uint8 activations with a zero point, as PER_TOKEN_UINT8 produces them:
+au = rng.integers(0, 256, (4, 64), dtype=np.uint8); za = np.uint8(131)
+zp_fixed = au.astype(np.int64) @ w8.T.astype(np.int64) - int(za) * col_sums
+np.testing.assert_array_equal(nq.matmul_integer(au, w8.T, za), zp_fixed)
+print("shift and zero-point corrections exact; max |raw - exact| =", int(np.abs(raw - exact).max()))"""),
+        ("md", """## int16 saturation: why PyTorch quantizes activations to 7 bits
+
+Before VNNI, the fastest u8 x s8 instruction was `vpmaddubsw`: it multiplies pairs of bytes
+and adds each pair into a **saturating int16**, then `vpmaddwd` against ones widens to int32.
+Two full-range products, `2 x 255 x 127 = 64770`, exceed int16's 32767 and clip. With 7-bit
+activations (0..127), `2 x 127 x 128 = 32512` always fits. FBGEMM, PyTorch's x86 backend,
+uses that sequence, so `torch.ao.quantization.quantize_dynamic` hard-codes
+`reduce_range=True`: activations in [0, 127], one bit (6 dB of SQNR) given away on every
+CPU, VNNI or not. numbaq's pre-VNNI paths (`avx512bw`, `avx2`) instead widen the bytes to
+int16 and use `vpmaddwd` (int16 pairs into int32, exact) at half the rate."""),
+        ("code", """def vpmaddubsw(a, b):
+    \"\"\"int16 lanes: a[2i] * b[2i] + a[2i+1] * b[2i+1] (uint8 x int8), saturated.\"\"\"
+    pairs = a.astype(np.int32).reshape(-1, 2) * b.astype(np.int32).reshape(-1, 2)
+    return np.clip(pairs.sum(axis=1), -32768, 32767).astype(np.int16)
+
+def gemm_pre_vnni(A, W):
+    \"\"\"vpmaddubsw, then vpmaddwd with ones (int16 pairs -> int32): the pre-VNNI sequence.\"\"\"
+    return np.array([[vpmaddubsw(row, col).astype(np.int64).sum() for col in W] for row in A])
+
+print("255*127 + 255*127 =", 2 * 255 * 127, "-> vpmaddubsw:", vpmaddubsw(np.full(2, 255, np.uint8), np.full(2, 127, np.int8))[0])
+from numbaq.cli import realistic_activations
+x = realistic_activations(tokens=16, hidden=256, seed=1)
+wq = nq.quantize_weight(rng.standard_normal((32, 256)).astype(np.float32)).q  # int8 per channel
+rows = []
+for label, scheme in [("uint8 [0, 255] (ONNX)", "ONNX"), ("7-bit [0, 127] (TORCH)", "TORCH")]:
+    qp = nq.choose_qparams(x, scheme)
+    q = nq.quantize(x, qp)
+    exact = nq.matmul_integer(q, wq.T)   # raw u8 x s8 products, no zero point
+    sat = gemm_pre_vnni(q, wq)
+    rows.append((label, int(q.max()), np.mean(sat != exact), int(np.abs(sat - exact).max())))
+for label, top, frac, err in rows:
+    print(f"{label:24s} max code {top:3d}: {100 * frac:5.1f}% of outputs wrong, max error {err}")
+assert rows[1][2] == 0                                           # 7 bits never saturate
+ext_a, ext_w = np.full((2, 64), 255, np.uint8), np.full((3, 64), 127, np.int8)
+assert (gemm_pre_vnni(ext_a, ext_w) != ext_a.astype(np.int64) @ ext_w.T).all()
+for path in [p for p in ("avx512bw", "avx2") if p in can_run]:      # numbaq's int16 paths: exact
+    nq.config.GEMM_PATH = path
+    try:
+        np.testing.assert_array_equal(nq.matmul_integer(ext_a, ext_w.T), ext_a.astype(np.int64) @ ext_w.T)
+    finally:
+        nq.config.GEMM_PATH = "auto"
+    print(f"numbaq's {path} path on the extreme data: exact")"""),
+        ("md", """## Measured: every GEMM path on this machine
+
+Each path this CPU runs, forced with `numbaq.config.GEMM_PATH`, on the int32 GEMM core
+(`numbaq.engine.gemm_i32`, what `matmul_integer` and every layer call: uint8 activations
+times int8 weights packed once for the path), K = N = 768, M from 1 to 256 rows, one
+thread; GOPS = 2MKN / time, best of several calls. The whole dynamic Linear adds the
+activations' quantize pass and the dequantizing epilogue (25-35% more time). The machine
+may be shared, so compare the paths within this run. The dashed lines are single-core
+`vpdpbusd zmm` peaks measured by instruction microbenchmarks on the project's development
+machines (a 2-vCPU Intel Xeon and a 2-vCPU AMD EPYC Zen 4), not here."""),
+        ("code", """from numbaq import engine
+K = N = 768
+MS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+qw = nq.QuantizedWeight.from_int8(rng.integers(-127, 128, (N, K), dtype=np.int8), 1.0)
+lhs = {m: rng.integers(0, 256, (m, K), dtype=np.uint8) for m in MS}   # K % 4 == 0: no padding
+threads = numba.get_num_threads()
+numba.set_num_threads(1)
+gops = {}
+t_start = time.perf_counter()
+try:
+    for path in can_run:
+        nq.config.GEMM_PATH = path
+        assert nq.gemm_path()[0] == path
+        w_packed = qw.packed(path)
+        gops[path] = []
+        for m in MS:
+            out = np.empty((m, N), np.int32)
+            engine.gemm_i32(lhs[m], w_packed, N, out)              # compile or load from cache
+            reps = max(3, int(3e8 // (m * K * N))) if path != "plain" else 1
+            best = float("inf")
+            for _ in range(5 if path != "plain" else 3):
+                t = time.perf_counter()
+                for _ in range(reps):
+                    engine.gemm_i32(lhs[m], w_packed, N, out)
+                best = min(best, (time.perf_counter() - t) / reps)
+            gops[path].append(2 * m * K * N / best / 1e9)
+        expected = lhs[MS[-1]].astype(np.int64) @ qw.q.T.astype(np.int64)
+        assert np.array_equal(out, expected), path                 # every path: exact
+finally:
+    nq.config.GEMM_PATH = "auto"
+    numba.set_num_threads(threads)
+print(f"measured in {time.perf_counter() - t_start:.1f} s; GOPS, one thread:")
+print("M      " + "".join(f"{p:>10s}" for p in can_run))
+for i, m in enumerate(MS):
+    print(f"{m:<7d}" + "".join(f"{gops[p][i]:10.0f}" for p in can_run))
+plt.figure(figsize=(7.5, 4))
+for path in can_run:
+    plt.semilogx(MS, gops[path], "o-", base=2, label=path)
+plt.axhline(740, ls="--", c="0.5", lw=1)
+plt.text(1, 750, "vpdpbusd zmm peak, 1 core: 740 (Intel, measured elsewhere)", fontsize=7)
+plt.axhline(468, ls=":", c="0.5", lw=1)
+plt.text(1, 478, "468 (AMD Zen 4, measured elsewhere)", fontsize=7)
+plt.xlabel("M (rows of activations)"); plt.ylabel("GOPS, one thread"); plt.legend(fontsize=8)
+plt.title(f"int32 GEMM core, K = N = 768, on {info['cpu']}; not run here: {', '.join(cannot)}",
+          fontsize=9)
+print("fastest at M = 256:", max(can_run, key=lambda p: gops[p][-1]))"""),
+        ("md", """## Where the matrix tiles stop paying (AMX, measured on another machine)
+
+This CPU cannot run AMX (see the first cell). The figures below were **measured on a
+2-vCPU Intel Xeon with AMX** (2026-12-01, `shared/notes/measured.md` and
+`shared/amx-probe/RESULTS.md`), not here:
+
+* one `tdpbusd` (16,384 multiply-adds) every 4.4-4.6 ns: **7.1-7.4 TOPS** per core,
+  register only, against 740 GOPS for `vpdpbusd zmm`;
+* a Numba AMX GEMM probe (2 x 2 tiles, 64-byte aligned): 2644 GOPS at M=128, K=768,
+  N=3072, 3.5x numbaq's `vnni512` core (749 GOPS) on the same machine;
+* the whole dynamic Linear, one thread, ONNX Runtime (MLAS, AMX tiles) against numbaq
+  (`vnni512`): the ratio below.
+
+A tile always computes 16 rows. At M = 1, 15 of them are padding, so its ceiling is
+7.2 TOPS / 16 = 450 GOPS, under the VNNI ceiling; and M = 1 is bound by reading the
+weights anyway. The tiles pay from a few rows up, and fully from M = 16."""),
+        ("code", """AMX_TOPS, VNNI_GOPS = 7.2, 740                      # measured on the Intel AMX machine
+ms = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256])
+amx_ceiling = AMX_TOPS * 1e3 * np.minimum(ms, 16) / 16     # useful rows of a 16-row tile
+# Whole dynamic Linear, 1 thread, µs (shared/notes/measured.md, Intel machine with AMX):
+measured = {1: (768, 768, 15, 15), 8: (768, 3072, 92, 124), 32: (768, 768, 34, 90),
+            128: (768, 3072, 455, 1226), 512: (1024, 4096, 2620, 8394)}  # M: (K, N, ORT AMX, numbaq)
+fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
+ax[0].loglog(ms, amx_ceiling, "o-", label="AMX tdpbusd ceiling: 7.2 TOPS x min(M, 16) / 16")
+ax[0].set_xscale("log", base=2)
+ax[0].axhline(VNNI_GOPS, c="C1", ls="--", label="vpdpbusd zmm ceiling: 740 GOPS")
+ax[0].set_xlabel("M"); ax[0].set_ylabel("GOPS, one core"); ax[0].legend(fontsize=7)
+ax[0].set_title("peaks by M (measured on an Intel Xeon with AMX, not here)", fontsize=9)
+mm = sorted(measured)
+ratio = [measured[m][3] / measured[m][2] for m in mm]
+ax[1].semilogx(mm, ratio, "o-", base=2)
+ax[1].axhline(1, c="0.5", lw=1)
+ax[1].set_xlabel("M"); ax[1].set_ylabel("numbaq vnni512 time / ORT AMX time")
+ax[1].set_title("dynamic Linear, 1 thread (measured on the AMX machine, not here)", fontsize=9)
+fig.tight_layout()
+for m, r in zip(mm, ratio):
+    k, n, ort, ours = measured[m]
+    print(f"M={m:<4d} K={k} N={n}: ORT (AMX) {ort:5d} µs, numbaq (VNNI) {ours:5d} µs -> tiles {r:.2f}x")
+print("AMX ceiling passes the VNNI ceiling from M =", int(ms[amx_ceiling > VNNI_GOPS][0]))"""),
+    ],
 }
 
 
@@ -479,9 +844,53 @@ def build(name: str):
     return nb
 
 
-def main():
-    for name in NOTEBOOKS:
-        nbformat.write(build(name), HERE / f"{name}.ipynb")
+def execute(nb, timeout: int = 600):
+    """Run ``nb`` in a fresh kernel (from the repository root), outputs in place.
+
+    Figures are embedded as PNG: the kernel uses the inline backend, whatever
+    ``MPLBACKEND`` says here. Execution times are not recorded, so that a rerun only
+    changes what the cells print and draw.
+    """
+    import os
+
+    import nbclient
+
+    env_backend = os.environ.pop("MPLBACKEND", None)
+    try:
+        nbclient.NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(HERE.parent)}},
+        ).execute()
+    finally:
+        if env_backend is not None:
+            os.environ["MPLBACKEND"] = env_backend
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
+def main(argv=None):
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", help=f"notebooks to write (default: {list(NOTEBOOKS)})")
+    parser.add_argument(
+        "--no-execute", action="store_true", help="write the sources only, without outputs"
+    )
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(NOTEBOOKS))
+    if unknown:
+        parser.error(f"unknown notebooks {unknown}; choose from {list(NOTEBOOKS)}")
+    for name in args.names or NOTEBOOKS:
+        nb = build(name)
+        if not args.no_execute:
+            start = time.perf_counter()
+            execute(nb)
+            print(f"executed {name} in {time.perf_counter() - start:.1f} s")
+        nbformat.write(nb, HERE / f"{name}.ipynb")
         print("wrote", HERE / f"{name}.ipynb")
 
 

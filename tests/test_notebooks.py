@@ -1,5 +1,5 @@
-"""The teaching notebooks run top to bottom (each in under a minute) and match their
-source in notebooks/build.py."""
+"""The teaching notebooks run top to bottom (each in under a minute), match their
+source in notebooks/build.py, and are committed with the outputs of one such run."""
 
 import sys
 import time
@@ -26,6 +26,21 @@ def test_committed_notebook_matches_its_source(name):
     assert [c.source for c in committed.cells] == [c.source for c in build.build(name).cells], (
         "run `python notebooks/build.py`"
     )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_has_its_outputs(name):
+    """Committed executed (top to bottom, in one kernel), so that it reads without running:
+    on a repository page and in the documentation site, which does not execute them."""
+    committed = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    code = [c for c in committed.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
+        "run `python notebooks/build.py` (it writes and executes the notebooks)"
+    )
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    if any("plt." in c.source for c in code):
+        assert any("image/png" in o.get("data", {}) for o in outputs), "figures are missing"
 
 
 @pytest.mark.parametrize("name", NAMES)
