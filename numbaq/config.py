@@ -74,7 +74,7 @@ FASTMATH: bool = False
 min/max reductions are exact integer reductions that vectorize without it."""
 
 JIT_OPTIONS: dict = {
-    "cache": CACHE,
+    "cache": False,  # on-disk caching goes through numbaq._cache (see jit), when CACHE
     "nogil": True,
     "error_model": "numpy",
     "boundscheck": False,
@@ -98,7 +98,7 @@ def jit(parallel: bool = False, inline: bool = False):
     that others call never serves stale machine code.
     """
     extra = {"inline": "always"} if inline else {}
-    options = {**JIT_OPTIONS, "cache": False, **extra}
+    options = {**JIT_OPTIONS, **extra}
 
     def decorate(py_func):
         dispatcher = numba.njit(parallel=parallel, **options)(py_func)

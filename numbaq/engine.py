@@ -50,8 +50,8 @@ def lhs_params(sch: QScheme) -> LhsParams:
     qmin, qmax = sch.clamp_range
     return LhsParams(
         sch.granularity == "tensor",
-        float(smin),
-        float(smax),
+        int(smin),
+        int(smax),
         int(qmin),
         int(qmax),
         bool(sch.symmetric),
@@ -167,6 +167,17 @@ def shift_lhs(codes: np.ndarray) -> tuple[np.ndarray, int]:
     return a, 0
 
 
+def shift_rhs(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(w, shift)``: integer codes (K, N) uint8 or int8 as the GEMM's int8 rhs, (N, K).
+
+    uint8 codes are stored ``codes - SHIFT`` (the sign bit flipped), int8 as they are;
+    ``shift`` (0 or ``SHIFT``) is what the zero points must subtract.
+    """
+    if codes.dtype == np.uint8:
+        return np.ascontiguousarray((codes ^ np.uint8(SHIFT)).view(np.int8).T), SHIFT
+    return np.ascontiguousarray(codes.T), 0
+
+
 # ------------------------------------------------------------------ the kernels
 def gemm_i32(a, w_packed, n: int, out, path: str | None = None, block: int | None = None):
     """Raw int32 products ``out = a . w^T`` (wrapping) of a uint8 lhs and packed weights.
@@ -245,7 +256,7 @@ def dynamic_linear(x2d, sch: QScheme, qweight, bias, act: int, y):
     else:
         status = mod.dynamic_linear_f32(*args)
     _check_status(status, "x")
-    if sch.storage is np.int8:  # the kernel's zero points include the shift
+    if lhs_params(sch).signed:  # the kernel's zero points include the shift
         a_zp -= SHIFT
     return a_scale, a_zp
 
@@ -264,12 +275,11 @@ def linear_blocks(codes, a_scale, qweight, block: int, w_scale, bias, act: int, 
     + bias``, ``dot_b`` the int32 product of block ``b``.
 
     ``codes`` (M, K) int8, ``a_scale`` (M, K // block), ``w_scale`` (K // block, N)
-    float32, ``y`` (M, N). Blocks whose size is not a multiple of 4 run on the plain path
-    (the packed paths read K four values at a time).
+    float32, ``y`` (M, N); ``block`` a multiple of 4 dividing K (every path reads K four
+    values at a time; the verbs refuse other sizes).
     """
+    assert block % 4 == 0 and codes.shape[1] % block == 0, "validated by the caller"
     path, mod = _kernels(None)
-    if codes.shape[1] % 4 or block % 4:
-        path, mod = _kernels("plain")
     a, _ = shift_lhs(codes)
     (m, lda), n = a.shape, y.shape[1]
     args = (a.reshape(-1), lda, m, qweight.packed(path), lda // 4, n, block // 4)
@@ -281,49 +291,58 @@ def linear_blocks(codes, a_scale, qweight, block: int, w_scale, bias, act: int, 
         mod.linear_blocks_f32(*args)
 
 
-def recurrence(lstm: bool, xg, h, c, out, reverse: bool, sch: QScheme, qweight, bias, owner: str):
+def recurrence(
+    lstm: bool, xg, h, c, out, reverse: bool, sch: QScheme, qweight, bias, owner: str, tasks=None
+):
     """All steps of one LSTM/GRU layer direction in one kernel call.
 
     ``xg`` (T, B, G*H) float32 input projections, ``h``/``c`` (B, H) float32 initial
     state (updated in place; ``c`` unused for a GRU), ``out`` (T, B, H) every step's
-    ``h``; ``qweight`` is ``W_hh`` (G*H, H). Each step quantizes ``h`` under ``sch``, then
-    every block of hidden units computes its gates' columns of the hidden projection and
-    updates its units; the blocks are split across threads, so each core keeps its share
-    of ``W_hh`` in its own cache from step to step. The results are the bits of the
-    step-by-step path (dynamic Linear, then ``kernels.rnn._lstm_step``).
+    ``h``; ``qweight`` is ``W_hh`` (G*H, H) with one scale per row. Each step quantizes
+    ``h`` under ``sch``, then every block of hidden units computes its gates' columns of
+    the hidden projection and updates its units; the blocks are split across threads, so
+    each core keeps its share of ``W_hh`` in its own cache from step to step. The results
+    are the bits of the step-by-step path (dynamic Linear, then ``kernels.rnn``'s gates).
+    ``tasks`` forces the number of blocks (tests); by default one per thread when a step
+    is large enough to pay for a parallel launch, else one.
     """
+    assert qweight.group_size is None, "per-group W_hh takes the step-by-step path"
     path, mod = _kernels(None)
     gates = 4 if lstm else 3
     (batch, hidden), k = h.shape, qweight.shape[1]
-    # Parallel when a step pays for a parallel launch (a few us): W_hh of 256 KB or more
-    # (even at batch 1: split across the cores, each share stays in its core's L2 from
-    # step to step), or a large batch.
-    threads = config.num_threads()
-    large = qweight.q.nbytes >= 1 << 18 or batch * qweight.q.size >= config.GEMM_PARALLEL_MIN
-    tasks = threads if threads > 1 and large else 1
+    if tasks is None:
+        # A parallel launch (a few us) per step pays for W_hh of 256 KB or more (even at
+        # batch 1: split across the cores, each share stays in its core's L2 from step to
+        # step) or for a large batch.
+        large = qweight.q.nbytes >= 1 << 18 or batch * qweight.q.size >= config.GEMM_PARALLEL_MIN
+        tasks = config.num_threads() if large else 1
     unit_block = _unit_block(path, gates, hidden, tasks)
-    if -(-hidden // unit_block) < tasks:
-        tasks, unit_block = 1, hidden
-    order = _gate_order(gates, hidden, unit_block)
-    w = qweight.reordered(f"gates{gates}x{unit_block}", order)
+    w = qweight
+    if unit_block < hidden:  # one block is PyTorch's own order
+        order = _gate_order(gates, hidden, unit_block)
+        w, bias = qweight.reordered(f"gates{gates}x{unit_block}", order), bias[order]
     args = (lstm, xg, h, c, out, reverse, _lhs_tuple(sch), w.packed(path), -(-k // 4))
-    args += (w.scale, w.col_sums, np.ascontiguousarray(bias[order]))
+    args += (w.scale, w.col_sums, np.ascontiguousarray(bias))
     args += (np.empty(batch, np.float32), np.empty(batch, np.int32), unit_block)
-    status = mod.recurrence_par(*args) if tasks > 1 else mod.recurrence(*args)
+    status = mod.recurrence_par(*args) if unit_block < hidden else mod.recurrence(*args)
     if status:
         raise ValueError(
             f"{owner}: the hidden state overflowed or became NaN/Inf; check the weights"
         )
 
 
-_gate_order = functools.cache(gate_order)
+@functools.cache
+def _gate_order(gates: int, hidden: int, unit_block: int) -> np.ndarray:
+    order = gate_order(gates, hidden, unit_block)
+    order.flags.writeable = False  # shared by every caller
+    return order
 
 
 def _unit_block(path: str, gates: int, hidden: int, tasks: int) -> int:
-    """Hidden units per task: ``hidden / tasks``, rounded up to a number of units whose
-    ``gates`` columns fill whole panels. One task per thread: every block boundary costs
-    a call and a short loop (measured, one thread, 64 steps of 2048 x 512 at batch 1:
-    32 blocks 2894 us, 4 blocks 1788, 1 block 1703)."""
+    """Hidden units per block: ``hidden / tasks`` rounded up to a number of units whose
+    ``gates`` columns fill whole panels (all of them for one task). Few blocks: every
+    block boundary costs a call and a short loop (measured, one thread, 64 steps of
+    2048 x 512 at batch 1: 32 blocks 2894 us, 4 blocks 1788, 1 block 1703)."""
     panel = paths.PATHS[path].panel
     base = panel // math.gcd(gates, panel)
-    return base * -(-hidden // (base * tasks))
+    return min(hidden, base * -(-hidden // (base * tasks)))

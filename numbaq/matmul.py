@@ -190,11 +190,9 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> np.ndarray:
     zb = _zero_points(b_zero_point, b.dtype, n, "b_zero_point", "column of b")
     _check_k(k, _span(za, a.dtype), _span(zb, b.dtype), f"{a.dtype} x {b.dtype}")
     a_buf, shift_a = engine.shift_lhs(a)
-    if b.dtype == np.uint8:
-        b_t, shift_b = np.ascontiguousarray((b ^ np.uint8(ke.SHIFT)).view(np.int8).T), ke.SHIFT
-    else:
-        b_t, shift_b = np.ascontiguousarray(b.T), 0
-    out = engine.gemm_i32(a_buf, kg.pack(b_t, gemm_path()[0]), n, np.empty((m, n), np.int32))
+    b_t, shift_b = engine.shift_rhs(b)
+    path = gemm_path()[0]  # resolved once: the packing and the kernel must agree
+    out = engine.gemm_i32(a_buf, kg.pack(b_t, path), n, np.empty((m, n), np.int32), path)
     za_eff = za + shift_a
     zb_eff = zb - shift_b
     row_sums = np.zeros(m, np.int32)

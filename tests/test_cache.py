@@ -43,7 +43,24 @@ def test_editing_a_callee_in_another_file_invalidates_the_cache(tmp_path):
     assert _run(tmp_path) == (1.0, False)  # recompiled: the new callee, not stale code
 
 
-def test_the_digest_covers_every_kernel_file():
-    names = {p.name for p in (Path(numbaq.__file__).parent / "kernels").glob("*.py")}
-    assert {"mathf.py", "epilogue.py", "_tiles_plain.py"} <= names
-    assert len(_cache.kernel_digest()) == 64
+def test_the_digest_covers_every_kernel_file(tmp_path, monkeypatch):
+    """Any edit to a kernel file (generated ones too) or config.py changes the digest;
+    other modules do not take part."""
+    package = tmp_path / "numbaq"
+    shutil.copytree(Path(numbaq.__file__).parent, package)
+    monkeypatch.setattr(_cache, "_ROOT", package)
+
+    def digest_after(edit=None):
+        if edit is not None:
+            (package / edit).write_text((package / edit).read_text() + "\n# edited\n")
+        _cache.kernel_digest.cache_clear()
+        return _cache.kernel_digest()
+
+    try:
+        seen = [digest_after()]
+        for edit in ("kernels/_tiles_plain.py", "kernels/mathf.py", "config.py"):
+            seen.append(digest_after(edit))
+        assert len(set(seen)) == len(seen)
+        assert digest_after("ops.py") == seen[-1]  # not a kernel source
+    finally:
+        _cache.kernel_digest.cache_clear()

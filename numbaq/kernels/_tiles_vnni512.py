@@ -9,9 +9,9 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
+from .epilogue import SHIFT, _activate_rows, _store_f32, _store_i32
 from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
-from .epilogue import SHIFT, _activate_rows, _store_f32, _store_i32
 from .simd import bcast16 as vbcast
 from .simd import dpbusd16 as vdot
 from .simd import fadd16 as vfadd

@@ -7,9 +7,9 @@ One table, read by the generator (``_gen_gemm``: tile shape, instruction, layout
 =========  ==================================  ===================================
 path       instruction                          needs
 =========  ==================================  ===================================
-vnni512    ``vpdpbusd zmm`` (64 MAC / instr)    avx512vnni, avx512bw
+vnni512    ``vpdpbusd zmm`` (64 MAC / instr)    avx512vnni, avx512bw, avx512f
 vnni256    ``vpdpbusd ymm``                     avx512vnni + avx512vl, or avxvnni
-avx512bw   ``vpmaddwd zmm`` on int16-widened    avx512bw
+avx512bw   ``vpmaddwd zmm`` on int16-widened    avx512bw, avx512f
 avx2       ``vpmaddwd ymm`` on int16-widened    avx2
 plain      plain Numba loops                    nothing
 =========  ==================================  ===================================

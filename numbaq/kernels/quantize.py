@@ -300,8 +300,8 @@ class LhsParams(NamedTuple):
     ----------
     per_tensor : bool
         One scale for all rows (else one per row).
-    smin, smax : float
-        The scale range ``[smin, smax]`` the codes map onto (``QScheme.scale_range``).
+    smin, smax : int
+        The code range the scale is chosen for (``QScheme.scale_range``).
     qmin, qmax : int
         Codes are clamped to ``[qmin, qmax]`` (``QScheme.clamp_range``).
     symmetric, torch_rule, reciprocal : bool
@@ -313,8 +313,8 @@ class LhsParams(NamedTuple):
     """
 
     per_tensor: bool
-    smin: float
-    smax: float
+    smin: int
+    smax: int
     qmin: int
     qmax: int
     symmetric: bool
@@ -367,7 +367,7 @@ def _lhs_qparams(lo, hi, lhs, shift, a_scale, a_zp):
 def _quantize_lhs(x, lhs, a, a_scale, a_zp):
     """Dynamic quantization of ``x`` (M, K) float32 into the GEMM's lhs ``a`` (M, lda) uint8.
 
-    ``lhs`` is the scheme's :class:`numbaq.engine.LhsParams` (granularity, scale range,
+    ``lhs`` is the scheme's :class:`LhsParams` (granularity, scale range,
     code range, rule). Per row (one fused pass each) or per tensor (stats of every row
     first). Writes the
     scales to ``a_scale`` (M,) and the *effective* zero points, ``zero_point + SHIFT`` for

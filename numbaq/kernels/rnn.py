@@ -45,37 +45,18 @@ def _gru_unit(xr, xz, xn, hr, hz, hn, h):
 def _lstm_step(xg, hg, c, h_out, c_out):
     """One LSTM step: ``xg``, ``hg`` (B, 4H) float32; ``c`` (B, H); writes ``h_out``, ``c_out``.
 
-    ``xg`` may be any (B, 4H) view (a time step of the whole-sequence projection).
+    ``xg`` may be any (B, 4H) view (a time step of the whole-sequence projection). One
+    block of all ``H`` units (:func:`_lstm_block`) is PyTorch's layout.
     """
-    hidden = c.shape[1]
-    for b in range(c.shape[0]):
-        x, y = xg[b], hg[b]
-        for j in range(hidden):
-            h_out[b, j], c_out[b, j] = _lstm_unit(
-                x[j] + y[j],
-                x[hidden + j] + y[hidden + j],
-                x[2 * hidden + j] + y[2 * hidden + j],
-                x[3 * hidden + j] + y[3 * hidden + j],
-                c[b, j],
-            )
+    c_out[:] = c
+    _lstm_block(xg, hg, 0, c.shape[1], h_out, c_out)
 
 
 @jit()
 def _gru_step(xg, hg, h, h_out):
     """One GRU step: ``xg``, ``hg`` (B, 3H) float32; ``h`` (B, H); writes ``h_out``."""
-    hidden = h.shape[1]
-    for b in range(h.shape[0]):
-        x, y = xg[b], hg[b]
-        for j in range(hidden):
-            h_out[b, j] = _gru_unit(
-                x[j],
-                x[hidden + j],
-                x[2 * hidden + j],
-                y[j],
-                y[hidden + j],
-                y[2 * hidden + j],
-                h[b, j],
-            )
+    h_out[:] = h
+    _gru_block(xg, hg, 0, h.shape[1], h_out)
 
 
 # ------------------------------------------------- blocks of units (the fused recurrence)

@@ -322,11 +322,15 @@ class _Recurrent(_Projections):
 
     def _fused(self) -> bool:
         """Run all steps in one kernel call: quantized, not tracing (a trace records every
-        step's scales), and a per-row or per-tensor activation scheme."""
+        step's scales), a per-row or per-tensor activation scheme, and ``W_hh`` with one
+        scale per row (per-group weights take the step-by-step path)."""
         return (
             self.quantized
             and self.trace_log is None
             and self.scheme.granularity in ("row", "tensor")
+            and not any(
+                w.group_size for name, w in self.qweights.items() if name.startswith("weight_hh")
+            )
         )
 
     def _fused_recurrence(self, tag, xg, h, c, out, reverse):
