@@ -22,6 +22,7 @@ with :func:`warmup`, and are cached on disk.
 from __future__ import annotations
 
 from . import config, layers, metrics, observers, outliers, reference, schemes
+from .codes import dequantize, dynamic_quantize, dynamic_quantize_linear, fake_quantize, quantize
 from .convert import quantize_dynamic
 from .interop import from_torch
 from .io import load, save
@@ -52,18 +53,7 @@ from .matmul import (
     quantize_weight,
     quantized_linear,
 )
-from .ops import (
-    DEFAULT_SCHEME,
-    absmax,
-    choose_qparams,
-    dequantize,
-    dynamic_quantize,
-    dynamic_quantize_linear,
-    fake_quantize,
-    minmax,
-    qparams_from_minmax,
-    quantize,
-)
+from .ops import DEFAULT_SCHEME, absmax, choose_qparams, minmax, qparams_from_minmax
 from .qparams import QParams, QScheme
 from .report import batch_independent, compare, trace
 from .static import StaticQuantLinear, calibrate, quantize_static
@@ -132,7 +122,17 @@ def warmup(verbose: bool = False) -> float:
 
     Runs every public verb on small float32 inputs, for each named scheme, on both
     the serial and the parallel entry points, and the dynamic Linear and
-    ``matmul_integer`` on the active GEMM path. Returns the seconds it took.
+    ``matmul_integer`` on the active GEMM path.
+
+    Parameters
+    ----------
+    verbose : bool
+        Print the time after each stage.
+
+    Returns
+    -------
+    float
+        The seconds it took (under a second when every kernel is in the disk cache).
 
     Examples
     --------

@@ -9,8 +9,9 @@ import time
 import numpy as np
 
 from . import metrics, schemes
+from .codes import dequantize, dynamic_quantize
 from .matmul import gemm_path, quantize_weight, quantized_linear
-from .ops import DEFAULT_SCHEME, dequantize, dynamic_quantize
+from .ops import DEFAULT_SCHEME
 from .qparams import QScheme
 
 DEMO_SCHEMES = [
@@ -196,41 +197,120 @@ def _steps(total: int):
         return _Plain()
 
 
-def model_demo(sentences=None, scheme=None, repeat: int = 3, out=sys.stdout) -> dict:
+TORCH_CHILD = r"""
+import json, sys, time, warnings
+import numpy as np
+import torch
+from numbaq.models import torch_minilm
+warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in torch 2.13
+args = json.loads(sys.stdin.read())
+torch.set_num_threads(args["threads"])
+model, tokenizer = torch_minilm.build()
+qmodel = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+encode = lambda m: torch_minilm.encode(m, tokenizer, args["sentences"])
+reference, embeddings = encode(model), encode(qmodel)
+times = {"fp32": [], "int8": []}
+for _ in range(args["repeat"]):
+    for name, m in (("fp32", model), ("int8", qmodel)):
+        start = time.perf_counter(); encode(m); times[name].append(time.perf_counter() - start)
+cosine = (reference * embeddings).sum(axis=1)
+print(json.dumps({"times": times, "cosine_mean": float(cosine.mean()),
+                  "cosine_min": float(cosine.min())}))
+"""
+
+
+def _torch_peer(sentences: list[str], repeat: int, threads: int) -> dict | None:
+    """PyTorch's fp32 model and its ``quantize_dynamic`` (qint8 Linear) on the same
+    weights and sentences (one padded batch), timed in a child process (a torch and a
+    Numba thread pool in one process stall each other); None without torch."""
+    import importlib.util
+    import json
+    import subprocess
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    request = {"sentences": sentences, "repeat": repeat, "threads": threads}
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_CHILD],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode:
+        lines = done.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit status {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def faster(ratio: float) -> str:
+    """``"2.00x faster"`` for a time ratio of 2, ``"2.00x slower"`` for 0.5."""
+    return f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
+def _spread(times: list[float]) -> str:
+    ms = np.asarray(times) * 1e3
+    return f"{ms.min():.1f}-{ms.max():.1f}"
+
+
+def model_demo(
+    sentences=None, scheme=None, repeat: int = 7, out=sys.stdout, torch: bool | None = None
+) -> dict:
     """Encode sentences with all-MiniLM-L6-v2 in fp32 and dynamically quantized int8.
 
-    Returns ``{"fp32_ms", "int8_ms", "cosine_mean", "cosine_min", "fp32_mb", "int8_mb",
-    "scheme"}`` and prints them as a table.
+    fp32 and int8 are timed in turn, ``repeat`` times each, and reported as medians (the
+    machine may be shared: one pair of runs can be far off). With PyTorch installed (or
+    ``torch=True``), PyTorch's fp32 model and ``quantize_dynamic`` on the same weights
+    are timed too, in a child process, with the same number of threads.
+
+    Returns ``{"fp32_ms", "int8_ms", "speedup", "speedup_range", "cosine_mean",
+    "cosine_min", "fp32_mb", "int8_mb", "scheme", "torch"}`` (``torch``: None, or a dict
+    with ``fp32_ms``, ``int8_ms``, ``cosine_mean``, ``cosine_min``, or ``error``) and
+    prints them as a table.
     """
+    import numba
+
     from .convert import quantize_dynamic
     from .models import minilm
     from .models.sentences import SENTENCES
 
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
     sentences = list(SENTENCES if sentences is None else sentences)
     scheme = schemes.get(scheme) if scheme is not None else DEFAULT_SCHEME
-    bar = _steps(3 + 2 * repeat)
+    bar = _steps(3 + repeat + (torch is not False))
     bar.set_postfix_str("loading all-MiniLM-L6-v2")
     model = minilm.load()
     bar.update()
-    bar.set_postfix_str(f"quantizing 36 Linear layers ({scheme.name or 'custom'})")
+    bar.set_postfix_str(f"quantizing 24 Linear layers, QKV fused ({scheme.name or 'custom'})")
     qmodel = quantize_dynamic(model, scheme=scheme, progress=False)
     bar.update()
     bar.set_postfix_str("first encode (compiles the kernels once; cached on disk after)")
     reference = model.encode(sentences)
     embeddings = qmodel.encode(sentences)
     bar.update()
-    timings = {}
-    for name, m in (("fp32", model), ("int8", qmodel)):
-        times = []
-        for _ in range(repeat):
-            bar.set_postfix_str(f"timing {name}")
+    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    for _ in range(repeat):  # in turn, so that a busy moment hits both alike
+        bar.set_postfix_str("timing fp32 and int8 in turn")
+        for name, m in (("fp32", model), ("int8", qmodel)):
             start = time.perf_counter()
             m.encode(sentences)
-            times.append(time.perf_counter() - start)
-            bar.update()
-        timings[name] = float(np.median(times) * 1e3)
+            times[name].append(time.perf_counter() - start)
+        bar.update()
+    peer = None
+    if torch is not False:
+        bar.set_postfix_str("PyTorch fp32 and quantize_dynamic (child process)")
+        peer = _torch_peer(sentences, repeat, numba.get_num_threads())
+        if peer is None and torch:
+            raise ImportError("model_demo(torch=True) needs PyTorch: pip install torch")
+        bar.update()
     bar.close()
     cosine = (reference * embeddings).sum(axis=1)
+    ratios = np.asarray(times["fp32"]) / np.asarray(times["int8"])
 
     def weights(m):
         return (
@@ -240,23 +320,29 @@ def model_demo(sentences=None, scheme=None, repeat: int = 3, out=sys.stdout) -> 
 
     result = {
         "sentences": len(sentences),
-        "fp32_ms": timings["fp32"],
-        "int8_ms": timings["int8"],
+        "repeat": repeat,
+        "fp32_ms": float(np.median(times["fp32"]) * 1e3),
+        "int8_ms": float(np.median(times["int8"]) * 1e3),
+        "speedup": float(np.median(times["fp32"]) / np.median(times["int8"])),
+        "speedup_range": (float(ratios.min()), float(ratios.max())),
         "cosine_mean": float(cosine.mean()),
         "cosine_min": float(cosine.min()),
         "fp32_mb": weights(model),
         "int8_mb": weights(qmodel),
         "scheme": scheme.name or scheme.describe(),
+        "torch": None,
     }
     print(
         f"\nall-MiniLM-L6-v2 on {len(sentences)} sentences (ragged batch, no padding), "
-        f"int8 scheme {result['scheme']} with per-channel int8 weights\n",
+        f"int8 scheme {result['scheme']} with per-channel int8 weights; "
+        f"{_threads(numba.get_num_threads())}, median of {repeat} runs each\n",
         file=out,
     )
     rows = [
         [
-            "fp32 (numpy)",
+            "fp32 (numbaq, numpy)",
             f"{result['fp32_ms']:.1f}",
+            _spread(times["fp32"]),
             "1.000000",
             "1.000000",
             f"{result['fp32_mb']:.1f}",
@@ -264,17 +350,54 @@ def model_demo(sentences=None, scheme=None, repeat: int = 3, out=sys.stdout) -> 
         [
             "int8 (numbaq)",
             f"{result['int8_ms']:.1f}",
+            _spread(times["int8"]),
             f"{result['cosine_mean']:.6f}",
             f"{result['cosine_min']:.6f}",
             f"{result['int8_mb']:.1f}",
         ],
     ]
-    print(_table(rows, ["model", "ms", "cosine mean", "cosine min", "Linear weights MB"]), file=out)
+    if peer is not None and "error" not in peer:
+        result["torch"] = {
+            "fp32_ms": float(np.median(peer["times"]["fp32"]) * 1e3),
+            "int8_ms": float(np.median(peer["times"]["int8"]) * 1e3),
+            "cosine_mean": peer["cosine_mean"],
+            "cosine_min": peer["cosine_min"],
+        }
+        rows.append(
+            ["fp32 (PyTorch)", f"{result['torch']['fp32_ms']:.1f}", _spread(peer["times"]["fp32"])]
+            + ["1.000000", "1.000000", f"{result['fp32_mb']:.1f}"]
+        )
+        rows.append(
+            [
+                "int8 (PyTorch quantize_dynamic)",
+                f"{result['torch']['int8_ms']:.1f}",
+                _spread(peer["times"]["int8"]),
+                f"{peer['cosine_mean']:.6f}",
+                f"{peer['cosine_min']:.6f}",
+                f"{result['int8_mb']:.1f}",
+            ]
+        )
+    elif peer is not None:
+        result["torch"] = {"error": peer["error"]}
+    header = ["model", "ms (median)", "range ms", "cosine mean", "cosine min", "Linear weights MB"]
+    print(_table(rows, header), file=out)
+    low, high = result["speedup_range"]
     print(
-        f"\nint8 is {result['fp32_ms'] / result['int8_ms']:.2f}x faster than fp32 here; "
-        "cosine is against the fp32 embedding of the same sentence.",
+        f"\nint8 is {faster(result['speedup'])} than fp32 here (ratio of the medians; "
+        f"run by run {low:.2f}x to {high:.2f}x).\nCosine is against the fp32 embedding of "
+        "the same sentence, within each framework.",
         file=out,
     )
+    if result["torch"] is not None and "error" not in result["torch"]:
+        t = result["torch"]
+        print(
+            f"numbaq int8 is {faster(t['int8_ms'] / result['int8_ms'])} than PyTorch's "
+            f"quantize_dynamic on the same weights ({t['int8_ms']:.1f} ms; PyTorch runs one "
+            "padded batch, in a child process).",
+            file=out,
+        )
+    elif result["torch"] is not None:
+        print(f"PyTorch's quantize_dynamic did not run: {result['torch']['error']}", file=out)
     return result
 
 
@@ -291,6 +414,10 @@ def main(argv=None) -> int:
     p_demo.add_argument("--tokens", type=int, default=64, help="synthetic demo: tokens")
     p_demo.add_argument("--hidden", type=int, default=768, help="synthetic demo: features")
     p_demo.add_argument("--seed", type=int, default=0)
+    p_demo.add_argument("--repeat", type=int, default=7, help="timed runs of each model")
+    p_demo.add_argument(
+        "--no-torch", action="store_true", help="skip PyTorch's quantize_dynamic beside numbaq's"
+    )
     sub.add_parser("info", help="CPU features, GEMM path and threads")
     args = parser.parse_args(argv)
     if args.command == "info":
@@ -318,7 +445,9 @@ def main(argv=None) -> int:
             sentences = [line.strip() for line in f if line.strip()]
         if not sentences:
             parser.error(f"--sentences {args.sentences}: no sentences in the file")
-    model_demo(sentences, args.scheme)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
+    model_demo(sentences, args.scheme, args.repeat, torch=False if args.no_torch else None)
     return 0
 
 

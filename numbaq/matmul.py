@@ -17,12 +17,13 @@ import numba
 import numpy as np
 
 from . import config, engine, schemes
+from .codes import _dynamic_quantize_2d
 from .engine import gemm_path
 from .kernels import epilogue as ke
 from .kernels import gemm as kg
 from .kernels import paths
 from .kernels import stats as ks
-from .ops import DEFAULT_SCHEME, _dynamic_quantize_2d, _layout, as_float32
+from .ops import DEFAULT_SCHEME, _layout, as_float32
 from .qparams import QScheme
 from .weights import QuantizedWeight, quantize_weight
 

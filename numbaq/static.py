@@ -19,13 +19,14 @@ import numpy as np
 
 from . import engine
 from . import matmul as mm
+from .codes import _check_qparams
 from .convert import replace_modules
 from .kernels import quantize as kq
 from .layers import Linear, Module
 from .layers.linear import _input
 from .matmul import QuantizedWeight, quantize_weight
 from .observers import OBSERVERS, Observer
-from .ops import _check_qparams, check_finite
+from .ops import check_finite
 from .qparams import QParams
 
 

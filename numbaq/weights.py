@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .codes import dynamic_quantize
 from .kernels import gemm as kg
-from .ops import as_float32, dynamic_quantize
+from .ops import as_float32
 from .qparams import QScheme
 
 
