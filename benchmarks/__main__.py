@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench_linear",
     "bench_lstm",
     "bench_minilm",
+    "bench_bert",
     "bench_static",
     "plots",
 ]

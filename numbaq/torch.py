@@ -1,0 +1,569 @@
+"""numbaq inside PyTorch models (the ``torch`` extra): :func:`quantize_dynamic`.
+
+``numbaq.torch.quantize_dynamic(model)`` returns a copy of *any* ``torch.nn.Module`` in
+which every ``nn.Linear``, ``nn.LSTM``, ``nn.GRU``, ``nn.LSTMCell`` and ``nn.GRUCell``, at
+any depth, is replaced by a torch module that runs numbaq's int8 kernels; everything
+else (embeddings, attention, LayerNorm, your own code) stays PyTorch. It is a drop-in for
+``torch.ao.quantization.quantize_dynamic``, which torch 2.13 deprecates.
+
+The replacements (:class:`QuantLinear`, :class:`QuantLSTM`, :class:`QuantGRU`,
+:class:`QuantLSTMCell`, :class:`QuantGRUCell`) take and return torch tensors and follow
+the arguments of the layers they replace (``(..., in_features)`` for Linear;
+``batch_first``, ``bidirectional``, ``num_layers``, ``hx`` and unbatched input for the
+recurrent ones). Inside, each converts its weights once (:func:`numbaq.from_torch`, then
+:func:`numbaq.quantize_dynamic`) and runs the numbaq layer on ``tensor.numpy()``, a
+zero-copy view of a contiguous CPU float32 tensor; the result comes back with
+``torch.from_numpy``, also without a copy.
+
+Rules (each broken one is a clear error, never a wrong result):
+
+* CPU tensors only (``.cpu()`` first); inference only: a layer refuses an input that
+  requires grad while grad mode is on (run under ``torch.no_grad()`` or
+  ``torch.inference_mode()``, or ``exclude`` the layer to keep training it).
+* float32 in, float32 out. float16, bfloat16 and float64 inputs are computed in float32
+  and the result cast back to the input's dtype; other dtypes are refused.
+* Non-contiguous inputs are copied once to contiguous memory.
+* Dropout between LSTM layers is not applied (as in ``torch.ao``'s dynamic LSTM);
+  ``proj_size`` and ``PackedSequence`` inputs are not supported.
+
+Saving: ``state_dict()`` holds each layer's int8 weights, scales and biases as buffers
+and its schemes as extra state, so ``quantize_dynamic(FreshModel()).load_state_dict(sd)``
+restores the outputs bit for bit; ``torch.save(model)`` and ``pickle`` also work (the
+packed GEMM copies are remade on first use, not stored). ``layer.numbaq`` is the numbaq
+layer itself, for :func:`numbaq.save`. :func:`numbaq.compare` and :func:`numbaq.trace`
+accept these models (torch inputs; run under ``torch.inference_mode``).
+
+Examples
+--------
+>>> import torch
+>>> import numbaq.torch
+>>> model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+>>> qmodel = numbaq.torch.quantize_dynamic(model, exclude=["2"])
+>>> [type(m).__name__ for m in qmodel]
+['QuantLinear', 'ReLU', 'Linear']
+>>> qmodel(torch.ones(3, 5, 8)).shape
+torch.Size([3, 5, 2])
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+
+import numpy as np
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - exercised without torch only
+    raise ImportError(
+        "numbaq.torch needs PyTorch: pip install torch (the CPU build is enough), "
+        'or pip install "numbaq[torch]"'
+    ) from None
+
+from . import convert, schemes
+from . import layers as nql
+from ._torch_support import (  # noqa: F401  (_record, _run: for numbaq.compare / trace)
+    _CELL_CONFIG,
+    _RNN_CONFIG,
+    _array,
+    _build,
+    _describe,
+    _record,
+    _run,
+    _tensor,
+)
+from .interop import from_torch
+from .ops import DEFAULT_SCHEME
+
+nn = torch.nn
+
+__all__ = [
+    "LAYERS",
+    "QuantGRU",
+    "QuantGRUCell",
+    "QuantLSTM",
+    "QuantLSTMCell",
+    "QuantLinear",
+    "quantize_dynamic",
+]
+
+
+class QuantModule(nn.Module):
+    """Base of the torch modules that run a numbaq quantized layer.
+
+    The buffers (int8 weights, float32 scales and biases, named as in the numbaq layer)
+    are the source of truth; the numbaq layer (``.numbaq``) is rebuilt from them, with
+    zero-copy views, after ``load_state_dict``, unpickling and ``.to()``.
+    """
+
+    def __init__(self, layer: nql.Module, name: str = ""):
+        super().__init__()
+        if not getattr(layer, "quantized", False):
+            raise TypeError(f"{type(self).__name__} wraps a numbaq quantized layer")
+        if type(layer).__name__ != self._kind:
+            raise TypeError(f"{type(self).__name__} wraps a numbaq {self._kind}, got {layer}")
+        self._node, arrays = _describe(layer)
+        for key, value in arrays.items():
+            self.register_buffer(key, torch.from_numpy(np.ascontiguousarray(value)))
+        if "bias" not in arrays and self._kind in ("QuantLinear",):
+            self.register_buffer("bias", None)  # as nn.Linear(bias=False): .bias is None
+        self.layer_name = name
+        self._layer = layer
+        self._rebuild()
+
+    def _label(self) -> str:
+        return (
+            f"{type(self).__name__}({self.layer_name})" if self.layer_name else type(self).__name__
+        )
+
+    def _rebuild(self) -> None:
+        for key, buf in self._buffers.items():
+            if buf is not None and (
+                buf.device.type != "cpu" or buf.dtype not in (torch.int8, torch.float32)
+            ):
+                raise TypeError(
+                    f"{self._label()}: buffer {key} must stay a CPU int8/float32 tensor, got "
+                    f"{buf.dtype} on {buf.device}; numbaq layers "
+                    "run on the CPU in int8 (do not .cuda(), .half() or .double() them)"
+                )
+        arrays = {k: b.detach().numpy() for k, b in self._buffers.items() if b is not None}
+        layer = _build(self._node, arrays)
+        old = self.__dict__.get("_layer")
+        layer.trace_log = None if old is None else old.trace_log  # a trace in progress
+        self.__dict__["_layer"] = layer
+
+    @property
+    def numbaq(self) -> nql.Module:
+        """The numbaq layer this module runs (numpy in, numpy out)."""
+        return self._layer
+
+    @property
+    def scheme(self):
+        """The activation :class:`~numbaq.QScheme`."""
+        return self._layer.scheme
+
+    @property
+    def trace_log(self):
+        """The numbaq layer's trace log (see :func:`numbaq.trace`)."""
+        return self._layer.trace_log
+
+    @trace_log.setter
+    def trace_log(self, value):
+        self._layer.trace_log = value
+
+    # ------------------------------------------------------------- state and copies
+    def get_extra_state(self) -> dict:
+        """The layer's type, configuration and schemes (the arrays are buffers)."""
+        return copy.deepcopy(self._node)
+
+    def set_extra_state(self, state: dict) -> None:
+        if not isinstance(state, dict) or state.get("type") != self._kind:
+            raise ValueError(
+                f"{self._label()}: the state_dict holds a "
+                f"{state.get('type') if isinstance(state, dict) else type(state).__name__}, "
+                f"not a numbaq {self._kind}"
+            )
+        self._node = copy.deepcopy(state)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._rebuild()  # new weights: new QuantizedWeight, packed again on first use
+
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)
+        self._rebuild()
+        return out
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state.pop("_layer", None)  # rebuilt from the buffers: no second copy of the weights
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._rebuild()
+
+    def extra_repr(self) -> str:
+        return self._layer.extra_repr()
+
+
+class QuantLinear(QuantModule):
+    """``nn.Linear`` on numbaq's dynamic int8 kernels: ``y = x W^T + b``.
+
+    Input ``(..., in_features)`` float tensor; output ``(..., out_features)``, same dtype.
+    ``weight`` is the dequantized ``q * scale`` (float32, for code that reads it).
+
+    Notes
+    -----
+    Per row of ``x``: a scale (and zero point) from its own range, int8/uint8 codes, an
+    int32 GEMM with the int8 weights, then
+    ``y = float32(acc - zp_x * col_sums) * (scale_x * scale_w) + b`` (see
+    :class:`numbaq.QuantLinear`).
+
+    Parameters
+    ----------
+    layer : numbaq.QuantLinear
+        The numbaq layer to run (its arrays become this module's buffers).
+    name : str
+        The layer's name in the model, for error messages.
+
+    Examples
+    --------
+    >>> layer = quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 3)))[0]
+    >>> type(layer).__name__, layer.in_features, layer.out_features
+    ('QuantLinear', 4, 3)
+    >>> with torch.inference_mode():
+    ...     y = layer(torch.ones(2, 4))
+    >>> tuple(y.shape), y.dtype
+    ((2, 3), torch.float32)
+    """
+
+    _kind = "QuantLinear"
+
+    @property
+    def in_features(self) -> int:
+        """Input features, ``K``."""
+        return self._layer.in_features
+
+    @property
+    def out_features(self) -> int:
+        """Output features, ``N``."""
+        return self._layer.out_features
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantized weights ``q * scale``, (N, K) float32 (a new tensor each time)."""
+        return torch.from_numpy(self._layer.qweight.dequantize())
+
+    def forward(self, input):
+        """``y = x W^T + b`` through numbaq's int8 kernels.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            ``(..., in_features)``, on the CPU; float16, bfloat16 and float64 are
+            computed in float32.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(..., out_features)``, of the input's dtype.
+        """
+        x, restore = _array(self, input)
+        if x.size == 0 and x.ndim and x.shape[-1] == self.in_features:
+            return _tensor(np.zeros(x.shape[:-1] + (self.out_features,), np.float32), restore)
+        return _tensor(self._layer(x), restore)
+
+
+class _Recurrent(QuantModule):
+    """The torch face of numbaq's ``QuantLSTM`` / ``QuantGRU``."""
+
+    def __getattr__(self, name):
+        if name in _RNN_CONFIG:
+            return getattr(self._layer, name)
+        return super().__getattr__(name)
+
+    def forward(self, input, hx=None):
+        """Run the sequence, as ``nn.LSTM`` / ``nn.GRU`` do.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            (seq, batch, input_size), (batch, seq, input_size) with ``batch_first``,
+            or (seq, input_size) unbatched.
+        hx : torch.Tensor or tuple of torch.Tensor, optional
+            ``(h_0, c_0)`` for an LSTM, ``h_0`` for a GRU; zeros by default.
+
+        Returns
+        -------
+        output : torch.Tensor
+            The last layer's hidden state at every step.
+        state : torch.Tensor or tuple of torch.Tensor
+            ``(h_n, c_n)`` for an LSTM, ``h_n`` for a GRU.
+        """
+        if isinstance(input, nn.utils.rnn.PackedSequence):
+            raise TypeError(
+                f"{self._label()}: PackedSequence input is not supported; pad it with "
+                "torch.nn.utils.rnn.pad_packed_sequence and pass the padded tensor"
+            )
+        x, restore = _array(self, input)
+        if hx is not None:
+            if self._kind == "QuantLSTM":
+                if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                    raise TypeError(f"{self._label()}: hx must be a tuple (h_0, c_0)")
+                hx = tuple(_array(self, s, n)[0] for s, n in zip(hx, ("h_0", "c_0")))
+            else:
+                hx = _array(self, hx, "h_0")[0]
+        out, state = self._layer(x, hx)
+        if self._kind == "QuantLSTM":
+            return _tensor(out, restore), tuple(_tensor(s, restore) for s in state)
+        return _tensor(out, restore), _tensor(state, restore)
+
+
+class QuantLSTM(_Recurrent):
+    """``nn.LSTM`` on numbaq's int8 kernels: ``output, (h_n, c_n) = lstm(x, (h_0, c_0))``.
+
+    ``x`` is (seq, batch, input_size), (batch, seq, input_size) with ``batch_first``, or
+    (seq, input_size) unbatched; states (num_layers * num_directions, batch, hidden_size).
+    Gates i, f, g, o in float32; ``x W_ih^T`` and ``h W_hh^T`` through int8 (see
+    :class:`numbaq.QuantLSTM`).
+
+    Parameters
+    ----------
+    layer : numbaq.QuantLSTM
+        The numbaq layer to run (its arrays become this module's buffers).
+    name : str
+        The layer's name in the model, for error messages.
+
+    Examples
+    --------
+    >>> qlstm = quantize_dynamic(torch.nn.LSTM(6, 5, batch_first=True))
+    >>> with torch.inference_mode():
+    ...     out, (h, c) = qlstm(torch.randn(3, 7, 6))
+    >>> type(qlstm).__name__, tuple(out.shape), tuple(c.shape)
+    ('QuantLSTM', (3, 7, 5), (1, 3, 5))
+    """
+
+    _kind = "QuantLSTM"
+
+
+class QuantGRU(_Recurrent):
+    """``nn.GRU`` on numbaq's int8 kernels: ``output, h_n = gru(x, h_0)``; gates r, z, n.
+
+    Shapes as :class:`QuantLSTM`.
+
+    Parameters
+    ----------
+    layer : numbaq.QuantGRU
+        The numbaq layer to run (its arrays become this module's buffers).
+    name : str
+        The layer's name in the model, for error messages.
+
+    Examples
+    --------
+    >>> qgru = quantize_dynamic(torch.nn.GRU(6, 5))
+    >>> with torch.inference_mode():
+    ...     out, h = qgru(torch.randn(7, 3, 6))
+    >>> type(qgru).__name__, tuple(out.shape), tuple(h.shape)
+    ('QuantGRU', (7, 3, 5), (1, 3, 5))
+    """
+
+    _kind = "QuantGRU"
+
+
+class _Cell(QuantModule):
+    def __getattr__(self, name):
+        if name in _CELL_CONFIG:
+            return getattr(self._layer, name)
+        return super().__getattr__(name)
+
+    def forward(self, input, hx=None):
+        """One step, as ``nn.LSTMCell`` / ``nn.GRUCell`` do.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            (batch, input_size) or (input_size,).
+        hx : torch.Tensor or tuple of torch.Tensor, optional
+            ``(h, c)`` for an LSTM cell, ``h`` for a GRU cell; zeros by default.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            The new state: ``(h', c')`` or ``h'``.
+        """
+        x, restore = _array(self, input)
+        if hx is not None:
+            if self._kind == "QuantLSTMCell":
+                if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                    raise TypeError(f"{self._label()}: hx must be a tuple (h, c)")
+                hx = tuple(_array(self, s, n)[0] for s, n in zip(hx, ("h", "c")))
+            else:
+                hx = _array(self, hx, "hx")[0]
+        out = self._layer(x, hx)
+        if isinstance(out, tuple):
+            return tuple(_tensor(s, restore) for s in out)
+        return _tensor(out, restore)
+
+
+class QuantLSTMCell(_Cell):
+    """``nn.LSTMCell`` on numbaq's int8 kernels: ``(h', c') = cell(x, (h, c))``.
+
+    ``x`` (batch, input_size) or (input_size,); ``h``, ``c`` (batch, hidden_size).
+
+    Parameters
+    ----------
+    layer : numbaq.QuantLSTMCell
+        The numbaq layer to run (its arrays become this module's buffers).
+    name : str
+        The layer's name in the model, for error messages.
+
+    Examples
+    --------
+    >>> cell = quantize_dynamic(torch.nn.LSTMCell(6, 5))
+    >>> with torch.inference_mode():
+    ...     h, c = cell(torch.randn(3, 6))
+    >>> type(cell).__name__, tuple(h.shape)
+    ('QuantLSTMCell', (3, 5))
+    """
+
+    _kind = "QuantLSTMCell"
+
+
+class QuantGRUCell(_Cell):
+    """``nn.GRUCell`` on numbaq's int8 kernels: ``h' = cell(x, h)``.
+
+    Parameters
+    ----------
+    layer : numbaq.QuantGRUCell
+        The numbaq layer to run (its arrays become this module's buffers).
+    name : str
+        The layer's name in the model, for error messages.
+
+    Examples
+    --------
+    >>> cell = quantize_dynamic(torch.nn.GRUCell(6, 5))
+    >>> with torch.inference_mode():
+    ...     h = cell(torch.randn(3, 6))
+    >>> type(cell).__name__, tuple(h.shape)
+    ('QuantGRUCell', (3, 5))
+    """
+
+    _kind = "QuantGRUCell"
+
+
+LAYERS = {
+    nn.Linear: QuantLinear,
+    nn.LSTM: QuantLSTM,
+    nn.GRU: QuantGRU,
+    nn.LSTMCell: QuantLSTMCell,
+    nn.GRUCell: QuantGRUCell,
+}
+"""torch layer type -> the numbaq-backed module that replaces it."""
+
+
+def _convert(child, name, scheme, weights) -> QuantModule:
+    if any(p.device.type != "cpu" for p in child.parameters()):
+        raise ValueError(
+            f"quantize_dynamic: {name} has weights on {next(child.parameters()).device}; "
+            "numbaq runs on the CPU: call model.cpu() first"
+        )
+    if getattr(child, "proj_size", 0):
+        raise ValueError(
+            f"quantize_dynamic: {name} is an LSTM with proj_size={child.proj_size}, which "
+            f"numbaq does not support; keep it in float with exclude=[{name!r}]"
+        )
+    layer = convert.quantize_dynamic(from_torch(child), scheme, **weights)
+    new = LAYERS[type(child)](layer, name)
+    new.train(child.training)
+    return new
+
+
+def quantize_dynamic(
+    module,
+    scheme=None,
+    exclude=(),
+    layers=None,
+    per_channel: bool = True,
+    weight_dtype: str = "int8",
+    group_size: int | None = None,
+    inplace: bool = False,
+):
+    """A copy of a torch model whose Linear and recurrent layers run numbaq's int8 kernels.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Any model (CPU, float weights). Left untouched unless ``inplace``.
+    scheme : QScheme or str, optional
+        Activation scheme, default ``PER_TOKEN_UINT8`` (a scale and zero point per row,
+        from the live input: batch-independent); ``"TORCH"`` reproduces
+        ``torch.ao``'s activation codes. See :mod:`numbaq.schemes`.
+    exclude : iterable of str
+        Module names as PyTorch prints them (``model.named_modules()``, e.g.
+        ``"encoder.layer.0.attention.self.query"`` or ``"pooler"``); each keeps itself
+        and everything under it in float.
+    layers : iterable of types, optional
+        The torch layer types to replace, a subset of :data:`LAYERS` (default all:
+        ``nn.Linear``, ``nn.LSTM``, ``nn.GRU``, ``nn.LSTMCell``, ``nn.GRUCell``). The
+        type must match exactly, as in ``torch.ao``: subclasses such as
+        ``nn.MultiheadAttention``'s ``out_proj``, whose weights the parent reads
+        directly, stay as they are.
+    per_channel, weight_dtype, group_size : bool, {"int8", "int4"}, int or None
+        Weight quantization, as in :func:`numbaq.quantize_dynamic` (default symmetric
+        int8, one scale per output channel).
+    inplace : bool
+        Replace the layers in ``module`` itself instead of a deep copy.
+
+    Returns
+    -------
+    torch.nn.Module
+        The same structure and module names, with :class:`QuantLinear`,
+        :class:`QuantLSTM`, ... in place of the float layers.
+
+    Examples
+    --------
+    >>> lstm = torch.nn.LSTM(6, 5, num_layers=2, batch_first=True)
+    >>> qlstm = quantize_dynamic(lstm)
+    >>> with torch.inference_mode():
+    ...     out, (h, c) = qlstm(torch.randn(3, 7, 6))
+    >>> type(qlstm).__name__, tuple(out.shape), tuple(h.shape)
+    ('QuantLSTM', (3, 7, 5), (2, 3, 5))
+    """
+    if isinstance(module, nql.Module):
+        raise TypeError(
+            "quantize_dynamic: this is a numbaq model; use numbaq.quantize_dynamic for it"
+        )
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"quantize_dynamic: module must be a torch.nn.Module, got {type(module).__name__}"
+        )
+    if isinstance(scheme, str) and scheme.upper() in schemes.OUTLIER_SCHEMES:
+        raise ValueError(
+            f"quantize_dynamic: scheme {scheme!r} is not available in numbaq.torch yet; "
+            "convert the model with numbaq.from_torch and use numbaq.quantize_dynamic"
+        )
+    if scheme is None:
+        scheme = schemes.PER_TOKEN_INT8 if group_size else DEFAULT_SCHEME
+    scheme = schemes.get(scheme)
+    layers = tuple(LAYERS) if layers is None else tuple(layers)
+    unknown = [t for t in layers if t not in LAYERS]
+    if unknown:
+        raise ValueError(
+            f"quantize_dynamic: layers {unknown} cannot be replaced; choose from "
+            f"{[t.__name__ for t in LAYERS]}"
+        )
+    if isinstance(exclude, str):
+        exclude = [exclude]  # one name, not its characters
+    exclude = list(exclude)
+    names = [name for name, _ in module.named_modules(remove_duplicate=False)]
+    missing = [e for e in exclude if e not in names]
+    if missing:
+        hints = {e: difflib.get_close_matches(e, names, 1) for e in missing}
+        raise ValueError(
+            "quantize_dynamic: exclude names not in the model: "
+            + ", ".join(
+                f"{e!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for e, h in hints.items()
+            )
+            + "; names are those of model.named_modules()"
+        )
+
+    def excluded(name: str) -> bool:
+        return any(name == e or name.startswith(e + ".") or e == "" for e in exclude)
+
+    model = module if inplace else copy.deepcopy(module)
+    targets = [
+        (name, child)
+        for name, child in model.named_modules(remove_duplicate=False)
+        if type(child) in layers and not excluded(name)
+    ]
+    weights = {"per_channel": per_channel, "weight_dtype": weight_dtype, "group_size": group_size}
+    done: dict[int, QuantModule] = {}  # a layer shared by two parents stays shared
+    for name, child in targets:
+        if id(child) not in done:
+            done[id(child)] = _convert(child, name, scheme, weights)
+        if not name:
+            return done[id(child)]
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), attr, done[id(child)])
+    return model
