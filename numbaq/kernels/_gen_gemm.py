@@ -9,10 +9,10 @@ width, dot instruction, register tile):
 
 * ``_tile_<r>`` (generated here): an ``r x NR`` register tile of int32 vectors (``r`` =
   1..MR rows, ``NR`` vectors of ``LANES`` columns), unrolled, with the K loop inside;
-  ``_tile_<r>_i32`` stores int32 results straight to the output, ``_tile_<r>_f32``
-  runs the dequantizing epilogue on the registers. Weights are read from a packed panel
-  of ``PANEL = NR * LANES`` columns; activations are broadcast 4 bytes (4 consecutive K
-  values) at a time. ``_tile``, ``_tile_i32``, ``_tile_f32`` pick the tile by rows.
+  ``_tile_<r>_i32`` stores int32 results straight to the output (the dequantizing
+  Linear takes the scratch tile into ``epilogue._store_f32``). Weights are read from a
+  packed panel of ``PANEL = NR * LANES`` columns; activations are broadcast 4 bytes (4
+  consecutive K values) at a time. ``_tile`` and ``_tile_i32`` pick the tile by rows.
 * the GEMM drivers, copied from the template :mod:`numbaq.kernels._drivers_tiles`
   (real, linted source): ``gemm_i32``, ``linear_f32``, ``linear_blocks_f32`` and their
   parallel twins;
@@ -58,19 +58,9 @@ from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 from .simd import bcast{lanes} as vbcast
 from .simd import {dot}{lanes} as vdot
-from .simd import fadd{lanes} as vfadd
-from .simd import fmul{lanes} as vfmul
-from .simd import imul{lanes} as vimul
-from .simd import isub{lanes} as visub
 from .simd import load{lanes} as vload
-from .simd import loadf{lanes} as vloadf
-from .simd import loadi{lanes} as vloadi
 from .simd import prefetchw
-from .simd import splatf{lanes} as vsplatf
-from .simd import splati{lanes} as vsplati
 from .simd import store{lanes} as vstore
-from .simd import storef{lanes} as vstoref
-from .simd import tofloat{lanes} as vtofloat
 from .simd import zero{lanes} as vzero
 
 LANES = {lanes}
@@ -93,13 +83,6 @@ def _tile(a, a_off, lda, w, w_off, kq_n, acc, rows):
 def _tile_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo, rows):
     \"\"\"Run a full-panel tile of ``rows`` rows, storing int32 straight to flat ``out``.\"\"\"
 {dispatch_i32}
-
-
-@jit()
-def _tile_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale,
-              col_sums, bias, n0, rows):
-    \"\"\"Run a full-panel tile of ``rows`` rows with the dequantizing epilogue in registers.\"\"\"
-{dispatch_f32}
 """
 
 
@@ -178,29 +161,7 @@ def _tile_source(rows: int, lanes: int, nr: int) -> str:
         for r in range(rows)
         for v in range(nr)
     ]
-    fused = [
-        *head,
-        f"def _tile_{rows}_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,",
-        "              w_scale, col_sums, bias, n0):",
-        f'    """{rows} x {nr} tile with the epilogue in registers (see ``epilogue``)."""',
-        *_prefetch(rows, lanes, nr, "y", "y_off", "ldy"),
-        *_k_loop(rows, lanes, nr),
-    ]
-    for v in range(nr):
-        fused.append(f"    cs{v} = vloadi(col_sums, n0 + {v * lanes})")
-        fused.append(f"    ws{v} = vloadf(w_scale, n0 + {v * lanes})")
-    for r in range(rows):
-        fused.append(f"    za = vsplati(a_zp[m0 + {r}])")
-        fused.append(f"    sa = vsplatf(a_scale[m0 + {r}])")
-        for v in range(nr):
-            fused.append(
-                f"    v = vfmul(vtofloat(visub(c{r}_{v}, vimul(za, cs{v}))), vfmul(sa, ws{v}))"
-            )
-            fused.append(
-                f"    vstoref(y, y_off + {r} * ldy + {v * lanes}, "
-                f"vfadd(v, vloadf(bias, n0 + {v * lanes})))"
-            )
-    return "\n".join(scratch + direct + fused) + "\n"
+    return "\n".join(scratch + direct) + "\n"
 
 
 def _dispatch(mr: int, call: str) -> str:
@@ -239,11 +200,6 @@ def render(path: str) -> str:
         dispatch=_dispatch(spec.mr, "_tile_{rows}(a, a_off, lda, w, w_off, kq_n, acc)"),
         dispatch_i32=_dispatch(
             spec.mr, "_tile_{rows}_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo)"
-        ),
-        dispatch_f32=_dispatch(
-            spec.mr,
-            "_tile_{rows}_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, "
-            "w_scale, col_sums, bias, n0)",
         ),
     )
     return text + "\n" + template_body("_drivers_tiles") + "\n" + model

@@ -14,19 +14,9 @@ from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 from .simd import bcast16 as vbcast
 from .simd import dpbusd16 as vdot
-from .simd import fadd16 as vfadd
-from .simd import fmul16 as vfmul
-from .simd import imul16 as vimul
-from .simd import isub16 as visub
 from .simd import load16 as vload
-from .simd import loadf16 as vloadf
-from .simd import loadi16 as vloadi
 from .simd import prefetchw
-from .simd import splatf16 as vsplatf
-from .simd import splati16 as vsplati
 from .simd import store16 as vstore
-from .simd import storef16 as vstoref
-from .simd import tofloat16 as vtofloat
 from .simd import zero16 as vzero
 
 LANES = 16
@@ -83,47 +73,6 @@ def _tile_1_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     vstore(out, out_off + 0 * ldo + 16, c0_1)
     vstore(out, out_off + 0 * ldo + 32, c0_2)
     vstore(out, out_off + 0 * ldo + 48, c0_3)
-
-
-@jit()
-def _tile_1_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
-              w_scale, col_sums, bias, n0):
-    """1 x 4 tile with the epilogue in registers (see ``epilogue``)."""
-    prefetchw(y, y_off + 0 * ldy + 0)
-    prefetchw(y, y_off + 0 * ldy + 16)
-    prefetchw(y, y_off + 0 * ldy + 32)
-    prefetchw(y, y_off + 0 * ldy + 48)
-    c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
-    for kq in range(kq_n):
-        wo = w_off + kq * 256
-        b0 = vload(w, wo + 0)
-        b1 = vload(w, wo + 64)
-        b2 = vload(w, wo + 128)
-        b3 = vload(w, wo + 192)
-        ao = a_off + kq * 4
-        x = vbcast(a, ao)
-        c0_0 = vdot(c0_0, x, b0)
-        c0_1 = vdot(c0_1, x, b1)
-        c0_2 = vdot(c0_2, x, b2)
-        c0_3 = vdot(c0_3, x, b3)
-    cs0 = vloadi(col_sums, n0 + 0)
-    ws0 = vloadf(w_scale, n0 + 0)
-    cs1 = vloadi(col_sums, n0 + 16)
-    ws1 = vloadf(w_scale, n0 + 16)
-    cs2 = vloadi(col_sums, n0 + 32)
-    ws2 = vloadf(w_scale, n0 + 32)
-    cs3 = vloadi(col_sums, n0 + 48)
-    ws3 = vloadf(w_scale, n0 + 48)
-    za = vsplati(a_zp[m0 + 0])
-    sa = vsplatf(a_scale[m0 + 0])
-    v = vfmul(vtofloat(visub(c0_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 0 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c0_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 0 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c0_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 0 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c0_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 0 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
 
 
 @jit()
@@ -196,67 +145,6 @@ def _tile_2_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     vstore(out, out_off + 1 * ldo + 16, c1_1)
     vstore(out, out_off + 1 * ldo + 32, c1_2)
     vstore(out, out_off + 1 * ldo + 48, c1_3)
-
-
-@jit()
-def _tile_2_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
-              w_scale, col_sums, bias, n0):
-    """2 x 4 tile with the epilogue in registers (see ``epilogue``)."""
-    prefetchw(y, y_off + 0 * ldy + 0)
-    prefetchw(y, y_off + 0 * ldy + 16)
-    prefetchw(y, y_off + 0 * ldy + 32)
-    prefetchw(y, y_off + 0 * ldy + 48)
-    prefetchw(y, y_off + 1 * ldy + 0)
-    prefetchw(y, y_off + 1 * ldy + 16)
-    prefetchw(y, y_off + 1 * ldy + 32)
-    prefetchw(y, y_off + 1 * ldy + 48)
-    c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
-    c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
-    for kq in range(kq_n):
-        wo = w_off + kq * 256
-        b0 = vload(w, wo + 0)
-        b1 = vload(w, wo + 64)
-        b2 = vload(w, wo + 128)
-        b3 = vload(w, wo + 192)
-        ao = a_off + kq * 4
-        x = vbcast(a, ao)
-        c0_0 = vdot(c0_0, x, b0)
-        c0_1 = vdot(c0_1, x, b1)
-        c0_2 = vdot(c0_2, x, b2)
-        c0_3 = vdot(c0_3, x, b3)
-        x = vbcast(a, ao + 1 * lda)
-        c1_0 = vdot(c1_0, x, b0)
-        c1_1 = vdot(c1_1, x, b1)
-        c1_2 = vdot(c1_2, x, b2)
-        c1_3 = vdot(c1_3, x, b3)
-    cs0 = vloadi(col_sums, n0 + 0)
-    ws0 = vloadf(w_scale, n0 + 0)
-    cs1 = vloadi(col_sums, n0 + 16)
-    ws1 = vloadf(w_scale, n0 + 16)
-    cs2 = vloadi(col_sums, n0 + 32)
-    ws2 = vloadf(w_scale, n0 + 32)
-    cs3 = vloadi(col_sums, n0 + 48)
-    ws3 = vloadf(w_scale, n0 + 48)
-    za = vsplati(a_zp[m0 + 0])
-    sa = vsplatf(a_scale[m0 + 0])
-    v = vfmul(vtofloat(visub(c0_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 0 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c0_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 0 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c0_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 0 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c0_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 0 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 1])
-    sa = vsplatf(a_scale[m0 + 1])
-    v = vfmul(vtofloat(visub(c1_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 1 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c1_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 1 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c1_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 1 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c1_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 1 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
 
 
 @jit()
@@ -353,87 +241,6 @@ def _tile_3_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     vstore(out, out_off + 2 * ldo + 16, c2_1)
     vstore(out, out_off + 2 * ldo + 32, c2_2)
     vstore(out, out_off + 2 * ldo + 48, c2_3)
-
-
-@jit()
-def _tile_3_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
-              w_scale, col_sums, bias, n0):
-    """3 x 4 tile with the epilogue in registers (see ``epilogue``)."""
-    prefetchw(y, y_off + 0 * ldy + 0)
-    prefetchw(y, y_off + 0 * ldy + 16)
-    prefetchw(y, y_off + 0 * ldy + 32)
-    prefetchw(y, y_off + 0 * ldy + 48)
-    prefetchw(y, y_off + 1 * ldy + 0)
-    prefetchw(y, y_off + 1 * ldy + 16)
-    prefetchw(y, y_off + 1 * ldy + 32)
-    prefetchw(y, y_off + 1 * ldy + 48)
-    prefetchw(y, y_off + 2 * ldy + 0)
-    prefetchw(y, y_off + 2 * ldy + 16)
-    prefetchw(y, y_off + 2 * ldy + 32)
-    prefetchw(y, y_off + 2 * ldy + 48)
-    c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
-    c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
-    c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
-    for kq in range(kq_n):
-        wo = w_off + kq * 256
-        b0 = vload(w, wo + 0)
-        b1 = vload(w, wo + 64)
-        b2 = vload(w, wo + 128)
-        b3 = vload(w, wo + 192)
-        ao = a_off + kq * 4
-        x = vbcast(a, ao)
-        c0_0 = vdot(c0_0, x, b0)
-        c0_1 = vdot(c0_1, x, b1)
-        c0_2 = vdot(c0_2, x, b2)
-        c0_3 = vdot(c0_3, x, b3)
-        x = vbcast(a, ao + 1 * lda)
-        c1_0 = vdot(c1_0, x, b0)
-        c1_1 = vdot(c1_1, x, b1)
-        c1_2 = vdot(c1_2, x, b2)
-        c1_3 = vdot(c1_3, x, b3)
-        x = vbcast(a, ao + 2 * lda)
-        c2_0 = vdot(c2_0, x, b0)
-        c2_1 = vdot(c2_1, x, b1)
-        c2_2 = vdot(c2_2, x, b2)
-        c2_3 = vdot(c2_3, x, b3)
-    cs0 = vloadi(col_sums, n0 + 0)
-    ws0 = vloadf(w_scale, n0 + 0)
-    cs1 = vloadi(col_sums, n0 + 16)
-    ws1 = vloadf(w_scale, n0 + 16)
-    cs2 = vloadi(col_sums, n0 + 32)
-    ws2 = vloadf(w_scale, n0 + 32)
-    cs3 = vloadi(col_sums, n0 + 48)
-    ws3 = vloadf(w_scale, n0 + 48)
-    za = vsplati(a_zp[m0 + 0])
-    sa = vsplatf(a_scale[m0 + 0])
-    v = vfmul(vtofloat(visub(c0_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 0 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c0_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 0 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c0_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 0 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c0_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 0 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 1])
-    sa = vsplatf(a_scale[m0 + 1])
-    v = vfmul(vtofloat(visub(c1_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 1 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c1_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 1 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c1_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 1 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c1_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 1 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 2])
-    sa = vsplatf(a_scale[m0 + 2])
-    v = vfmul(vtofloat(visub(c2_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 2 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c2_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 2 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c2_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 2 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c2_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 2 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
 
 
 @jit()
@@ -554,107 +361,6 @@ def _tile_4_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     vstore(out, out_off + 3 * ldo + 16, c3_1)
     vstore(out, out_off + 3 * ldo + 32, c3_2)
     vstore(out, out_off + 3 * ldo + 48, c3_3)
-
-
-@jit()
-def _tile_4_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
-              w_scale, col_sums, bias, n0):
-    """4 x 4 tile with the epilogue in registers (see ``epilogue``)."""
-    prefetchw(y, y_off + 0 * ldy + 0)
-    prefetchw(y, y_off + 0 * ldy + 16)
-    prefetchw(y, y_off + 0 * ldy + 32)
-    prefetchw(y, y_off + 0 * ldy + 48)
-    prefetchw(y, y_off + 1 * ldy + 0)
-    prefetchw(y, y_off + 1 * ldy + 16)
-    prefetchw(y, y_off + 1 * ldy + 32)
-    prefetchw(y, y_off + 1 * ldy + 48)
-    prefetchw(y, y_off + 2 * ldy + 0)
-    prefetchw(y, y_off + 2 * ldy + 16)
-    prefetchw(y, y_off + 2 * ldy + 32)
-    prefetchw(y, y_off + 2 * ldy + 48)
-    prefetchw(y, y_off + 3 * ldy + 0)
-    prefetchw(y, y_off + 3 * ldy + 16)
-    prefetchw(y, y_off + 3 * ldy + 32)
-    prefetchw(y, y_off + 3 * ldy + 48)
-    c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
-    c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
-    c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
-    c3_0 = vzero(); c3_1 = vzero(); c3_2 = vzero(); c3_3 = vzero()
-    for kq in range(kq_n):
-        wo = w_off + kq * 256
-        b0 = vload(w, wo + 0)
-        b1 = vload(w, wo + 64)
-        b2 = vload(w, wo + 128)
-        b3 = vload(w, wo + 192)
-        ao = a_off + kq * 4
-        x = vbcast(a, ao)
-        c0_0 = vdot(c0_0, x, b0)
-        c0_1 = vdot(c0_1, x, b1)
-        c0_2 = vdot(c0_2, x, b2)
-        c0_3 = vdot(c0_3, x, b3)
-        x = vbcast(a, ao + 1 * lda)
-        c1_0 = vdot(c1_0, x, b0)
-        c1_1 = vdot(c1_1, x, b1)
-        c1_2 = vdot(c1_2, x, b2)
-        c1_3 = vdot(c1_3, x, b3)
-        x = vbcast(a, ao + 2 * lda)
-        c2_0 = vdot(c2_0, x, b0)
-        c2_1 = vdot(c2_1, x, b1)
-        c2_2 = vdot(c2_2, x, b2)
-        c2_3 = vdot(c2_3, x, b3)
-        x = vbcast(a, ao + 3 * lda)
-        c3_0 = vdot(c3_0, x, b0)
-        c3_1 = vdot(c3_1, x, b1)
-        c3_2 = vdot(c3_2, x, b2)
-        c3_3 = vdot(c3_3, x, b3)
-    cs0 = vloadi(col_sums, n0 + 0)
-    ws0 = vloadf(w_scale, n0 + 0)
-    cs1 = vloadi(col_sums, n0 + 16)
-    ws1 = vloadf(w_scale, n0 + 16)
-    cs2 = vloadi(col_sums, n0 + 32)
-    ws2 = vloadf(w_scale, n0 + 32)
-    cs3 = vloadi(col_sums, n0 + 48)
-    ws3 = vloadf(w_scale, n0 + 48)
-    za = vsplati(a_zp[m0 + 0])
-    sa = vsplatf(a_scale[m0 + 0])
-    v = vfmul(vtofloat(visub(c0_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 0 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c0_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 0 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c0_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 0 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c0_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 0 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 1])
-    sa = vsplatf(a_scale[m0 + 1])
-    v = vfmul(vtofloat(visub(c1_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 1 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c1_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 1 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c1_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 1 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c1_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 1 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 2])
-    sa = vsplatf(a_scale[m0 + 2])
-    v = vfmul(vtofloat(visub(c2_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 2 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c2_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 2 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c2_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 2 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c2_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 2 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 3])
-    sa = vsplatf(a_scale[m0 + 3])
-    v = vfmul(vtofloat(visub(c3_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 3 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c3_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 3 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c3_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 3 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c3_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 3 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
 
 
 @jit()
@@ -799,127 +505,6 @@ def _tile_5_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
     vstore(out, out_off + 4 * ldo + 16, c4_1)
     vstore(out, out_off + 4 * ldo + 32, c4_2)
     vstore(out, out_off + 4 * ldo + 48, c4_3)
-
-
-@jit()
-def _tile_5_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
-              w_scale, col_sums, bias, n0):
-    """5 x 4 tile with the epilogue in registers (see ``epilogue``)."""
-    prefetchw(y, y_off + 0 * ldy + 0)
-    prefetchw(y, y_off + 0 * ldy + 16)
-    prefetchw(y, y_off + 0 * ldy + 32)
-    prefetchw(y, y_off + 0 * ldy + 48)
-    prefetchw(y, y_off + 1 * ldy + 0)
-    prefetchw(y, y_off + 1 * ldy + 16)
-    prefetchw(y, y_off + 1 * ldy + 32)
-    prefetchw(y, y_off + 1 * ldy + 48)
-    prefetchw(y, y_off + 2 * ldy + 0)
-    prefetchw(y, y_off + 2 * ldy + 16)
-    prefetchw(y, y_off + 2 * ldy + 32)
-    prefetchw(y, y_off + 2 * ldy + 48)
-    prefetchw(y, y_off + 3 * ldy + 0)
-    prefetchw(y, y_off + 3 * ldy + 16)
-    prefetchw(y, y_off + 3 * ldy + 32)
-    prefetchw(y, y_off + 3 * ldy + 48)
-    prefetchw(y, y_off + 4 * ldy + 0)
-    prefetchw(y, y_off + 4 * ldy + 16)
-    prefetchw(y, y_off + 4 * ldy + 32)
-    prefetchw(y, y_off + 4 * ldy + 48)
-    c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
-    c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
-    c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
-    c3_0 = vzero(); c3_1 = vzero(); c3_2 = vzero(); c3_3 = vzero()
-    c4_0 = vzero(); c4_1 = vzero(); c4_2 = vzero(); c4_3 = vzero()
-    for kq in range(kq_n):
-        wo = w_off + kq * 256
-        b0 = vload(w, wo + 0)
-        b1 = vload(w, wo + 64)
-        b2 = vload(w, wo + 128)
-        b3 = vload(w, wo + 192)
-        ao = a_off + kq * 4
-        x = vbcast(a, ao)
-        c0_0 = vdot(c0_0, x, b0)
-        c0_1 = vdot(c0_1, x, b1)
-        c0_2 = vdot(c0_2, x, b2)
-        c0_3 = vdot(c0_3, x, b3)
-        x = vbcast(a, ao + 1 * lda)
-        c1_0 = vdot(c1_0, x, b0)
-        c1_1 = vdot(c1_1, x, b1)
-        c1_2 = vdot(c1_2, x, b2)
-        c1_3 = vdot(c1_3, x, b3)
-        x = vbcast(a, ao + 2 * lda)
-        c2_0 = vdot(c2_0, x, b0)
-        c2_1 = vdot(c2_1, x, b1)
-        c2_2 = vdot(c2_2, x, b2)
-        c2_3 = vdot(c2_3, x, b3)
-        x = vbcast(a, ao + 3 * lda)
-        c3_0 = vdot(c3_0, x, b0)
-        c3_1 = vdot(c3_1, x, b1)
-        c3_2 = vdot(c3_2, x, b2)
-        c3_3 = vdot(c3_3, x, b3)
-        x = vbcast(a, ao + 4 * lda)
-        c4_0 = vdot(c4_0, x, b0)
-        c4_1 = vdot(c4_1, x, b1)
-        c4_2 = vdot(c4_2, x, b2)
-        c4_3 = vdot(c4_3, x, b3)
-    cs0 = vloadi(col_sums, n0 + 0)
-    ws0 = vloadf(w_scale, n0 + 0)
-    cs1 = vloadi(col_sums, n0 + 16)
-    ws1 = vloadf(w_scale, n0 + 16)
-    cs2 = vloadi(col_sums, n0 + 32)
-    ws2 = vloadf(w_scale, n0 + 32)
-    cs3 = vloadi(col_sums, n0 + 48)
-    ws3 = vloadf(w_scale, n0 + 48)
-    za = vsplati(a_zp[m0 + 0])
-    sa = vsplatf(a_scale[m0 + 0])
-    v = vfmul(vtofloat(visub(c0_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 0 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c0_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 0 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c0_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 0 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c0_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 0 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 1])
-    sa = vsplatf(a_scale[m0 + 1])
-    v = vfmul(vtofloat(visub(c1_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 1 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c1_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 1 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c1_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 1 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c1_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 1 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 2])
-    sa = vsplatf(a_scale[m0 + 2])
-    v = vfmul(vtofloat(visub(c2_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 2 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c2_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 2 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c2_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 2 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c2_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 2 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 3])
-    sa = vsplatf(a_scale[m0 + 3])
-    v = vfmul(vtofloat(visub(c3_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 3 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c3_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 3 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c3_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 3 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c3_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 3 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 4])
-    sa = vsplatf(a_scale[m0 + 4])
-    v = vfmul(vtofloat(visub(c4_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 4 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c4_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 4 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c4_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 4 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c4_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 4 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
 
 
 @jit()
@@ -1091,147 +676,6 @@ def _tile_6_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 
 
 @jit()
-def _tile_6_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0,
-              w_scale, col_sums, bias, n0):
-    """6 x 4 tile with the epilogue in registers (see ``epilogue``)."""
-    prefetchw(y, y_off + 0 * ldy + 0)
-    prefetchw(y, y_off + 0 * ldy + 16)
-    prefetchw(y, y_off + 0 * ldy + 32)
-    prefetchw(y, y_off + 0 * ldy + 48)
-    prefetchw(y, y_off + 1 * ldy + 0)
-    prefetchw(y, y_off + 1 * ldy + 16)
-    prefetchw(y, y_off + 1 * ldy + 32)
-    prefetchw(y, y_off + 1 * ldy + 48)
-    prefetchw(y, y_off + 2 * ldy + 0)
-    prefetchw(y, y_off + 2 * ldy + 16)
-    prefetchw(y, y_off + 2 * ldy + 32)
-    prefetchw(y, y_off + 2 * ldy + 48)
-    prefetchw(y, y_off + 3 * ldy + 0)
-    prefetchw(y, y_off + 3 * ldy + 16)
-    prefetchw(y, y_off + 3 * ldy + 32)
-    prefetchw(y, y_off + 3 * ldy + 48)
-    prefetchw(y, y_off + 4 * ldy + 0)
-    prefetchw(y, y_off + 4 * ldy + 16)
-    prefetchw(y, y_off + 4 * ldy + 32)
-    prefetchw(y, y_off + 4 * ldy + 48)
-    prefetchw(y, y_off + 5 * ldy + 0)
-    prefetchw(y, y_off + 5 * ldy + 16)
-    prefetchw(y, y_off + 5 * ldy + 32)
-    prefetchw(y, y_off + 5 * ldy + 48)
-    c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
-    c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
-    c2_0 = vzero(); c2_1 = vzero(); c2_2 = vzero(); c2_3 = vzero()
-    c3_0 = vzero(); c3_1 = vzero(); c3_2 = vzero(); c3_3 = vzero()
-    c4_0 = vzero(); c4_1 = vzero(); c4_2 = vzero(); c4_3 = vzero()
-    c5_0 = vzero(); c5_1 = vzero(); c5_2 = vzero(); c5_3 = vzero()
-    for kq in range(kq_n):
-        wo = w_off + kq * 256
-        b0 = vload(w, wo + 0)
-        b1 = vload(w, wo + 64)
-        b2 = vload(w, wo + 128)
-        b3 = vload(w, wo + 192)
-        ao = a_off + kq * 4
-        x = vbcast(a, ao)
-        c0_0 = vdot(c0_0, x, b0)
-        c0_1 = vdot(c0_1, x, b1)
-        c0_2 = vdot(c0_2, x, b2)
-        c0_3 = vdot(c0_3, x, b3)
-        x = vbcast(a, ao + 1 * lda)
-        c1_0 = vdot(c1_0, x, b0)
-        c1_1 = vdot(c1_1, x, b1)
-        c1_2 = vdot(c1_2, x, b2)
-        c1_3 = vdot(c1_3, x, b3)
-        x = vbcast(a, ao + 2 * lda)
-        c2_0 = vdot(c2_0, x, b0)
-        c2_1 = vdot(c2_1, x, b1)
-        c2_2 = vdot(c2_2, x, b2)
-        c2_3 = vdot(c2_3, x, b3)
-        x = vbcast(a, ao + 3 * lda)
-        c3_0 = vdot(c3_0, x, b0)
-        c3_1 = vdot(c3_1, x, b1)
-        c3_2 = vdot(c3_2, x, b2)
-        c3_3 = vdot(c3_3, x, b3)
-        x = vbcast(a, ao + 4 * lda)
-        c4_0 = vdot(c4_0, x, b0)
-        c4_1 = vdot(c4_1, x, b1)
-        c4_2 = vdot(c4_2, x, b2)
-        c4_3 = vdot(c4_3, x, b3)
-        x = vbcast(a, ao + 5 * lda)
-        c5_0 = vdot(c5_0, x, b0)
-        c5_1 = vdot(c5_1, x, b1)
-        c5_2 = vdot(c5_2, x, b2)
-        c5_3 = vdot(c5_3, x, b3)
-    cs0 = vloadi(col_sums, n0 + 0)
-    ws0 = vloadf(w_scale, n0 + 0)
-    cs1 = vloadi(col_sums, n0 + 16)
-    ws1 = vloadf(w_scale, n0 + 16)
-    cs2 = vloadi(col_sums, n0 + 32)
-    ws2 = vloadf(w_scale, n0 + 32)
-    cs3 = vloadi(col_sums, n0 + 48)
-    ws3 = vloadf(w_scale, n0 + 48)
-    za = vsplati(a_zp[m0 + 0])
-    sa = vsplatf(a_scale[m0 + 0])
-    v = vfmul(vtofloat(visub(c0_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 0 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c0_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 0 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c0_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 0 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c0_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 0 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 1])
-    sa = vsplatf(a_scale[m0 + 1])
-    v = vfmul(vtofloat(visub(c1_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 1 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c1_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 1 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c1_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 1 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c1_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 1 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 2])
-    sa = vsplatf(a_scale[m0 + 2])
-    v = vfmul(vtofloat(visub(c2_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 2 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c2_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 2 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c2_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 2 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c2_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 2 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 3])
-    sa = vsplatf(a_scale[m0 + 3])
-    v = vfmul(vtofloat(visub(c3_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 3 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c3_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 3 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c3_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 3 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c3_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 3 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 4])
-    sa = vsplatf(a_scale[m0 + 4])
-    v = vfmul(vtofloat(visub(c4_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 4 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c4_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 4 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c4_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 4 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c4_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 4 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-    za = vsplati(a_zp[m0 + 5])
-    sa = vsplatf(a_scale[m0 + 5])
-    v = vfmul(vtofloat(visub(c5_0, vimul(za, cs0))), vfmul(sa, ws0))
-    vstoref(y, y_off + 5 * ldy + 0, vfadd(v, vloadf(bias, n0 + 0)))
-    v = vfmul(vtofloat(visub(c5_1, vimul(za, cs1))), vfmul(sa, ws1))
-    vstoref(y, y_off + 5 * ldy + 16, vfadd(v, vloadf(bias, n0 + 16)))
-    v = vfmul(vtofloat(visub(c5_2, vimul(za, cs2))), vfmul(sa, ws2))
-    vstoref(y, y_off + 5 * ldy + 32, vfadd(v, vloadf(bias, n0 + 32)))
-    v = vfmul(vtofloat(visub(c5_3, vimul(za, cs3))), vfmul(sa, ws3))
-    vstoref(y, y_off + 5 * ldy + 48, vfadd(v, vloadf(bias, n0 + 48)))
-
-
-@jit()
 def _tile(a, a_off, lda, w, w_off, kq_n, acc, rows):
     """Run the tile of ``rows`` (1..MR) rows; results land in ``acc`` rows of PANEL."""
     if rows >= 6:
@@ -1263,24 +707,6 @@ def _tile_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo, rows):
         _tile_2_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo)
     else:
         _tile_1_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo)
-
-
-@jit()
-def _tile_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale,
-              col_sums, bias, n0, rows):
-    """Run a full-panel tile of ``rows`` rows with the dequantizing epilogue in registers."""
-    if rows >= 6:
-        _tile_6_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
-    elif rows == 5:
-        _tile_5_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
-    elif rows == 4:
-        _tile_4_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
-    elif rows == 3:
-        _tile_3_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
-    elif rows == 2:
-        _tile_2_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
-    else:
-        _tile_1_f32(a, a_off, lda, w, w_off, kq_n, y, y_off, ldy, a_scale, a_zp, m0, w_scale, col_sums, bias, n0)
 
 
 
@@ -1322,35 +748,19 @@ def gemm_i32_par(a, lda, m, w, kq_n, n, out, m_block):
 def _block_f32(
     a, lda, m_lo, m_hi, w, kq_n, n, p, acc, a_scale, a_zp, w_scale, col_sums, bias, act, y
 ):
-    """Rows ``m_lo:m_hi`` of panel ``p``, dequantized into ``y`` (M, N) float32."""
+    """Rows ``m_lo:m_hi`` of panel ``p``, dequantized into ``y`` (M, N) float32: each tile
+    lands in the L1 scratch ``acc``, then the epilogue (``epilogue._store_f32``) reads it.
+
+    An epilogue on the accumulators in registers, stored straight to ``y``, measured
+    slower here: 22.3 against 18.4 us at M=1, K=512, N=2048; 1145 against 1036 us at
+    128 x 768 x 3072 (one thread, vnni512).
+    """
     n0 = p * PANEL
     ncols = min(PANEL, n - n0)
-    flat = y.reshape(y.size)
     for m0 in range(m_lo, m_hi, MR):
         rows = min(MR, m_hi - m0)
-        if ncols == PANEL:
-            _tile_f32(
-                a,
-                m0 * lda,
-                lda,
-                w,
-                p * kq_n * KBYTES,
-                kq_n,
-                flat,
-                m0 * n + n0,
-                n,
-                a_scale,
-                a_zp,
-                m0,
-                w_scale,
-                col_sums,
-                bias,
-                n0,
-                rows,
-            )
-        else:
-            _tile(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
-            _store_f32(acc, PANEL, rows, m0, n0, ncols, a_scale, a_zp, w_scale, col_sums, bias, y)
+        _tile(a, m0 * lda, lda, w, p * kq_n * KBYTES, kq_n, acc, rows)
+        _store_f32(acc, PANEL, rows, m0, n0, ncols, a_scale, a_zp, w_scale, col_sums, bias, y)
         _activate_rows(y, m0, rows, n0, ncols, act)
 
 
