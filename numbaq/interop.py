@@ -90,6 +90,29 @@ def from_torch(module, scheme=None) -> Module:
     Returns
     -------
     Module
+        The numbaq layers, with PyTorch's module names; float weights are copied.
+
+    Raises
+    ------
+    ImportError
+        If PyTorch is not installed.
+    TypeError
+        If the tree holds a module numbaq has no layer for.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> torch = pytest.importorskip("torch")  # PyTorch is optional
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    >>> model = from_torch(net)
+    >>> model
+    Sequential(
+      (0): Linear(in_features=4, out_features=3, bias=True)
+      (1): ReLU()
+    )
+    >>> x = np.ones((2, 4), np.float32)
+    >>> bool(np.allclose(model(x), net(torch.from_numpy(x)).detach().numpy(), atol=1e-6))
+    True
     """
     torch = _torch()
     nn = torch.nn

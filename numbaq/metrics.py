@@ -21,6 +21,23 @@ def _pair(reference, approx):
 def sqnr(reference, approx) -> float:
     """Signal-to-quantization-noise ratio in dB.
 
+    Parameters
+    ----------
+    reference : array_like
+        The exact values, any float or int dtype.
+    approx : array_like
+        The approximation, of the same shape.
+
+    Returns
+    -------
+    float
+        In dB, computed in float64; ``inf`` when the two are equal.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the arrays are empty.
+
     Notes
     -----
     .. math:: \\mathrm{SQNR} = 10 \\log_{10} \\frac{\\sum r^2}{\\sum (r - a)^2}
@@ -43,6 +60,23 @@ def sqnr(reference, approx) -> float:
 def mse(reference, approx) -> float:
     """Mean squared error, ``mean((ref - approx)**2)``.
 
+    Parameters
+    ----------
+    reference : array_like
+        The exact values, any float or int dtype.
+    approx : array_like
+        The approximation, of the same shape.
+
+    Returns
+    -------
+    float
+        Computed in float64.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the arrays are empty.
+
     Examples
     --------
     >>> mse([1.0, 2.0], [1.0, 2.5])
@@ -54,6 +88,23 @@ def mse(reference, approx) -> float:
 
 def max_abs_error(reference, approx) -> float:
     """Largest elementwise error, ``max(|ref - approx|)``.
+
+    Parameters
+    ----------
+    reference : array_like
+        The exact values, any float or int dtype.
+    approx : array_like
+        The approximation, of the same shape.
+
+    Returns
+    -------
+    float
+        Computed in float64.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the arrays are empty.
 
     Examples
     --------
@@ -68,6 +119,23 @@ def cosine(reference, approx) -> float:
     """Cosine similarity of the flattened tensors, ``<r, a> / (|r| |a|)``.
 
     Returns 1.0 when both are all-zero, 0.0 when exactly one is.
+
+    Parameters
+    ----------
+    reference : array_like
+        The exact values, any float or int dtype.
+    approx : array_like
+        The approximation, of the same shape.
+
+    Returns
+    -------
+    float
+        In [-1, 1], computed in float64.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the arrays are empty.
 
     Examples
     --------

@@ -1,14 +1,14 @@
 """Named activation schemes, each with its exact rules.
 
-=================  =====  ==========  ===========  ==========  ================================
-name               dtype  symmetric   granularity  q range     scale
-=================  =====  ==========  ===========  ==========  ================================
-``ONNX``           uint8  no          tensor       [0, 255]    (max' - min') / 255, float32 math
-``TORCH``          uint8  no          tensor       [0, 255]    (max' - min') / 127, torch rules
-``PER_TOKEN_INT8`` int8   yes         row          [-127, 127] absmax / 127
-``PER_TOKEN_UINT8`` uint8 no          row          [0, 255]    (max' - min') / 255
-``BLOCK_Q8_0``     int8   yes         block of 32  [-127, 127] absmax / 127
-=================  =====  ==========  ===========  ==========  ================================
+===================  =====  ==========  ===========  ===========  ================================
+name                 dtype  symmetric   granularity  q range      scale
+===================  =====  ==========  ===========  ===========  ================================
+``ONNX``             uint8  no          tensor       [0, 255]     (max' - min') / 255, float32 math
+``TORCH``            uint8  no          tensor       [0, 255]     (max' - min') / 127, torch rules
+``PER_TOKEN_INT8``   int8   yes         row          [-127, 127]  absmax / 127
+``PER_TOKEN_UINT8``  uint8  no          row          [0, 255]     (max' - min') / 255
+``BLOCK_Q8_0``       int8   yes         block of 32  [-127, 127]  absmax / 127
+===================  =====  ==========  ===========  ===========  ================================
 
 ``min' = min(x_min, 0)`` and ``max' = max(x_max, 0)``: every range includes 0.
 
@@ -91,6 +91,21 @@ SCHEMES: dict[str, QScheme] = {
 
 def get(scheme) -> QScheme:
     """Return a :class:`QScheme` from a scheme or a scheme name (case-insensitive).
+
+    Parameters
+    ----------
+    scheme : QScheme or str
+        A scheme (returned as is) or the name of one in :data:`SCHEMES`.
+
+    Returns
+    -------
+    QScheme
+        The scheme.
+
+    Raises
+    ------
+    ValueError
+        If the name is not a known scheme (the message lists them).
 
     Examples
     --------
