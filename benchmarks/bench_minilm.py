@@ -1,158 +1,428 @@
-"""all-MiniLM-L6-v2: numbaq fp32 and int8 against PyTorch fp32 and ``quantize_dynamic``.
+"""all-MiniLM-L6-v2: numbaq fp32 and int8 against PyTorch, ONNX Runtime and OpenVINO.
 
 Run: ``python -m benchmarks.bench_minilm`` (writes the ``minilm`` section of RESULTS.md).
-64 built-in sentences. numbaq runs ragged batches (no padding); PyTorch runs one padded
-batch with an attention mask (``numbaq.models.torch_minilm``). Cosine is each sentence's
-int8 embedding against the same framework's fp32 embedding; "alone vs in batch" is the
-lowest cosine between a sentence encoded alone and inside the batch.
+64 built-in sentences, 1 and 2 threads, medians (and minimums) over rounds in which every
+runtime runs once in turn. numbaq runs ragged batches (no padding) in this process; each
+peer runs in its own child process that never runs numbaq's kernels (two thread pools in
+one process stalled each other here):
+
+* PyTorch fp32 and ``quantize_dynamic`` (one padded batch, ``numbaq.models.torch_minilm``);
+* ONNX Runtime: that model exported to ONNX, fp32 and ``quantize_dynamic(per_channel=True,
+  weight_type=QInt8)``, length-sorted padded batches of 8 (its best setup here);
+* OpenVINO: ``convert_model`` of the ONNX model, default hints, the same batches; its int8
+  is NNCF's post-training ``quantize`` (static, calibrated on these same sentences).
+
+Peers are optional (the ``bench`` extra); the report says which were skipped and why.
+Cosine is each sentence's embedding against numbaq's fp32 embedding; "alone vs in batch" is
+the lowest cosine between a sentence encoded alone and inside the batch. The breakdown
+times numbaq's pieces with ``numbaq.models.bert.profile``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
 import time
-import warnings
+from pathlib import Path
 
 import numba
 import numpy as np
 
 import numbaq as nq
-from numbaq.models import minilm
+from numbaq.models import bert, minilm
 from numbaq.models.sentences import SENTENCES
 
-from ._common import machine, markdown_table, median_us, write_section
+from ._common import machine, markdown_table, write_section
 
 
 def _cos(a, b):
     return (a * b).sum(axis=1)
 
 
-TORCH_CHILD = r"""
+PEER_CHILD = r"""
 import json, sys, time, warnings
+from pathlib import Path
 import numpy as np
-import torch
-from numbaq.models import torch_minilm
-from numbaq.models.sentences import SENTENCES
 warnings.simplefilter("ignore")
-model, tokenizer = torch_minilm.build()
-qmodel = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-def median_ms(fn, n=5):
-    fn(); ts = []
-    for _ in range(n):
-        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
-    return float(np.median(ts) * 1e3)
-out = []
-for n in json.loads(sys.argv[1]):
-    torch.set_num_threads(n)
+mode, threads, work = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
+from numbaq.models import minilm
+from numbaq.models.sentences import SENTENCES
+from tokenizers import Tokenizer
+
+tok = Tokenizer.from_file(str(minilm.model_dir() / "tokenizer.json"))
+tok.enable_truncation(256)
+lengths = [len(e.ids) for e in tok.encode_batch(SENTENCES)]
+order = np.argsort(lengths, kind="stable")
+tok.enable_padding()
+
+def batches(size=8):
+    for i in range(0, len(order), size):
+        idx = order[i : i + size]
+        enc = tok.encode_batch([SENTENCES[j] for j in idx])
+        yield idx, np.array([e.ids for e in enc]), np.array([e.attention_mask for e in enc])
+
+def sorted_encode(run):
+    out = np.empty((len(SENTENCES), 384), np.float32)
+    for idx, ids, mask in batches():
+        out[idx] = run(ids, mask)
+    return out
+
+out, RUNS = {}, {}
+if mode == "torch":
+    import torch
+    from numbaq.models import torch_minilm
+    model, tokenizer = torch_minilm.build()
+    qmodel = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     for name, m in (("torch fp32", model), ("torch int8", qmodel)):
-        out.append([name, n, median_ms(lambda m=m: torch_minilm.encode(m, tokenizer, SENTENCES))])
-print(json.dumps(out))
+        np.save(work / f"{name}.npy", torch_minilm.encode(m, tokenizer, SENTENCES))
+        for n in threads:
+            def run(m=m, n=n):
+                torch.set_num_threads(n)
+                torch_minilm.encode(m, tokenizer, SENTENCES)
+            RUNS[(name, n)] = run
+    alone = np.concatenate([torch_minilm.encode(qmodel, tokenizer, [s]) for s in SENTENCES])
+    np.save(work / "torch int8 alone.npy", alone)
+elif mode == "export":
+    import torch
+    from numbaq.models import torch_minilm
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    model, tokenizer = torch_minilm.build()
+    _, ids, mask = next(batches())
+    torch.onnx.export(
+        model, (torch.tensor(ids), torch.tensor(mask)), str(work / "fp32.onnx"),
+        input_names=["ids", "mask"], output_names=["emb"], opset_version=17, dynamo=False,
+        dynamic_axes={"ids": {0: "b", 1: "t"}, "mask": {0: "b", 1: "t"}, "emb": {0: "b"}},
+    )
+    quantize_dynamic(str(work / "fp32.onnx"), str(work / "int8.onnx"), per_channel=True,
+                     weight_type=QuantType.QInt8)
+elif mode == "onnxruntime":
+    import onnxruntime as ort
+    for kind in ("fp32", "int8"):
+        for n in threads:
+            so = ort.SessionOptions()
+            so.intra_op_num_threads, so.inter_op_num_threads = n, 1
+            s = ort.InferenceSession(str(work / f"{kind}.onnx"), so,
+                                     providers=["CPUExecutionProvider"])
+            run = lambda ids, mask, s=s: s.run(None, {"ids": ids, "mask": mask})[0]
+            np.save(work / f"onnxruntime {kind}.npy", sorted_encode(run))
+            RUNS[(f"onnxruntime {kind}", n)] = lambda run=run: sorted_encode(run)
+elif mode == "openvino":
+    import openvino as ov
+    core = ov.Core()
+    models = {"fp32": ov.convert_model(str(work / "fp32.onnx"))}
+    try:
+        import nncf
+        calib = [{"ids": ids, "mask": mask} for _, ids, mask in batches()]
+        models["int8"] = nncf.quantize(models["fp32"], nncf.Dataset(calib),
+                                       model_type=nncf.ModelType.TRANSFORMER,
+                                       subset_size=len(calib))
+    except ImportError:
+        out["skipped"] = "OpenVINO int8: nncf is not installed (pip install nncf)"
+    for kind, model in models.items():
+        for n in threads:
+            c = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": n})
+            run = lambda ids, mask, c=c: c({"ids": ids, "mask": mask})[0]
+            np.save(work / f"openvino {kind}.npy", sorted_encode(run))
+            RUNS[(f"openvino {kind}", n)] = lambda run=run: sorted_encode(run)
+for fn in RUNS.values():
+    fn()  # warm up
+out["runs"] = [[name, n] for name, n in RUNS]
+print("READY " + json.dumps(out), flush=True)
+for line in sys.stdin:  # serve: one timed call per request, so runtimes take turns
+    name, n = json.loads(line)
+    t0 = time.perf_counter()
+    RUNS[(name, n)]()
+    print("TIME " + json.dumps(time.perf_counter() - t0), flush=True)
 """
 
 
-def _torch_times(threads) -> dict:
-    """Timings of the PyTorch models in a child process that never imports numbaq's
-    kernels (two OpenMP pools in one process stalled each other here)."""
-    import json
-    import subprocess
-    import sys
+class _Peer:
+    """A peer's child process: it loads its models, warms them up, then times one call
+    per request (``[name, threads]`` in, seconds out), so that all runtimes take turns."""
 
-    done = subprocess.run(
-        [sys.executable, "-c", TORCH_CHILD, json.dumps(threads)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {(r[0], r[1]): r[2] for r in json.loads(done.stdout.strip().splitlines()[-1])}
+    def __init__(self, mode: str, threads, work: Path):
+        self.mode = mode
+        self.log = open(work / f"{mode}.stderr", "w+")  # closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", PEER_CHILD, mode, json.dumps(threads), str(work)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        ready = self._read("READY ")
+        if ready is None:
+            self.close()
+            self.log.seek(0)
+            last = (self.log.read().strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"{mode} failed: {last[:200]}")
+        self.skipped = [ready["skipped"]] if "skipped" in ready else []
+        self.runs = [tuple(r) for r in ready["runs"]]
+
+    def _read(self, tag: str):
+        """The JSON after the next stdout line starting with ``tag`` (others are the
+        libraries' own prints), or None at the end of the output."""
+        for line in self.proc.stdout:
+            if line.startswith(tag):
+                return json.loads(line[len(tag) :])
+        return None
+
+    def time(self, name: str, n: int) -> float:
+        self.proc.stdin.write(json.dumps([name, n]) + "\n")
+        self.proc.stdin.flush()
+        return float(self._read("TIME "))
+
+    def close(self):
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=120)
+        self.log.close()
+
+
+def _start_peers(threads, work: Path) -> tuple[list[_Peer], list[str]]:
+    """The peers that are installed, started; and a line for each one skipped."""
+    import importlib.util
+
+    have = {
+        m: importlib.util.find_spec(m) is not None
+        for m in ("torch", "onnxruntime", "openvino", "onnx")
+    }
+    peers, skipped = [], []
+
+    def start(mode):
+        try:
+            peer = _Peer(mode, threads, work)
+        except RuntimeError as err:
+            skipped.append(str(err))
+            return None
+        skipped.extend(peer.skipped)
+        return peer
+
+    if not have["torch"]:
+        skipped.append("skipped PyTorch, ONNX Runtime, OpenVINO: pip install torch (all peers)")
+        return peers, skipped
+    peers.append(start("torch"))
+    if have["onnx"] and have["onnxruntime"]:
+        export = start("export")  # writes fp32.onnx and int8.onnx, serves nothing
+        if export is not None:
+            export.close()
+    else:
+        skipped.append("skipped the ONNX export: pip install onnx onnxruntime")
+    for mode in ("onnxruntime", "openvino"):
+        if not have[mode]:
+            skipped.append(f"skipped {mode}: pip install {mode}")
+        elif not (work / "int8.onnx").exists():
+            skipped.append(f"skipped {mode}: no ONNX model (the export was skipped or failed)")
+        else:
+            peers.append(start(mode))
+    return [p for p in peers if p is not None], skipped
+
+
+def _rounds(ours: dict, peers: list, threads) -> dict:
+    """``{(name, threads): [median, min] ms}``: ``REPEAT`` rounds per thread count, each
+    round one call of every runtime in turn (numbaq here, the peers in their processes),
+    so a busy spell on the shared machine hits them all alike."""
+    calls: dict = {}
+    for n in threads:
+        numba.set_num_threads(n)
+        with _blas_threads(n):  # numbaq fp32's matmuls are numpy's (OpenBLAS)
+            for m in ours.values():
+                m.encode(SENTENCES)
+            for _ in range(REPEAT):
+                for name, m in ours.items():
+                    t0 = time.perf_counter()
+                    m.encode(SENTENCES)
+                    calls.setdefault((name, n), []).append(time.perf_counter() - t0)
+                    time.sleep(0.3 if m is ours.get("numbaq fp32") else 0.02)  # spinning ends
+                for peer in peers:
+                    for name, pn in peer.runs:
+                        if pn == n:
+                            calls.setdefault((name, n), []).append(peer.time(name, n))
+                            time.sleep(0.02)
+    numba.set_num_threads(threads[-1])
+    return {k: [float(np.median(v) * 1e3), float(np.min(v) * 1e3)] for k, v in calls.items()}
+
+
+REPEAT = 9  # timed calls per configuration
+
+
+def _blas_threads(n: int):
+    """numpy's BLAS limited to ``n`` threads (threadpoolctl), or no limit without it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(n, user_api="blas")
+
+
+PIECES = ("linear", "attention", "layernorm", "activation")
+
+
+def _breakdown(model) -> dict:
+    """Milliseconds per piece of one ``encode`` of the 64 sentences: the pieces of the
+    fastest of ``REPEAT`` profiled calls (one consistent split; the machine is shared)."""
+    model.encode(SENTENCES)
+    runs = []
+    for _ in range(REPEAT):
+        with bert.profile() as times:
+            t0 = time.perf_counter()
+            model.encode(SENTENCES)
+            total = time.perf_counter() - t0
+        ms = {p: times.get(p, 0.0) * 1e3 for p in PIECES}
+        ms["rest"] = total * 1e3 - sum(ms.values())
+        ms["total"] = total * 1e3
+        runs.append(ms)
+    return min(runs, key=lambda r: r["total"])
 
 
 def main(argv=None):
+    global REPEAT
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--no-peers", action="store_true", help="numbaq only")
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="timed rounds")
     args = parser.parse_args(argv)
+    REPEAT = args.repeat
     if not minilm.available():
         print(f"skipped: {minilm.INSTALL}")
         return
     model = minilm.load()
     qmodel = nq.quantize_dynamic(model, progress=False)
+    qattn = nq.quantize_dynamic(model, progress=False)
+    qattn.attention = "int8"
+    # fp32 last: its numpy matmuls leave OpenBLAS threads spinning for a while, which
+    # slowed the next runtime's parallel kernels (measured: numbaq int8 on 2 threads 75 ms
+    # right after numbaq fp32, 50-60 ms otherwise)
+    ours = {"numbaq int8": qmodel, "numbaq int8, int8 attention": qattn, "numbaq fp32": model}
     reference = model.encode(SENTENCES)
-    int8 = qmodel.encode(SENTENCES)
+    embeddings = {name: m.encode(SENTENCES) for name, m in ours.items()}
+    time.sleep(0.3)
     threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
-    times: dict = {}
+    pieces: dict = {}
     for n in threads:
         numba.set_num_threads(n)
-        times[("numbaq fp32", n)] = median_us(lambda: model.encode(SENTENCES), 5) / 1e3
-        times[("numbaq int8", n)] = median_us(lambda: qmodel.encode(SENTENCES), 5) / 1e3
-    alone = np.concatenate([qmodel.encode([s]) for s in SENTENCES])
-    rows_acc = [
-        [
-            f"numbaq int8 ({nq.DEFAULT_SCHEME.name}, the default)",
-            f"{_cos(reference, int8).mean():.4f}",
-            f"{_cos(reference, int8).min():.4f}",
-            f"{_cos(alone, int8).min():.6f}",
-        ]
-    ]
+        with _blas_threads(n):  # numbaq fp32's matmuls are numpy's (OpenBLAS)
+            for name in ("numbaq int8", "numbaq fp32"):
+                pieces[(name, n)] = _breakdown(ours[name])
+        time.sleep(0.3)
+    numba.set_num_threads(threads[-1])
+    alone = {
+        name: np.concatenate([ours[name].encode([s]) for s in SENTENCES])
+        for name in ("numbaq int8", "numbaq int8, int8 attention")
+    }
+    rows_acc = []
+    for name in ("numbaq int8", "numbaq int8, int8 attention"):
+        cos = _cos(reference, embeddings[name])
+        rows_acc.append(
+            [
+                f"{name} ({nq.DEFAULT_SCHEME.name})",
+                f"{cos.mean():.4f}",
+                f"{cos.min():.4f}",
+                f"{_cos(alone[name], embeddings[name]).min():.6f}",
+            ]
+        )
+    cos = _cos(reference, minilm.load(attention="int8").encode(SENTENCES))
+    rows_acc.append(["numbaq fp32, int8 attention", f"{cos.mean():.5f}", f"{cos.min():.5f}", "-"])
     for scheme in ("PER_TOKEN_INT8", "BLOCK_Q8_0"):
         emb = nq.quantize_dynamic(model, scheme=scheme, progress=False).encode(SENTENCES)
-        rows_acc.append(
-            [
-                f"numbaq int8 ({scheme})",
-                f"{_cos(reference, emb).mean():.4f}",
-                f"{_cos(reference, emb).min():.4f}",
-                "-",
-            ]
-        )
-    try:
-        import torch
-
-        from numbaq.models import torch_minilm
-    except ImportError:
-        torch = None
-    if torch is not None:
-        time.sleep(0.5)
-        tmodel, tokenizer = torch_minilm.build()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tq = torch.ao.quantization.quantize_dynamic(
-                tmodel, {torch.nn.Linear}, dtype=torch.qint8
+        cos = _cos(reference, emb)
+        rows_acc.append([f"numbaq int8 ({scheme})", f"{cos.mean():.4f}", f"{cos.min():.4f}", "-"])
+    skipped: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        peers = []
+        if args.no_peers:
+            skipped.append("skipped all peers (--no-peers)")
+        else:
+            peers, skipped = _start_peers(threads, work)
+        try:
+            times = _rounds(ours, peers, threads)
+        finally:
+            for peer in peers:
+                peer.close()
+        for peer in peers:
+            for name in sorted({name for name, _ in peer.runs}):
+                emb = np.load(work / f"{name}.npy")
+                cos = _cos(reference, emb)
+                alone_file = work / f"{name} alone.npy"
+                batch = (
+                    f"{_cos(np.load(alone_file), emb).min():.6f}" if alone_file.exists() else "-"
+                )
+                rows_acc.append([name, f"{cos.mean():.4f}", f"{cos.min():.4f}", batch])
+    order = [
+        "numbaq fp32",
+        "numbaq int8",
+        "numbaq int8, int8 attention",
+        "torch fp32",
+        "torch int8",
+        "onnxruntime fp32",
+        "onnxruntime int8",
+        "openvino fp32",
+        "openvino int8",
+    ]
+    names = sorted({k for k, _ in times}, key=order.index)
+    tables = []
+    for stat, label in ((0, "median"), (1, "min")):
+        rows = [[n, *(f"{times[(name, n)][stat]:.1f}" for name in names)] for n in threads]
+        for n in threads:
+            ours_ms = times[("numbaq int8", n)][stat]
+            rows.append(
+                [
+                    f"{n}: {label} / numbaq int8",
+                    *(f"{times[(name, n)][stat] / ours_ms:.2f}x" for name in names),
+                ]
             )
-        tref = torch_minilm.encode(tmodel, tokenizer, SENTENCES)
-        tint8 = torch_minilm.encode(tq, tokenizer, SENTENCES)
-        talone = np.concatenate([torch_minilm.encode(tq, tokenizer, [s]) for s in SENTENCES])
-        rows_acc.append(
-            [
-                "torch quantize_dynamic",
-                f"{_cos(tref, tint8).mean():.4f}",
-                f"{_cos(tref, tint8).min():.4f}",
-                f"{_cos(talone, tint8).min():.6f}",
-            ]
-        )
-        times.update(_torch_times(threads))
+        tables.append(markdown_table([f"threads ({label} ms)", *names], rows))
+    piece_rows = [
+        [
+            p,
+            *(
+                f"{pieces[(name, n)][p]:.1f}"
+                for name in ("numbaq fp32", "numbaq int8")
+                for n in threads
+            ),
+        ]
+        for p in (*PIECES, "rest", "total")
+    ]
+    piece_header = ["piece", *(f"{name}, {n} thr" for name in ("fp32", "int8") for n in threads)]
     lengths = [len(i) for i in model.tokenize(SENTENCES)]
     padding = 1 - sum(lengths) / (len(lengths) * max(lengths))
-    names = sorted(
-        {k for k, _ in times}, key=["numbaq fp32", "numbaq int8", "torch fp32", "torch int8"].index
-    )
-    rows = [[n, *(f"{times[(name, n)]:.1f}" for name in names)] for n in threads]
-    for n in threads:
-        ours = times[("numbaq int8", n)]
-        ratios = [f"{times[(name, n)] / ours:.2f}x" for name in names]
-        rows.append([f"{n}: time / numbaq int8", *ratios])
     text = "\n".join(
         [
             "## all-MiniLM-L6-v2, 64 sentences",
             "",
-            "Command: `python -m benchmarks.bench_minilm`. Median ms to encode all 64 sentences;",
-            "numbaq in this process, PyTorch in a child process that does not run numbaq's",
-            f"kernels (their thread pools stalled each other in one). Machine: {machine()}.",
+            "Command: `python -m benchmarks.bench_minilm`. Median ms to encode all 64 sentences",
+            f"(tokenization included) over {REPEAT} rounds; each round times one call of every",
+            "runtime in turn (numbaq in this process, each peer in its own child process), so",
+            "a busy spell of the shared machine hits them alike.",
+            "ONNX Runtime and OpenVINO run the PyTorch model exported to ONNX in length-sorted",
+            "padded batches of 8; PyTorch runs one padded batch. OpenVINO int8 is NNCF's static",
+            f"quantization calibrated on these sentences. Machine: {machine()}.",
             f"A padded batch of these sentences is {100 * padding:.0f}% padding; numbaq's ragged",
-            "batches skip it.",
+            "batches skip it. The machine is shared: compare within a run.",
             "",
-            markdown_table(["threads", *names], rows),
+            tables[0],
             "",
-            "Cosine to the fp32 embedding of the same sentence:",
+            f"The fastest of the {REPEAT} calls (the least disturbed; the machine is shared):",
             "",
-            markdown_table(["int8 model", "mean", "min", "alone vs in batch (min)"], rows_acc),
+            tables[1],
+            "",
+            *(f"- {s}" for s in skipped),
+            "",
+            "Where numbaq's time goes (ms, the fastest profiled encode of the 64 sentences,",
+            "`numbaq.models.bert.profile`; layernorm includes the fused quantization of the next",
+            "int8 Linear's input; rest = tokenization, embeddings, pooling, Python):",
+            "",
+            markdown_table(piece_header, piece_rows),
+            "",
+            "Cosine to numbaq's fp32 embedding of the same sentence:",
+            "",
+            markdown_table(["model", "mean", "min", "alone vs in batch (min)"], rows_acc),
         ]
     )
     print(text)

@@ -281,3 +281,42 @@ def attention(q, k, v, offsets, heads):
             w = np.exp(s - s.max(axis=1, keepdims=True))
             out[start:stop, cols] = (w / w.sum(axis=1, keepdims=True)) @ v[start:stop, cols]
     return out.astype(np.float32)
+
+
+def attention_int8(q, k, v, offsets, heads):
+    """The dynamically quantized attention, per sentence and head (``kernels.transformer``).
+
+    ``q``, ``k``: int8 per token (``scale = absmax / 127``, ``round(x / scale)``); ``v``:
+    int8 per column over the sentence; ``e = exp(s - max)`` as uint8 ``round(255 e)``;
+    ``out = float32(sum_b e_q v_q) * (scale_v / sum_b e_q)``. Float32 like the kernel, but
+    numpy's ``exp`` (the kernel's is within 3 ulps), so a probability code can differ by 1.
+    Returns ``(out, codes)``: codes ``{"q", "k", "v"}`` (T, D) int8 of every head.
+    """
+    q, k, v = (np.asarray(a, np.float32) for a in (q, k, v))
+    out = np.empty(q.shape, np.float32)
+    codes = {name: np.empty(q.shape, np.int8) for name in "qkv"}
+    d = q.shape[1] // heads
+    f = np.float32
+
+    def per(x, axis):
+        amax = np.abs(x).max(axis=axis, keepdims=True)
+        scale = np.where(amax == 0, f(1), amax / f(127)).astype(f)
+        return np.rint(x * (f(1) / scale)).astype(np.int8), scale
+
+    for start, stop in itertools.pairwise(offsets):
+        for h in range(heads):
+            cols = slice(h * d, (h + 1) * d)
+            (qi, sq), (ki, sk), (vi, sv) = (
+                per(q[start:stop, cols], 1),
+                per(k[start:stop, cols], 1),
+                per(v[start:stop, cols], 0),
+            )
+            for name, c in zip("qkv", (qi, ki, vi)):
+                codes[name][start:stop, cols] = c
+            acc = qi.astype(np.int32) @ ki.astype(np.int32).T
+            s = acc.astype(f) * ((sq * f(1 / np.sqrt(d))) * sk.T)
+            e = np.rint(np.exp(s - s.max(axis=1, keepdims=True)) * f(255)).astype(np.int32)
+            pv = (e @ vi.astype(np.int32)).astype(f)
+            inv = f(1) / e.sum(axis=1, keepdims=True).astype(f)
+            out[start:stop, cols] = pv * (sv * inv)
+    return out, codes

@@ -27,7 +27,9 @@ def reference(model):
 
 def test_structure(model):
     linears = [n for n, m in model.named_modules() if type(m) is nq.Linear]
-    assert len(linears) == 36 and "layer5.intermediate" in linears
+    # 36 projections in 24 Linears: Q, K and V are one (384 -> 1152) per layer
+    assert len(linears) == 24 and "layer5.intermediate" in linears
+    assert model.layer0.qkv.weight.shape == (1152, 384)
 
 
 def test_matches_pytorch_implementation(reference):

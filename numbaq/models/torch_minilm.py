@@ -25,6 +25,7 @@ def build(path=None):
     params = {k: torch.from_numpy(v) for k, v in load_file(str(path / "model.safetensors")).items()}
     config = json.loads((path / "config.json").read_text())
     heads, eps = config["num_attention_heads"], config["layer_norm_eps"]
+    d = config["hidden_size"]  # a constant, not a traced shape: the model exports to ONNX
 
     def linear(prefix):
         layer = nn.Linear(*params[f"{prefix}.weight"].shape[::-1])
@@ -49,7 +50,7 @@ def build(path=None):
             self.n2 = (params[f"{p}.output.LayerNorm.weight"], params[f"{p}.output.LayerNorm.bias"])
 
         def forward(self, h, bias):
-            b, t, d = h.shape
+            b, t = h.shape[0], h.shape[1]
             split = lambda x: x.view(b, t, heads, d // heads).transpose(1, 2)  # noqa: E731
             scores = split(self.q(h)) @ split(self.k(h)).transpose(-1, -2) / (d // heads) ** 0.5
             ctx = (torch.softmax(scores + bias, -1) @ split(self.v(h))).transpose(1, 2)
@@ -72,7 +73,7 @@ def build(path=None):
             )
             h = F.layer_norm(
                 h,
-                (h.shape[-1],),
+                (d,),
                 params["embeddings.LayerNorm.weight"],
                 params["embeddings.LayerNorm.bias"],
                 eps=eps,
