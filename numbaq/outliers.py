@@ -24,7 +24,7 @@ import numpy as np
 
 from . import schemes
 from .layers import Linear, Module
-from .layers.linear import _input
+from .layers.linear import _activate, _input
 from .matmul import ACTIVATIONS, _bias, _linear_2d, check_linear_scheme, quantize_weight
 from .ops import DEFAULT_SCHEME, minmax
 
@@ -136,6 +136,7 @@ class SmoothQuantLinear(Module):
     ):
         super().__init__()
         linear = _linear("SmoothQuantLinear", linear)
+        self.activation = getattr(linear, "activation", None)  # applied in the epilogue
         self.alpha = alpha
         s = smoothing_factors(linear.weight, act_absmax, alpha)
         self.qweight = quantize_weight(linear.weight * s, per_channel=per_channel)
@@ -163,7 +164,8 @@ class SmoothQuantLinear(Module):
         x = _input(self, x, k)
         x2d = np.ascontiguousarray(x.reshape(-1, k) * self.inv_smoothing)
         bias = self.qweight.zero_bias if self.bias is None else self.bias
-        y, scale, zero_point = _linear_2d(x2d, self.qweight, bias, self.scheme, 0)
+        act = ACTIVATIONS[self.activation]
+        y, scale, zero_point = _linear_2d(x2d, self.qweight, bias, self.scheme, act)
         if self.trace_log is not None:
             self.trace_log.append({"scale": scale, "zero_point": zero_point})
         return y.reshape(x.shape[:-1] + (n,))
@@ -207,6 +209,7 @@ class LLMInt8Linear(Module):
     ):
         super().__init__()
         linear = _linear("LLMInt8Linear", linear)
+        self.activation = getattr(linear, "activation", None)  # after the two parts add up
         if not (isinstance(threshold, (int, float, np.number)) and threshold > 0):
             raise ValueError(f"LLMInt8Linear: threshold must be a number > 0, got {threshold!r}")
         self.threshold = float(threshold)
@@ -247,11 +250,14 @@ class LLMInt8Linear(Module):
         if outliers.size:
             inliers = x2d.copy()
             inliers[:, outliers] = 0
+        act = ACTIVATIONS[None if outliers.size else self.activation]  # fused when int8 only
         y, scale, zero_point = _linear_2d(
-            np.ascontiguousarray(inliers), self.qweight, bias, self.scheme, ACTIVATIONS[None]
+            np.ascontiguousarray(inliers), self.qweight, bias, self.scheme, act
         )
         if outliers.size:
             y += x2d[:, outliers] @ self.weight[:, outliers].T
+        if outliers.size and self.activation is not None:
+            y = _activate(np.ascontiguousarray(y), self.activation)
         if self.trace_log is not None:
             self.trace_log.append(
                 {"scale": scale, "zero_point": zero_point, "outlier_channels": outliers}

@@ -127,6 +127,7 @@ class StaticQuantLinear(Module):
 
     def __init__(self, qweight: QuantizedWeight, bias, act_qparams: QParams):
         super().__init__()
+        self.activation = None  # from_float takes the float Linear's
         if not isinstance(qweight, QuantizedWeight):
             raise TypeError(
                 f"StaticQuantLinear: qweight must be a QuantizedWeight, got {type(qweight)}"
@@ -158,7 +159,9 @@ class StaticQuantLinear(Module):
     def from_float(
         cls, linear: Linear, act_qparams: QParams, per_channel: bool = True, dtype: str = "int8"
     ) -> StaticQuantLinear:
-        return cls(quantize_weight(linear.weight, per_channel, dtype), linear.bias, act_qparams)
+        layer = cls(quantize_weight(linear.weight, per_channel, dtype), linear.bias, act_qparams)
+        layer.activation = getattr(linear, "activation", None)  # in the epilogue
+        return layer
 
     def forward(self, x):
         """Quantize ``x`` with the calibrated parameters, int8 GEMM, dequantize.
@@ -201,7 +204,8 @@ class StaticQuantLinear(Module):
             self.trace_log.append({"scale": scale, "zero_point": zero_point})
         y = np.empty((m, n), np.float32)
         bias = self.qweight.zero_bias if self.bias is None else self.bias
-        engine.linear(a, scale, zero_point, signed, self.qweight, bias, 0, y)
+        act = mm.ACTIVATIONS[self.activation]
+        engine.linear(a, scale, zero_point, signed, self.qweight, bias, act, y)
         return y.reshape(x.shape[:-1] + (n,))
 
     def extra_repr(self) -> str:

@@ -61,3 +61,24 @@ def test_outlier_schemes_in_a_model(scheme):
     )
     assert type(q[2]) is nq.Linear
     assert nq.metrics.sqnr(model(x), q(x)) > 30
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("convert", ["SMOOTHQUANT", "LLM_INT8", "static"])
+def test_converters_keep_a_linears_activation(activation, convert):
+    """A Linear(activation=...) keeps its activation through every converter."""
+    from numbaq.static import calibrate, quantize_static
+
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(16, 32)).astype(np.float32)
+    x = rng.normal(size=(8, 32)).astype(np.float32)
+    model = nq.Sequential(nq.Linear(w, rng.normal(size=16), activation=activation))
+    if convert == "static":
+        quantized = quantize_static(model, calibrate(model, [x]))
+    elif convert == "SMOOTHQUANT":
+        quantized = nq.quantize_dynamic(model, scheme=convert, calibration=[x])
+    else:  # a low threshold: outlier channels in float, the activation after the sum
+        quantized = nq.quantize_dynamic(model, scheme=convert, threshold=1.0)
+    y, expected = quantized(x), model(x)
+    assert (y >= -0.2).all()  # ReLU >= 0, GELU >= -0.17: the activation was applied
+    assert nq.metrics.sqnr(expected, y) > 35
