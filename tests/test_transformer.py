@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from numbaq import reference as ref
 from numbaq.kernels import transformer as kt
-from numbaq.models.bert import _task_split, attention, attention_qkv
+from numbaq.models.bert_layers import _task_split, attention, attention_qkv
 
 
 @given(tokens=st.integers(1, 40), width=st.sampled_from([8, 48, 384]), seed=st.integers(0, 2**31))

@@ -33,20 +33,13 @@ the unnormalised probabilities ``exp(s - max)`` in ``(0, 1]`` as uint8 codes
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import config as nq_config
-from .. import engine
-from ..kernels import transformer as kt
-from ..kernels.epilogue import SHIFT
-from ..layers import Linear, Module, QuantLinear
-from ..matmul import ACTIVATIONS as _GEMM_ACTIVATIONS
+from ..layers import Module
 from ._checkpoint import (
     ACTIVATIONS,
     read_safetensors,
@@ -54,323 +47,31 @@ from ._checkpoint import (
     strip_prefix,
     validate,
 )
+from .bert_layers import (  # the encoder's pieces, also importable from here
+    ATTENTION,
+    BertLayer,
+    LayerNorm,
+    _add_time,
+    _timed,
+    attention,
+    attention_qkv,
+    norm_linear,
+    profile,
+)
+
+__all__ = [
+    "BertEncoder",
+    "BertLayer",
+    "LayerNorm",
+    "attention",
+    "attention_qkv",
+    "load",
+    "norm_linear",
+    "profile",
+]
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")  # sentence-transformers' order
-ATTENTION = ("float", "int8")
 INSTALL = "loading a checkpoint needs: pip install tokenizers"
-
-# Below these sizes a pass runs on one thread (2-core Xeon, 2026-12-01, other jobs
-# running). LayerNorm 679 x 384 (with its quantization) took 0.11 (0.25) ms serial, 0.06
-# (0.13) ms on 2 quiet threads but 0.3-1.3 ms when the second core was busy: at most
-# 0.05 ms to win, a millisecond to lose, so it stays serial below 1M elements.
-# Attention: ``work = sum L (L + 8) * D`` over the sentences; the 64 test sentences
-# (work 6.3e7) took 1.3 ms serial, 0.67 ms on 2 threads; a launch costs 5-150 us.
-LAYER_NORM_PARALLEL_MIN = 1 << 20
-ATTENTION_PARALLEL_MIN = 10_000_000
-
-_TIMES: dict | None = None  # per-piece seconds while a profile() is active
-
-
-# ------------------------------------------------------------------ timing hook
-@contextlib.contextmanager
-def profile():
-    """Accumulate the wall time of each piece of every encoder call in the block.
-
-    Yields a dict ``{piece: seconds}`` over ``linear`` (the GEMMs, with their activation
-    quantize pass where it is not fused), ``attention``, ``layernorm`` (with the next int8
-    Linear's activation quantization where fused), ``activation`` (a separate activation
-    pass, when not fused), ``embedding``, ``pooling``, ``tokenize``, filled in as the block
-    runs. Not thread-safe: one profile at a time.
-
-    Examples
-    --------
-    >>> with profile() as times:
-    ...     pass
-    >>> times
-    {}
-    """
-    global _TIMES
-    outer, _TIMES = _TIMES, {}
-    try:
-        yield _TIMES
-    finally:
-        _TIMES = outer
-
-
-def _timed(piece: str, fn, *args):
-    if _TIMES is None:
-        return fn(*args)
-    t0 = time.perf_counter()
-    out = fn(*args)
-    _TIMES[piece] = _TIMES.get(piece, 0.0) + time.perf_counter() - t0
-    return out
-
-
-# ------------------------------------------------------------------ layers
-class LayerNorm(Module):
-    """``LayerNorm(x + residual)``: ``(v - mean) / sqrt(var + eps) * weight + bias`` over
-    the last axis, with the residual added in the same pass (``kernels.transformer``).
-
-    Parameters
-    ----------
-    weight, bias : (D,) float arrays
-    eps : float
-
-    Examples
-    --------
-    >>> norm = LayerNorm(np.ones(2), np.zeros(2))
-    >>> norm(np.array([[1.0, 3.0]], np.float32)).round(4).tolist()
-    [[-1.0, 1.0]]
-    """
-
-    def __init__(self, weight, bias, eps: float = 1e-12):
-        super().__init__()
-        self._param("weight", np.asarray(weight, np.float32))
-        self._param("bias", np.asarray(bias, np.float32))
-        self.eps = float(eps)
-
-    def forward(self, x, residual=None):
-        x = np.ascontiguousarray(x, np.float32)
-        d = self.weight.shape[0]
-        if x.ndim != 2 or x.shape[1] != d:
-            raise ValueError(f"LayerNorm: x must have shape (T, {d}), got {x.shape}")
-        if residual is None:
-            residual = np.zeros_like(x)
-        else:
-            residual = np.ascontiguousarray(residual, np.float32)
-            if residual.shape != x.shape:
-                raise ValueError(
-                    f"LayerNorm: residual must have the shape of x {x.shape}, got {residual.shape}"
-                )
-        out = np.empty_like(x)
-        par = x.size >= LAYER_NORM_PARALLEL_MIN and nq_config.num_threads() > 1
-        kernel = kt._add_layer_norm if par else kt._add_layer_norm_serial
-        kernel(x, residual, self.weight, self.bias, self.eps, out)
-        return out
-
-    def extra_repr(self) -> str:
-        return f"{self.weight.shape[0]}, eps={float(self.eps):g}"
-
-
-def _fusable(norm, linear) -> bool:
-    """Whether ``norm`` can write ``linear``'s quantized activations: an int8 Linear with
-    activation scales per token or per tensor and per-channel weights, and nothing
-    (``numbaq.compare``, ``numbaq.trace``) watching either module's own call."""
-    return (
-        type(linear) is QuantLinear
-        and type(norm) is LayerNorm
-        and linear.scheme.granularity in ("row", "tensor")
-        and not linear.qweight.group_size
-        and linear.trace_log is None
-        and linear._recorder is None
-        and norm._recorder is None
-    )
-
-
-def norm_linear(norm, x, residual, linear):
-    """``h = norm(x, residual)`` and ``linear(h)``; for an int8 ``linear``, in one pass.
-
-    The fused path: the LayerNorm kernel also quantizes each row it writes, under
-    ``linear``'s scheme (``kernels.transformer._add_layer_norm_quant``); the GEMM then
-    takes those codes (``numbaq.engine.linear``). Bit for bit the same as the two calls.
-
-    Returns
-    -------
-    h : (T, D) float32
-    y : (T, N) float32
-    """
-    if not _fusable(norm, linear):
-        h = _timed("layernorm", norm, x, residual)
-        return h, _timed("linear", linear, h)
-    x = np.ascontiguousarray(x, np.float32)
-    residual = np.ascontiguousarray(residual, np.float32)
-    d = norm.weight.shape[0]
-    if x.ndim != 2 or x.shape[1] != d or residual.shape != x.shape:
-        raise ValueError(
-            f"LayerNorm: x and residual must have shape (T, {d}), got {x.shape}, {residual.shape}"
-        )
-    if linear.in_features != d:
-        raise ValueError(f"{type(linear).__name__}: in_features must be {d}")
-    m = x.shape[0]
-    h = np.empty_like(x)
-    lhs = engine.lhs_params(linear.scheme)
-    a = engine.lhs_buffer(m, d)
-    a_scale = np.empty(m, np.float32)
-    a_zp = np.empty(m, np.int32)
-    par = x.size >= LAYER_NORM_PARALLEL_MIN and nq_config.num_threads() > 1
-    kernel = kt._add_layer_norm_quant_par if par else kt._add_layer_norm_quant
-    args = (x, residual, norm.weight, norm.bias, norm.eps, h, lhs, a, a_scale, a_zp)
-    status = _timed("layernorm", kernel, *args)
-    if status:
-        raise ValueError("LayerNorm: its output holds NaN or Inf, or its range overflows float32")
-    if lhs.signed:
-        a_zp -= SHIFT  # the scheme's own zero points
-    bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
-    y = np.empty((m, linear.out_features), np.float32)
-    act = _GEMM_ACTIVATIONS[linear.activation]
-    _timed("linear", engine.linear, a, a_scale, a_zp, lhs.signed, linear.qweight, bias, act, y)
-    return h, y
-
-
-def _task_split(offsets: np.ndarray, heads: int, workers: int):
-    """``(worker_ptr, tasks)``: the (sentence, head) tasks in one list per worker, balanced
-    by cost ``L (L + 8)`` (longest first, dealt out in snake order 0, 1, ..., 1, 0, ...)."""
-    lengths = np.diff(offsets)
-    cost = np.repeat(lengths * (lengths + 8), heads)
-    order = np.argsort(-cost, kind="stable")
-    n = order.size
-    rank = np.arange(n) % (2 * workers)
-    worker = np.where(rank < workers, rank, 2 * workers - 1 - rank)
-    by_worker = np.argsort(worker, kind="stable")
-    tasks = order[by_worker].astype(np.int64)
-    counts = np.bincount(worker, minlength=workers)
-    worker_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return worker_ptr, tasks
-
-
-def attention_qkv(qkv, offsets, heads: int, dtype: str = "float") -> np.ndarray:
-    """Scaled dot-product attention per (sentence, head) of a ragged batch.
-
-    Parameters
-    ----------
-    qkv : (T, 3 D) float32
-        Queries, keys and values side by side (the fused projection).
-    offsets : (n + 1,) int
-        Sentence ``i`` is rows ``offsets[i]:offsets[i + 1]``; increasing from 0 to T.
-    heads : int
-        D must be a multiple of it.
-    dtype : {"float", "int8"}
-        ``"int8"``: the dynamically quantized attention (module notes).
-
-    Returns
-    -------
-    (T, D) float32
-
-    Notes
-    -----
-    ``softmax(q k^T / sqrt(d)) v`` with ``d = D / heads``, per sentence and head; in
-    parallel over workers, each running a cost-balanced list of (sentence, head) tasks.
-    """
-    qkv = np.ascontiguousarray(qkv, np.float32)
-    offsets = np.asarray(offsets)
-    if qkv.ndim != 2 or qkv.shape[1] % 3:
-        raise ValueError(f"attention: qkv must have shape (T, 3 D), got {qkv.shape}")
-    width = qkv.shape[1] // 3
-    if not isinstance(heads, (int, np.integer)) or heads < 1 or width % heads:
-        raise ValueError(f"attention: heads must divide D = {width}, got {heads!r}")
-    if (
-        offsets.ndim != 1
-        or offsets.size < 2
-        or offsets.dtype.kind not in "iu"
-        or offsets[0] != 0
-        or offsets[-1] != qkv.shape[0]
-        or np.any(np.diff(offsets) < 1)
-    ):
-        raise ValueError(f"attention: offsets must increase strictly from 0 to T = {qkv.shape[0]}")
-    if dtype not in ATTENTION:
-        raise ValueError(f"attention: dtype must be one of {ATTENTION}, got {dtype!r}")
-    offsets = offsets.astype(np.int64)
-    out = np.empty((qkv.shape[0], width), np.float32)
-    workers = nq_config.num_threads()  # 1 where a parallel launch is unsafe
-    n_tasks = (offsets.size - 1) * heads
-    lengths = np.diff(offsets)
-    work = int((lengths * (lengths + 8)).sum()) * width
-    if workers > 1 and n_tasks > 1 and work >= ATTENTION_PARALLEL_MIN:
-        worker_ptr, tasks = _task_split(offsets, int(heads), min(workers, n_tasks))
-        kernel = kt._attention_par if dtype == "float" else kt._attention_int8_par
-        kernel(qkv, offsets, int(heads), worker_ptr, tasks, out)
-    else:
-        kernel = kt._attention if dtype == "float" else kt._attention_int8
-        kernel(qkv, offsets, int(heads), out)
-    return out
-
-
-def attention(q, k, v, offsets, heads: int, dtype: str = "float") -> np.ndarray:
-    """:func:`attention_qkv` on separate ``q``, ``k``, ``v`` (T, D) float32."""
-    arrays = [np.asarray(a, np.float32) for a in (q, k, v)]
-    if any(a.ndim != 2 or a.shape != arrays[0].shape for a in arrays):
-        raise ValueError(
-            f"attention: q, k, v must have one shape (T, D), got {[a.shape for a in arrays]}"
-        )
-    return attention_qkv(np.concatenate(arrays, axis=1), offsets, heads, dtype)
-
-
-def _gelu_tanh(x):
-    """``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`` (``gelu_new``), float32."""
-    c = np.float32(math.sqrt(2.0 / math.pi))
-    return (np.float32(0.5) * x * (1 + np.tanh(c * (x + np.float32(0.044715) * x**3)))).astype(
-        np.float32
-    )
-
-
-def _apply(act: str, x):
-    if act == "gelu_tanh":
-        return _gelu_tanh(x)
-    from ..layers.linear import _activate
-
-    return _activate(np.array(x, np.float32), act)
-
-
-class BertLayer(Module):
-    """One encoder layer: the attention block, then the feed-forward block, each with a
-    residual connection and LayerNorm (post-norm BERT).
-
-    Children: ``qkv`` (Linear D -> 3 D: Q, K, V concatenated), ``attention_output``,
-    ``attention_norm``, ``intermediate`` (Linear D -> I, activation fused where it can be),
-    ``output``, ``output_norm``.
-    """
-
-    def __init__(self, params: dict, prefix: str, heads: int, eps: float, act: str = "gelu"):
-        super().__init__()
-        p = lambda name: params[f"{prefix}.{name}"]  # noqa: E731
-        names = ("query", "key", "value")
-        self._child(
-            "qkv",
-            Linear(
-                np.concatenate([p(f"attention.self.{n}.weight") for n in names]),
-                np.concatenate([p(f"attention.self.{n}.bias") for n in names]),
-            ),
-        )
-        self._child(
-            "attention_output",
-            Linear(p("attention.output.dense.weight"), p("attention.output.dense.bias")),
-        )
-        self._child(
-            "attention_norm",
-            LayerNorm(
-                p("attention.output.LayerNorm.weight"), p("attention.output.LayerNorm.bias"), eps
-            ),
-        )
-        fused = act if act in ("gelu", "relu") else None
-        self._child(
-            "intermediate",
-            Linear(p("intermediate.dense.weight"), p("intermediate.dense.bias"), fused),
-        )
-        self._child("output", Linear(p("output.dense.weight"), p("output.dense.bias")))
-        self._child(
-            "output_norm", LayerNorm(p("output.LayerNorm.weight"), p("output.LayerNorm.bias"), eps)
-        )
-        self.heads = heads
-        self.act = act
-
-    def forward(self, h, offsets, attention_dtype: str = "float"):
-        return self.run(h, offsets, attention_dtype)[0]
-
-    def run(self, h, offsets, attention_dtype="float", qkv=None, next_qkv=None):
-        """``(h_out, next_qkv(h_out) or None)``: :meth:`forward` where ``qkv`` (this
-        layer's ``self.qkv(h)``) may come precomputed, and the last LayerNorm may feed
-        ``next_qkv`` (the next layer's ``qkv`` Linear) in the same pass (:func:`norm_linear`)."""
-        if qkv is None:
-            qkv = _timed("linear", self.qkv, h)
-        context = _timed("attention", attention_qkv, qkv, offsets, self.heads, attention_dtype)
-        o = _timed("linear", self.attention_output, context)
-        a, u = norm_linear(self.attention_norm, o, h, self.intermediate)
-        if getattr(self.intermediate, "activation", None) != self.act:  # not fused (any more)
-            u = _timed("activation", _apply, self.act, u)
-        y = _timed("linear", self.output, u)
-        if next_qkv is None:
-            return _timed("layernorm", self.output_norm, y, a), None
-        return norm_linear(self.output_norm, y, a, next_qkv)
 
 
 # ------------------------------------------------------------------ the encoder
@@ -537,8 +238,7 @@ class BertEncoder(Module):
             h += self.token_type_embeddings[0]
         else:
             h += self.token_type_embeddings[types]
-        if _TIMES is not None:
-            _TIMES["embedding"] = _TIMES.get("embedding", 0.0) + time.perf_counter() - t0
+        _add_time("embedding", t0)
         layers = [m for name, m in self._modules.items() if name.startswith("layer")]
         watched = any(m._recorder is not None for m in layers)
         if watched or not layers:  # numbaq.compare: every module through its own call
