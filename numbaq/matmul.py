@@ -271,7 +271,6 @@ def quantized_linear(
         )
     x2d = x.reshape(-1, k)
     bias = qweight.zero_bias if bias is None else _bias(bias, n)
-    check_linear_scheme(sch, qweight)
     act = ACTIVATIONS.get(activation, -1) if isinstance(activation, (str, type(None))) else -1
     if act < 0:
         raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
@@ -283,18 +282,11 @@ def _linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int):
     """The dynamic Linear on validated inputs: ``x2d`` (M, K) float32 C-contiguous,
     ``bias`` (N,) float32. Returns ``(y (M, N), scale, zero_point)``, the runtime
     activation parameters: (M,) per row or per tensor, (M, K // block) per block."""
-    (m, k), n = x2d.shape, qweight.shape[0]
-    y = np.empty((m, n), np.float32)
+    check_linear_scheme(sch, qweight)  # once per (scheme, weights); then a dict lookup
+    y = np.empty((x2d.shape[0], qweight.shape[0]), np.float32)
     if sch.granularity == "block" or qweight.group_size:
         scale = _linear_blocks(x2d, qweight, bias, sch, act, y)
         return y, scale, np.zeros(scale.shape, np.int32)
-    if sch.granularity == "column":
-        raise ValueError(
-            "per-column activation scales cannot be taken out of the sum over K; "
-            "use a scheme with granularity 'tensor', 'row' or 'block'"
-        )
-    qmin, qmax = sch.clamp_range
-    _check_k(k, qmax - qmin, 128, "activations x int8 weights")
     scale, zero_point = engine.dynamic_linear(x2d, sch, qweight, bias, act, y)
     return y, scale, zero_point
 
@@ -390,16 +382,7 @@ def _check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, head: str) -> N
 def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y):
     """Scales per block of K, for the activations, the weights, or both: an int32 dot
     per block, the blocks summed in float32. Returns the activation scales (M, blocks)."""
-    block = qweight.group_size or sch.block_size
-    if sch.granularity == "block" and qweight.group_size and sch.block_size != block:
-        raise ValueError(
-            f"activation blocks ({sch.block_size}) must match the weight groups ({block})"
-        )
-    if not sch.symmetric or sch.storage is not np.int8 or sch.granularity not in ("row", "block"):
-        raise ValueError(
-            "per-block scales need symmetric int8 activations per row or per block "
-            "(PER_TOKEN_INT8, BLOCK_Q8_0)"
-        )
+    block = qweight.group_size or sch.block_size  # checked by check_linear_scheme
     m, k = x2d.shape
     n_blocks = k // block
     layout = _layout(x2d, sch.granularity, sch.block_size)[0]
