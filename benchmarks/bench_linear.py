@@ -1,6 +1,7 @@
 """The dynamic quantized Linear, ``y = x . W^T + b``, against its peers, in one run.
 
-Run: ``python -m benchmarks.bench_linear`` (writes the ``linear`` section of RESULTS.md).
+Run: ``python -m benchmarks.bench_linear`` (writes the ``linear-<path>`` section of
+RESULTS.md, ``<path>`` the GEMM path in use: the machines that run each path differ).
 
 Methods: numpy fp32 (OpenBLAS), torch fp32, torch ``quantize_dynamic`` (qint8), ONNX
 Runtime ``quantize_dynamic`` (QInt8 weights; runs as one DynamicQuantizeMatMul), and
@@ -10,8 +11,9 @@ pause between them: their thread pools spin and would stall each other on two co
 Times are medians; GOPS count a multiply-add as 2 operations. SQNR is against float64.
 
 A second table times the GEMM core alone (uint8 x int8 -> int32, numbaq's
-``gemm_i32``) as a percentage of the ``vpdpbusd`` peak, measured here by
-:func:`vnni_peak_gops` (independent ``vpdpbusd`` chains in registers, no memory).
+``gemm_i32``) as a percentage of the peak of the path's dot instruction (``vpdpbusd``,
+or ``vpmaddwd`` without VNNI), measured here by :func:`peak_gops` (independent chains in
+registers, operands from L1).
 """
 
 from __future__ import annotations
@@ -47,52 +49,54 @@ SHAPES = [
 PAUSE_S = 0.5
 
 
-# ------------------------------------------------------------------ the vpdpbusd peak
-def _peak_body(iters, out, t):
-    a = np.full(64, 3, np.uint8)
-    w = np.full(64, 5, np.int8)
-    x = simd.bcast16(a, 0)
-    b = simd.load16(w, 0)
-    c0 = simd.zero16()
-    c1 = simd.zero16()
-    c2 = simd.zero16()
-    c3 = simd.zero16()
-    c4 = simd.zero16()
-    c5 = simd.zero16()
-    c6 = simd.zero16()
-    c7 = simd.zero16()
-    for _ in range(iters):
-        c0 = simd.dpbusd16(c0, x, b)
-        c1 = simd.dpbusd16(c1, x, b)
-        c2 = simd.dpbusd16(c2, x, b)
-        c3 = simd.dpbusd16(c3, x, b)
-        c4 = simd.dpbusd16(c4, x, b)
-        c5 = simd.dpbusd16(c5, x, b)
-        c6 = simd.dpbusd16(c6, x, b)
-        c7 = simd.dpbusd16(c7, x, b)
-    for i, c in enumerate((c0, c1, c2, c3, c4, c5, c6, c7)):
-        simd.store16(out, (t * 8 + i) * 16, c)
+# ------------------------------------------------------------------ the instruction peak
+def _peak_kernel(path: str):
+    """A kernel running ``path``'s dot step (``kernels.simd``) on the path's own register
+    tile, ``MR x NR`` independent accumulators, with its operands loaded from argument
+    arrays at offsets that change every iteration, so that LLVM can neither fold nor
+    hoist a multiply (``vpmaddwd`` multiplies apart from its add). Made from source, as
+    the number of accumulators is the path's."""
+    spec = paths.PATHS[path]
+    lanes, vbytes, mr, nr = spec.lanes, 4 * spec.lanes, spec.mr, spec.nr
+    acc = [f"c{r}_{v}" for r in range(mr) for v in range(nr)]
+    src = [
+        "def body(iters, a, w, out):",
+        *(f"    {c} = zero()" for c in acc),
+        "    for i in range(iters):",
+        "        o = i & 7",
+        *(f"        x{r} = bcast(a, 4 * o + {32 * r})" for r in range(mr)),
+        *(f"        b{v} = load(w, (o + {8 * v}) * {vbytes})" for v in range(nr)),
+        *(f"        c{r}_{v} = dot(c{r}_{v}, x{r}, b{v})" for r in range(mr) for v in range(nr)),
+        *(f"    store(out, {i * lanes}, {c})" for i, c in enumerate(acc)),
+    ]
+    names = {op: getattr(simd, f"{op}{lanes}") for op in ("zero", "load", "bcast", "store")}
+    names["dot"] = getattr(simd, f"{spec.dot}{lanes}")
+    exec(compile("\n".join(src), f"<peak kernel {path}>", "exec"), names)
+    one = numba.njit(**config.JIT_OPTIONS)(names["body"])
+
+    @numba.njit(parallel=True, **config.JIT_OPTIONS)
+    def run(iters, a, w, out):
+        for t in prange(out.shape[0]):
+            one(iters, a, w, out[t])
+
+    return run
 
 
-_peak_one = config.jit()(_peak_body)
-
-
-@config.jit(parallel=True)
-def _peak_all(iters, out, threads):
-    for t in prange(threads):
-        _peak_one(iters, out, t)
-
-
-def vnni_peak_gops(threads: int, iters: int = 20_000_000) -> float:
-    """Measured ``vpdpbusd zmm`` throughput in GOPS (8 independent chains per thread)."""
-    out = np.zeros(threads * 8 * 16, np.int32)
-    _peak_all(1000, out, threads)
+def peak_gops(path: str, threads: int, iters: int = 20_000_000) -> float:
+    """Measured throughput of ``path``'s dot instruction in GOPS (a multiply-add is 2),
+    on ``threads`` threads (:func:`_peak_kernel`), fastest of 5 runs."""
+    spec = paths.PATHS[path]
+    run = _peak_kernel(path)
+    out = np.zeros((threads, spec.mr * spec.nr * spec.lanes), np.int32)
+    a = np.full(32 * spec.mr + 32, 3, np.uint8)  # arguments, so LLVM cannot fold the loads
+    w = np.full((8 * spec.nr + 8) * 4 * spec.lanes, 5, np.int8)
+    run(1000, a, w, out)
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
-        _peak_all(iters, out, threads)
+        run(iters, a, w, out)
         best = min(best, time.perf_counter() - start)
-    return threads * iters * 8 * 64 * 2 / best / 1e9
+    return threads * iters * spec.mr * spec.nr * 4 * spec.lanes * 2 / best / 1e9
 
 
 # ------------------------------------------------------------------ the methods
@@ -238,6 +242,54 @@ def run(shapes, threads, repeat):
     return times, sqnr
 
 
+def exactness(m: int = 64, k: int = 768, n: int = 768) -> list[list[str]]:
+    """Rows ``[operands, runtime, outputs wrong, largest error]``: the int32 product of
+    uint8 x int8 operands from ONNX Runtime's ``MatMulInteger`` (one node, this CPU's
+    MLAS kernel) and from numbaq's GEMM core, against numpy's exact int64 product.
+
+    Operands: the full ranges (uniform codes), and the codes of a dynamic Linear
+    (``ONNX`` activations of a Gaussian ``x``, per-channel weights of a Gaussian ``W``).
+    """
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    q, _, _ = nq.dynamic_quantize_linear(x)
+    cases = {
+        "uniform uint8 x int8": (
+            rng.integers(0, 256, (m, k), dtype=np.uint8),
+            rng.integers(-128, 128, (n, k), dtype=np.int8),
+        ),
+        "a Linear's codes": (q, mm.quantize_weight(rng.standard_normal((n, k))).q),
+    }
+    rows = []
+    for name, (a, w) in cases.items():
+        exact = a.astype(np.int64) @ w.T.astype(np.int64)
+        results = {"numbaq": nq.matmul_integer(a, np.ascontiguousarray(w.T))}
+        if _available("onnxruntime"):
+            results["ONNX Runtime"] = _ort_matmul_integer(a, np.ascontiguousarray(w.T))
+        for runtime, got in results.items():
+            err = np.abs(got.astype(np.int64) - exact)
+            rows.append([name, runtime, f"{100 * (err > 0).mean():.1f}%", f"{err.max()}"])
+    return rows
+
+
+def _ort_matmul_integer(a, b):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
+        "mmi",
+        [
+            helper.make_tensor_value_info("A", TensorProto.UINT8, list(a.shape)),
+            helper.make_tensor_value_info("B", TensorProto.INT8, list(b.shape)),
+        ],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [a.shape[0], b.shape[1]])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"A": a, "B": b})[0]
+
+
 def _core_call(path, m, k, n):
     """A call of the int32 GEMM core through ``numbaq.engine`` on random operands."""
     rng = np.random.default_rng(1)
@@ -270,7 +322,7 @@ def gemm_paths(shapes, repeat):
     return out
 
 
-def report(times, sqnr, core, peak, threads, path, by_path=None) -> str:
+def report(times, sqnr, core, peak, threads, path, by_path=None, exact=None) -> str:
     lines = [
         "## Dynamic quantized Linear (`y = x . W^T + b`)",
         "",
@@ -324,13 +376,13 @@ def report(times, sqnr, core, peak, threads, path, by_path=None) -> str:
     if core:
         lines += [
             "",
-            "### GEMM core alone (uint8 x int8 -> int32), against the measured `vpdpbusd` peak",
+            "### GEMM core alone (uint8 x int8 -> int32), against the measured instruction peak",
             "",
             "Peak: "
             + ", ".join(
                 f"{peak[n]:.0f} GOPS on {n} thread{'s' if n > 1 else ''}" for n in sorted(peak)
             )
-            + " (`vnni_peak_gops`).",
+            + f" (`peak_gops`: {paths.PATHS[path].instruction} on the path's register tile).",
             "",
         ]
         rows = []
@@ -346,6 +398,16 @@ def report(times, sqnr, core, peak, threads, path, by_path=None) -> str:
                 ]
             )
         lines.append(markdown_table(["M, K, N", "threads", "µs", "GOPS", "% of peak"], rows))
+    if exact:
+        lines += [
+            "",
+            "### Exactness of the int32 product (64 x 768 x 768)",
+            "",
+            "Outputs that differ from numpy's int64 product. ONNX Runtime's `MatMulInteger`"
+            " on this CPU; numbaq's GEMM core on the path above.",
+            "",
+            markdown_table(["operands", "runtime", "outputs wrong", "largest error"], exact),
+        ]
     if by_path:
         shapes = sorted({s for _, s in by_path}, key=SHAPES.index)
         header = ["path", *(f"{','.join(map(str, s))} GOPS" for s in shapes)]
@@ -376,18 +438,18 @@ def main(argv=None):
     nq.warmup()
     path, _ = mm.gemm_path()
     peak, core = {}, {}
-    if paths.supported("vnni512"):
+    if paths.PATHS[path].simd:
         for n in threads:
             with _threads("numbaq", n):
-                peak[n] = vnni_peak_gops(n)
+                peak[n] = peak_gops(path, n)
         path, core = gemm_core(shapes, threads, repeat)
     by_path = gemm_paths([SHAPES[2], SHAPES[4]], repeat)
     time.sleep(PAUSE_S)
     times, sqnr = run(shapes, threads, repeat)
-    text = report(times, sqnr, core, peak, threads, path, by_path)
+    text = report(times, sqnr, core, peak, threads, path, by_path, exactness())
     print(text)
-    if not args.no_write:
-        write_section("linear", text)
+    if not args.no_write:  # one section per GEMM path: the machines differ
+        write_section(f"linear-{path}", text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Plots from benchmarks/RESULTS.md: ``python -m benchmarks.plots``.
 
 ``gops.png``: numbaq's end-to-end GOPS by shape, 1 and 2 threads, against the measured
-``vpdpbusd`` peak. ``speedup.png``: peer time / numbaq time for each shape and peer.
+``vpdpbusd`` peak (the ``linear-vnni512`` section). ``speedup.png``: peer time / numbaq
+time for each shape and peer.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from pathlib import Path
 from ._common import RESULTS
 
 HERE = Path(__file__).parent
+SECTION = "linear-vnni512"
+"""The RESULTS.md section plotted: the Linear on the AVX-512 VNNI machine."""
 
 
-def _tables(section: str) -> dict[str, list[dict]]:
-    """``{threads: rows}`` of the Linear tables in RESULTS.md."""
+def _section(name: str) -> str:
     text = RESULTS.read_text()
-    body = text.split(f"<!-- {section}:begin -->")[1].split(f"<!-- {section}:end -->")[0]
+    return text.split(f"<!-- {name}:begin -->")[1].split(f"<!-- {name}:end -->")[0]
+
+
+def _tables(body: str) -> dict[str, list[dict]]:
+    """``{threads: rows}`` of the Linear tables in a section of RESULTS.md."""
     tables = {}
     for heading, table in re.findall(r"### (\d) threads?\n\n(\|.*?)\n\n", body + "\n\n", re.S):
         lines = [row.strip("|").split("|") for row in table.strip().splitlines()]
@@ -35,7 +41,8 @@ def main() -> None:
     except ImportError:
         print("plots skipped: pip install matplotlib")
         return
-    tables = _tables("linear")
+    body = _section(SECTION)
+    tables = _tables(body)
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for threads, rows in sorted(tables.items()):
         ax.plot(
@@ -44,7 +51,7 @@ def main() -> None:
             "o-",
             label=f"numbaq, {threads} thread(s)",
         )
-    peak = re.search(r"Peak: (\d+) GOPS on 1 thread, (\d+) GOPS on 2", RESULTS.read_text())
+    peak = re.search(r"Peak: (\d+) GOPS on 1 thread, (\d+) GOPS on 2", body)
     if peak:
         for value, style in zip(peak.groups(), (":", "--")):
             ax.axhline(float(value), color="0.5", ls=style, lw=1)

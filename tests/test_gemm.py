@@ -113,3 +113,30 @@ def test_every_path_is_exact(path, m, k, n, seed, extreme, parallel):
         w = rng.integers(-128, 128, (n, k), dtype=np.int8)
     expected = (a.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
     np.testing.assert_array_equal(_run(path, a, w, parallel), expected)
+
+
+@pytest.mark.parametrize("path", [p for p in paths.PATHS if paths.PATHS[p].simd])
+def test_vector_epilogue_matches_the_scalar_one_on_every_path(path):
+    """The full-panel epilogue of every generated module, the CPU's own or not: it uses
+    only generic vector operations, so it compiles and runs on any x86-64; bit for bit
+    the scalar ``epilogue._store_f32`` (extreme int32 values, zero points, tiny scales)."""
+    from numbaq.kernels.epilogue import _store_f32
+
+    mod = engine._module(path)
+    rows, panel = mod.MR, mod.PANEL
+    rng = np.random.default_rng(7)
+    m, n0, n = rows + 1, panel, 3 * panel
+    acc = rng.integers(-(2**31), 2**31, rows * panel, dtype=np.int64).astype(np.int32)
+    acc[:3] = [2**31 - 1, -(2**31), 0]
+    a_scale = rng.uniform(1e-6, 10, m).astype(np.float32)
+    a_zp = rng.integers(-200, 300, m).astype(np.int32)
+    w_scale = rng.uniform(1e-6, 1, n).astype(np.float32)
+    col_sums = rng.integers(-(2**20), 2**20, n).astype(np.int32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    got = np.full(m * n, np.nan, np.float32)
+    want = got.copy()
+    args = (a_scale, a_zp, w_scale, col_sums, bias)
+    mod._store_f32_full(acc, rows, 1, n0, *args, got, n)
+    _store_f32(acc, panel, rows, 1, n0, panel, *args, want, n)
+    assert np.array_equal(got.view(np.int32), want.view(np.int32))
+    assert np.isnan(got.reshape(m, n)[0]).all() and np.isnan(got.reshape(m, n)[:, :n0]).all()

@@ -10,9 +10,10 @@ width, dot instruction, register tile):
 * ``_tile_<r>`` (generated here): an ``r x NR`` register tile of int32 vectors (``r`` =
   1..MR rows, ``NR`` vectors of ``LANES`` columns), unrolled, with the K loop inside;
   ``_tile_<r>_i32`` stores int32 results straight to the output (the dequantizing
-  Linear takes the scratch tile into ``epilogue._store_f32``). Weights are read from a
-  packed panel of ``PANEL = NR * LANES`` columns; activations are broadcast 4 bytes (4
-  consecutive K values) at a time. ``_tile`` and ``_tile_i32`` pick the tile by rows.
+  Linear takes the scratch tile into the vector epilogue ``_store_f32_full``). Weights
+  are read from a packed panel of ``PANEL = NR * LANES`` columns; activations are
+  broadcast 4 bytes (4 consecutive K values) at a time. ``_tile`` and ``_tile_i32``
+  pick the tile by rows.
 * the GEMM drivers, copied from the template :mod:`numbaq.kernels._drivers_tiles`
   (real, linted source): ``gemm_i32``, ``linear_f32``, ``linear_blocks_f32`` and their
   parallel twins;
@@ -62,6 +63,16 @@ from .simd import load{lanes} as vload
 from .simd import prefetchw
 from .simd import store{lanes} as vstore
 from .simd import zero{lanes} as vzero
+from .simd import fadd{lanes} as vfadd
+from .simd import fmul{lanes} as vfmul
+from .simd import imul{lanes} as vimul
+from .simd import isub{lanes} as visub
+from .simd import loadf{lanes} as vloadf
+from .simd import loadi{lanes} as vloadi
+from .simd import splatf{lanes} as vsplatf
+from .simd import splati{lanes} as vsplati
+from .simd import storef{lanes} as vstoref
+from .simd import tofloat{lanes} as vtofloat
 
 LANES = {lanes}
 MR = {mr}

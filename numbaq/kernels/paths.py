@@ -119,7 +119,7 @@ PATHS: dict[str, GemmPath] = {
             "AVX2 (vpmaddwd ymm, int16 widening)",
             8,
             2,
-            2,
+            3,
             "pmaddwd",
             "pairs",
         ),

@@ -26,7 +26,7 @@ Intrinsics, for ``W`` in (16, 8) lanes:
     *pairs* layout: the first half of the vector holds K values 0,1 of every lane,
     the second half K values 2,3.
 
-For the epilogue that runs on the accumulators while they are still in registers
+For the dequantizing epilogue of a full panel, one vector of columns at a time
 (``f32x16``/``f32x8`` are float vectors):
 
 ``loadi{W}(arr, i)``, ``loadf{W}(arr, i)``, ``storef{W}(arr, i, v)``
