@@ -6,7 +6,9 @@ RESULTS.md, ``<path>`` the GEMM path in use: the machines that run each path dif
 Methods: numpy fp32 (OpenBLAS), torch fp32, torch ``quantize_dynamic`` (qint8), ONNX
 Runtime ``quantize_dynamic`` (QInt8 weights; runs as one DynamicQuantizeMatMul), and
 numbaq ``quantized_linear`` under the ``ONNX`` and ``PER_TOKEN_INT8`` schemes with
-per-channel int8 weights. Each runtime is timed on its own, one after the other, with a
+per-channel int8 weights (GOPS and the ratios take the faster of the two), and under the
+7-bit ``PER_TOKEN_UINT7`` (its own ratio to ORT: on a CPU without VNNI it runs the
+exact ``vpmaddubsw`` step). Each runtime is timed on its own, one after the other, with a
 pause between them: their thread pools spin and would stall each other on two cores.
 Times are medians; GOPS count a multiply-add as 2 operations. SQNR is against float64.
 
@@ -82,17 +84,28 @@ def _peak_kernel(path: str):
     return run
 
 
-def peak_gops(path: str, threads: int, iters: int = 20_000_000) -> float:
+def _aligned(arr: np.ndarray) -> np.ndarray:
+    """A copy of 1-D byte array ``arr`` starting on a 64-byte boundary."""
+    buf = np.empty(arr.size + 64, arr.dtype)
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + arr.size]
+    out[:] = arr
+    return out
+
+
+def peak_gops(path: str, threads: int, iters: int = 5_000_000, runs: int = 20) -> float:
     """Measured throughput of ``path``'s dot instruction in GOPS (a multiply-add is 2),
-    on ``threads`` threads (:func:`_peak_kernel`), fastest of 5 runs."""
+    on ``threads`` threads (:func:`_peak_kernel`), the fastest of ``runs`` short runs (on
+    a shared machine a long one rarely finds the core quiet throughout)."""
     spec = paths.PATHS[path]
     run = _peak_kernel(path)
     out = np.zeros((threads, spec.mr * spec.nr * spec.lanes), np.int32)
-    a = np.full(32 * spec.mr + 32, 3, np.uint8)  # arguments, so LLVM cannot fold the loads
-    w = np.full((8 * spec.nr + 8) * 4 * spec.lanes, 5, np.int8)
+    # arguments, so LLVM cannot fold the loads; 64-byte aligned, as packed weights are
+    a = _aligned(np.full(32 * spec.mr + 32, 3, np.uint8))
+    w = _aligned(np.full((8 * spec.nr + 8) * 4 * spec.lanes, 5, np.int8))
     run(1000, a, w, out)
     best = float("inf")
-    for _ in range(5):
+    for _ in range(runs):
         start = time.perf_counter()
         run(iters, a, w, out)
         best = min(best, time.perf_counter() - start)
@@ -119,7 +132,7 @@ def _numbaq_methods(x, w, b):
     qw = mm.quantize_weight(w)
     return {
         f"numbaq {name}": (lambda name=name: mm.quantized_linear(x, qw, b, name))
-        for name in ("ONNX", "PER_TOKEN_INT8")
+        for name in ("ONNX", "PER_TOKEN_INT8", "PER_TOKEN_UINT7")
     }
 
 
@@ -342,6 +355,8 @@ def report(times, sqnr, core, peak, threads, path, by_path=None, exact=None) -> 
             "GOPS",
             "vs torch qdyn",
             "vs ORT",
+            "numbaq UINT7",
+            "UINT7 vs ORT",
         ]
         rows = []
         for shape in sorted({s for s, t in times if t == n}, key=SHAPES.index):
@@ -364,6 +379,8 @@ def report(times, sqnr, core, peak, threads, path, by_path=None, exact=None) -> 
                     f"{ops / best / 1e3:.0f}",
                     ratio("torch quantize_dynamic"),
                     ratio("ORT dynamic QInt8"),
+                    cell("numbaq PER_TOKEN_UINT7"),
+                    ratio("ORT dynamic QInt8", best=t["numbaq PER_TOKEN_UINT7"]),
                 ]
             )
         lines += ["", f"### {n} thread{'s' if n > 1 else ''}", "", markdown_table(header, rows)]

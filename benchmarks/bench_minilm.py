@@ -1,6 +1,7 @@
 """all-MiniLM-L6-v2: numbaq fp32 and int8 against PyTorch, ONNX Runtime and OpenVINO.
 
-Run: ``python -m benchmarks.bench_minilm`` (writes the ``minilm`` section of RESULTS.md).
+Run: ``python -m benchmarks.bench_minilm`` (writes the ``minilm-<path>`` section of
+RESULTS.md, ``<path>`` the GEMM path in use).
 64 built-in sentences, 1 and 2 threads, medians (and minimums) over rounds in which every
 runtime runs once in turn. numbaq runs ragged batches (no padding) in this process; each
 peer runs in its own child process that never runs numbaq's kernels (two thread pools in
@@ -298,7 +299,13 @@ def main(argv=None):
     # fp32 last: its numpy matmuls leave OpenBLAS threads spinning for a while, which
     # slowed the next runtime's parallel kernels (measured: numbaq int8 on 2 threads 75 ms
     # right after numbaq fp32, 50-60 ms otherwise)
-    ours = {"numbaq int8": qmodel, "numbaq int8, int8 attention": qattn, "numbaq fp32": model}
+    q7 = nq.quantize_dynamic(model, scheme="PER_TOKEN_UINT7", progress=False)
+    ours = {
+        "numbaq int8": qmodel,
+        "numbaq int8, int8 attention": qattn,
+        "numbaq uint7": q7,  # 7-bit activations: the exact vpmaddubsw step without VNNI
+        "numbaq fp32": model,
+    }
     reference = model.encode(SENTENCES)
     embeddings = {name: m.encode(SENTENCES) for name, m in ours.items()}
     time.sleep(0.3)
@@ -328,6 +335,10 @@ def main(argv=None):
         )
     cos = _cos(reference, minilm.load(attention="int8").encode(SENTENCES))
     rows_acc.append(["numbaq fp32, int8 attention", f"{cos.mean():.5f}", f"{cos.min():.5f}", "-"])
+    cos = _cos(reference, embeddings["numbaq uint7"])
+    rows_acc.append(
+        ["numbaq uint7 (PER_TOKEN_UINT7)", f"{cos.mean():.4f}", f"{cos.min():.4f}", "-"]
+    )
     for scheme in ("PER_TOKEN_INT8", "BLOCK_Q8_0"):
         emb = nq.quantize_dynamic(model, scheme=scheme, progress=False).encode(SENTENCES)
         cos = _cos(reference, emb)
@@ -358,6 +369,7 @@ def main(argv=None):
         "numbaq fp32",
         "numbaq int8",
         "numbaq int8, int8 attention",
+        "numbaq uint7",
         "torch fp32",
         "torch int8",
         "onnxruntime fp32",
@@ -426,8 +438,8 @@ def main(argv=None):
         ]
     )
     print(text)
-    if not args.no_write:
-        write_section("minilm", text)
+    if not args.no_write:  # one section per GEMM path: the machines differ
+        write_section(f"minilm-{nq.gemm_path()[0]}", text)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,20 @@ def _kernels(path: str | None):
     return path, _module(path)
 
 
+def _lhs_kernels(signed: bool, lhs_max: int):
+    """:func:`_kernels` of the configured path for an lhs of codes up to ``lhs_max``
+    (``signed``: int8 codes, stored shifted, so up to 255): its 7-bit companion
+    (``paths.SEVEN_BIT``) when they stay in [0, 127]."""
+    path = gemm_path()[0]
+    return _kernels(path if signed else paths.for_lhs(path, lhs_max))
+
+
+def _scheme_kernels(sch: QScheme):
+    """:func:`_lhs_kernels` for activations quantized under ``sch``."""
+    lhs = lhs_params(sch)
+    return _lhs_kernels(lhs.signed, lhs.qmax)
+
+
 def m_block(m: int, n: int, path: str, threads: int, max_rows: int = 256) -> int:
     """Rows per parallel task, a multiple of the tile height.
 
@@ -123,7 +137,7 @@ def m_block(m: int, n: int, path: str, threads: int, max_rows: int = 256) -> int
     >>> m_block(128, 3072, "vnni512", 2)  # 48 panels: whole panels, 128 rows -> 22 tiles of 6
     132
     """
-    spec = paths.PATHS[path]
+    spec = paths.get(path)
     n_panels = -(-n // spec.panel)
     blocks = max(-(-m // max_rows), -(-2 * threads // n_panels), 1)
     rows = -(-m // blocks)
@@ -208,14 +222,18 @@ def gemm_i32(a, w_packed, n: int, out, path: str | None = None, block: int | Non
     return out
 
 
-def linear(a, a_scale, a_zero_point, signed: bool, qweight, bias, act: int, y) -> None:
+def linear(
+    a, a_scale, a_zero_point, signed: bool, qweight, bias, act: int, y, lhs_max: int = 255
+) -> None:
     """The dequantizing Linear on a quantized lhs: ``y = dequantize(a . q_w^T) + bias``.
 
     ``a`` (M, lda) uint8 from :func:`shift_lhs` or a quantize kernel; ``a_scale``,
     ``a_zero_point`` (M,) the rows' parameters (the scheme's own zero points;
     ``signed`` adds ``SHIFT``); ``y`` (M, N) float32. See ``kernels.epilogue``.
+    ``lhs_max``: the largest code ``a`` can hold (its scheme's ``qmax``); 127 lets the
+    7-bit companion path run.
     """
-    path, mod = _kernels(None)
+    path, mod = _lhs_kernels(signed, lhs_max)
     (m, lda), n = a.shape, qweight.shape[0]
     a_zp = np.asarray(a_zero_point, np.int32) + (SHIFT if signed else 0)
     args = (
@@ -236,7 +254,7 @@ def dynamic_linear(x2d, sch: QScheme, qweight, bias, act: int, y):
     zero_point)`` (M,) (per tensor: one value repeated). Raises ``ValueError`` if ``x2d``
     holds NaN/Inf or its range overflows float32.
     """
-    path, mod = _kernels(None)
+    path, mod = _scheme_kernels(sch)
     (m, k), n = x2d.shape, qweight.shape[0]
     a_scale = np.empty(m, np.float32)
     a_zp = np.empty(m, np.int32)
@@ -307,7 +325,7 @@ def recurrence(
     is large enough to pay for a parallel launch, else one.
     """
     assert qweight.group_size is None, "per-group W_hh takes the step-by-step path"
-    path, mod = _kernels(None)
+    path, mod = _scheme_kernels(sch)
     gates = 4 if lstm else 3
     (batch, hidden), k = h.shape, qweight.shape[1]
     if tasks is None:
@@ -343,6 +361,6 @@ def _unit_block(path: str, gates: int, hidden: int, tasks: int) -> int:
     ``gates`` columns fill whole panels (all of them for one task). Few blocks: every
     block boundary costs a call and a short loop (measured, one thread, 64 steps of
     2048 x 512 at batch 1: 32 blocks 2894 us, 4 blocks 1788, 1 block 1703)."""
-    panel = paths.PATHS[path].panel
+    panel = paths.get(path).panel
     base = panel // math.gcd(gates, panel)
     return min(hidden, base * -(-hidden // (base * tasks)))

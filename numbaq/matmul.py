@@ -41,7 +41,8 @@ def info() -> dict:
     dict
         ``cpu`` (LLVM's name), ``cpu_features`` (those numbaq's paths use),
         ``gemm_path`` and ``gemm_path_reason`` (see :func:`gemm_path`),
-        ``gemm_paths_available`` (every path this CPU can run, fastest first), ``amx``
+        ``gemm_paths_available`` (every path this CPU can run, fastest first),
+        ``gemm_path_7bit`` (the path of the ``uint7`` schemes, codes in [0, 127]), ``amx``
         (whether the CPU has AMX; numbaq has no AMX kernel), ``threads`` (Numba's
         thread count) and ``cache`` (on-disk kernel caching).
 
@@ -59,6 +60,7 @@ def info() -> dict:
         "gemm_path": path,
         "gemm_path_reason": reason,
         "gemm_paths_available": paths.available(),
+        "gemm_path_7bit": paths.for_lhs(path, 127),
         "amx": paths.amx_status(),
         "threads": numba.get_num_threads(),
         "cache": config.CACHE,

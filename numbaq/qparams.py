@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# name -> (storage dtype, qmin, qmax). 4-bit values sit in 8-bit storage.
+# name -> (storage dtype, qmin, qmax). 4- and 7-bit values sit in 8-bit storage.
 DTYPES: dict[str, tuple[type, int, int]] = {
     "int8": (np.int8, -128, 127),
     "uint8": (np.uint8, 0, 255),
+    "uint7": (np.uint8, 0, 127),
     "int4": (np.int8, -8, 7),
     "uint4": (np.uint8, 0, 15),
 }
@@ -52,7 +53,8 @@ class QScheme:
     Parameters
     ----------
     dtype : {"int8", "uint8", "int4", "uint4"}
-        Integer type. 4-bit types are held in 8-bit storage.
+        Integer type. 4-bit types and ``uint7`` ([0, 127], which the AVX2 GEMM
+        multiplies with ``vpmaddubsw``) are held in 8-bit storage.
     symmetric : bool
         ``True``: the zero point is fixed (0 for signed types, the mid code for
         unsigned) and ``scale = absmax / ((qmax - qmin) / 2)``. ``False``:

@@ -205,7 +205,7 @@ class StaticQuantLinear(Module):
         y = np.empty((m, n), np.float32)
         bias = self.qweight.zero_bias if self.bias is None else self.bias
         act = mm.ACTIVATIONS[self.activation]
-        engine.linear(a, scale, zero_point, signed, self.qweight, bias, act, y)
+        engine.linear(a, scale, zero_point, signed, self.qweight, bias, act, y, qp.qmax)
         return y.reshape(x.shape[:-1] + (n,))
 
     def extra_repr(self) -> str:

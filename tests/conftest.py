@@ -30,7 +30,7 @@ def _gemm_path_param(name: str):
     if name == "amx":
         return pytest.param(name, marks=pytest.mark.skip(reason=f"amx: {paths.amx_status()}"))
     if not paths.supported(name):
-        needs = " or ".join("+".join(sorted(s)) for s in paths.PATHS[name].needs)
+        needs = " or ".join("+".join(sorted(s)) for s in paths.get(name).needs)
         reason = f"{name} needs {needs}, which this CPU lacks"
         return pytest.param(name, marks=pytest.mark.skip(reason=reason))
     return pytest.param(name)
@@ -38,6 +38,9 @@ def _gemm_path_param(name: str):
 
 GEMM_PATHS = [_gemm_path_param(name) for name in (*paths.PATHS, "amx")]
 """Every GEMM path, AMX included, each skipped with its reason where this CPU lacks it."""
+
+SEVEN_BIT_PATHS = [_gemm_path_param(p.name) for p in paths.SEVEN_BIT.values()]
+"""The 7-bit companion paths (lhs codes in [0, 127]), skipped likewise."""
 
 
 @pytest.fixture(params=GEMM_PATHS)

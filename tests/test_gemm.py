@@ -7,10 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from numbaq import engine
+from numbaq import schemes as nq_schemes
 from numbaq.kernels import _gen_gemm, paths
 from numbaq.kernels import gemm as kg
 
-from .conftest import GEMM_PATHS
+from .conftest import GEMM_PATHS, SEVEN_BIT_PATHS
 
 
 def test_generated_files_are_up_to_date():
@@ -115,7 +116,71 @@ def test_every_path_is_exact(path, m, k, n, seed, extreme, parallel):
     np.testing.assert_array_equal(_run(path, a, w, parallel), expected)
 
 
-@pytest.mark.parametrize("path", [p for p in paths.PATHS if paths.PATHS[p].simd])
+@pytest.mark.parametrize("path", SEVEN_BIT_PATHS)
+@given(
+    m=st.integers(1, 60),
+    k=st.integers(1, 300),
+    n=st.integers(1, 150),
+    seed=st.integers(0, 2**31),
+    extreme=st.booleans(),
+    parallel=st.booleans(),
+)
+def test_seven_bit_paths_are_exact_on_codes_up_to_127(path, m, k, n, seed, extreme, parallel):
+    """``vpmaddubsw`` saturates a pair of products above 32767; codes up to 127 keep the
+    largest pair at 127 * -128 * 2 = -32512 (the extreme case, all pairs at once)."""
+    rng = np.random.default_rng(seed)
+    if extreme:
+        a = rng.choice(np.array([0, 127], np.uint8), (m, k))
+        w = rng.choice(np.array([-128, 127], np.int8), (n, k))
+    else:
+        a = rng.integers(0, 128, (m, k), dtype=np.uint8)
+        w = rng.integers(-128, 128, (n, k), dtype=np.int8)
+    expected = (a.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
+    np.testing.assert_array_equal(_run(path, a, w, parallel), expected)
+
+
+@pytest.mark.parametrize("path", SEVEN_BIT_PATHS)
+def test_seven_bit_paths_saturate_above_127(path):
+    """Why the companion is never taken for 8-bit codes: 255 * -128 * 2 saturates."""
+    a = np.full((1, 8), 255, np.uint8)
+    w = np.full((1, 8), -128, np.int8)
+    assert _run(path, a, w, False)[0, 0] != 255 * -128 * 8
+
+
+@pytest.mark.parametrize("path", [*paths.PATHS, *(p.name for p in paths.SEVEN_BIT.values())])
+def test_packed_weights_start_on_a_cache_line(path):
+    for n, k in ((1, 1), (17, 33), (64, 256)):
+        packed = kg.pack(np.ones((n, k), np.int8), path)
+        assert packed.ctypes.data % 64 == 0 and packed.flags.c_contiguous
+
+
+def test_seven_bit_companion_is_taken_only_for_codes_that_fit():
+    assert paths.for_lhs("avx2", 127) == "avx2u7"
+    assert paths.for_lhs("avx2", 255) == "avx2"  # 255 * 128 * 2 would saturate
+    assert paths.for_lhs("vnni512", 127) == "vnni512"  # vpdpbusd is exact on all codes
+    with pytest.raises(ValueError, match="gemm path must be"):
+        paths.resolve("avx2u7", frozenset({"avx2"}))  # never forced: wrong above 127
+    assert "avx2u7" not in paths.available(frozenset({"avx2"}))
+
+
+def test_a_uint7_scheme_runs_on_the_companion(monkeypatch):
+    monkeypatch.setattr(engine.config, "GEMM_PATH", "plain")
+    sch7, sch8 = (nq_schemes.get(name) for name in ("PER_TOKEN_UINT7", "PER_TOKEN_UINT8"))
+    assert engine._scheme_kernels(sch7)[0] == "plain"
+    if paths.supported("avx2"):
+        monkeypatch.setattr(engine.config, "GEMM_PATH", "avx2")
+        assert engine._scheme_kernels(sch7)[0] == "avx2u7"
+        assert engine._scheme_kernels(sch8)[0] == "avx2"
+        assert engine._scheme_kernels(nq_schemes.get("PER_TOKEN_INT8"))[0] == "avx2"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *(p for p in paths.PATHS if paths.PATHS[p].simd),
+        *(p.name for p in paths.SEVEN_BIT.values()),
+    ],
+)
 def test_vector_epilogue_matches_the_scalar_one_on_every_path(path):
     """The full-panel epilogue of every generated module, the CPU's own or not: it uses
     only generic vector operations, so it compiles and runs on any x86-64; bit for bit

@@ -142,7 +142,7 @@ def test_k_past_the_int32_bound_is_refused():
 
 
 # ------------------------------------------------------------------ the Linear
-SCHEMES = ["ONNX", "TORCH", "PER_TOKEN_INT8", "PER_TOKEN_UINT8", "BLOCK_Q8_0"]
+SCHEMES = ["ONNX", "TORCH", "PER_TOKEN_INT8", "PER_TOKEN_UINT8", "PER_TOKEN_UINT7", "BLOCK_Q8_0"]
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

@@ -41,7 +41,9 @@ def _flat(result):
     hidden=st.integers(1, 70),
     batch=st.integers(1, 5),
     bidirectional=st.booleans(),
-    scheme=st.sampled_from(["PER_TOKEN_UINT8", "PER_TOKEN_INT8", "ONNX", "TORCH"]),
+    scheme=st.sampled_from(
+        ["PER_TOKEN_UINT8", "PER_TOKEN_INT8", "PER_TOKEN_UINT7", "ONNX", "TORCH"]
+    ),
     tasks=st.sampled_from([1, 2, 5]),
     seed=st.integers(0, 2**16),
 )
@@ -52,7 +54,7 @@ def test_fused_recurrence_is_the_step_by_step_path(
     cls = nq.LSTM if mode == "LSTM" else nq.GRU
     model = nq.quantize_dynamic(cls(7, hidden, bidirectional=bidirectional, seed=seed), scheme)
     x = np.random.default_rng(seed).normal(size=(6, batch, 7)).astype(np.float32)
-    module = engine._module(gemm_path)
+    path, module = engine._scheme_kernels(nq.schemes.get(scheme))  # 7-bit: the companion
     calls = []
     with monkeypatch.context() as patch:
         patch.setattr(config, "GEMM_PARALLEL_MIN", 0)
@@ -63,7 +65,7 @@ def test_fused_recurrence_is_the_step_by_step_path(
     steps = _step_by_step(model, x)
     for a, b in zip(_flat(fused), _flat(steps), strict=True):
         np.testing.assert_array_equal(a, b)
-    unit_block = engine._unit_block(gemm_path, 4 if mode == "LSTM" else 3, hidden, tasks)
+    unit_block = engine._unit_block(path, 4 if mode == "LSTM" else 3, hidden, tasks)
     assert bool(calls) == (unit_block < hidden)  # the parallel twin ran, on several blocks
 
 

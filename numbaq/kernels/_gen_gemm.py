@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .paths import PATHS
+from .paths import PATHS, SEVEN_BIT, get
 
 TEMPLATE_MARK = "# ---- end of template header: the generator copies what follows ----"
 
@@ -191,7 +191,7 @@ def _dispatch(mr: int, call: str) -> str:
 def render(path: str) -> str:
     """The source of ``_tiles_<path>.py``."""
     model = template_body("_drivers_model")
-    spec = PATHS[path]
+    spec = get(path)
     if not spec.simd:
         return PLAIN_HEADER + MODEL_IMPORTS + model
     text = HEADER.format(
@@ -220,7 +220,7 @@ def target(path: str) -> Path:
     return Path(__file__).with_name(f"_tiles_{path}.py")
 
 
-GENERATED = tuple(PATHS)
+GENERATED = (*PATHS, *(p.name for p in SEVEN_BIT.values()))
 """Every generated module: the SIMD paths, and ``plain`` (its kernels from ``gemm``)."""
 
 

@@ -18,21 +18,32 @@ from numba import prange
 
 from ..config import jit
 from .epilogue import SHIFT, _activate
-from .paths import PATHS
+from .paths import get
+
+
+def _aligned(values: np.ndarray) -> np.ndarray:
+    """``values`` flattened into a new array that starts on a 64-byte boundary (a cache
+    line: a panel's vector loads then never straddle two lines; numpy guarantees 16)."""
+    buf = np.empty(values.size + 64, values.dtype)
+    start = -buf.ctypes.data % 64
+    out = buf[start : start + values.size]
+    out[:] = values.reshape(-1)
+    return out
 
 
 def pack(w: np.ndarray, path: str) -> np.ndarray:
-    """Pack int8 weights ``w`` (N, K) for ``path``: a 1-D int8 array, zero padded.
+    """Pack int8 weights ``w`` (N, K) for ``path``: a 1-D int8 array, zero padded, its
+    start 64-byte aligned.
 
     K is padded to a multiple of 4 and N to a multiple of the panel width.
     """
     n, k = w.shape
-    spec = PATHS[path]
+    spec = get(path)
     kq = -(-k // 4)
     if spec.layout == "rows":
         out = np.zeros((n, 4 * kq), np.int8)
         out[:, :k] = w
-        return out.reshape(-1)
+        return _aligned(out)
     lanes, nr = spec.lanes, spec.nr
     n_panels = -(-n // spec.panel)
     padded = np.zeros((n_panels * spec.panel, 4 * kq), np.int8)
@@ -41,7 +52,7 @@ def pack(w: np.ndarray, path: str) -> np.ndarray:
         blocks = padded.reshape(n_panels, nr, lanes, kq, 4).transpose(0, 3, 1, 2, 4)
     else:  # pairs: [panel][kq][vector][K pair][lane][2 K values]
         blocks = padded.reshape(n_panels, nr, lanes, kq, 2, 2).transpose(0, 3, 1, 4, 2, 5)
-    return np.ascontiguousarray(blocks).reshape(-1)
+    return _aligned(blocks)
 
 
 # ------------------------------------------------------------------ the plain path

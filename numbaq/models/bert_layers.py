@@ -175,7 +175,8 @@ def norm_linear(norm, x, residual, linear):
     bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
     y = np.empty((m, linear.out_features), np.float32)
     act = _GEMM_ACTIVATIONS[linear.activation]
-    _timed("linear", engine.linear, a, a_scale, a_zp, lhs.signed, linear.qweight, bias, act, y)
+    args = (a, a_scale, a_zp, lhs.signed, linear.qweight, bias, act, y, lhs.qmax)
+    _timed("linear", engine.linear, *args)
     return h, y
 
 
