@@ -304,9 +304,11 @@ def _ort_matmul_integer(a, b):
 
 
 def _core_call(path, m, k, n):
-    """A call of the int32 GEMM core through ``numbaq.engine`` on random operands."""
+    """A call of the int32 GEMM core through ``numbaq.engine`` on random operands (lhs
+    codes up to the path's ``lhs_max``: 127 for a 7-bit companion)."""
     rng = np.random.default_rng(1)
-    a, _ = engine.shift_lhs(rng.integers(0, 256, (m, k), dtype=np.uint8))
+    lhs_max = paths.get(path).lhs_max
+    a, _ = engine.shift_lhs(rng.integers(0, lhs_max + 1, (m, k), dtype=np.uint8))
     packed = kg.pack(rng.integers(-127, 128, (n, k), dtype=np.int8), path)
     c = np.empty((m, n), np.int32)
     return lambda: engine.gemm_i32(a, packed, n, c, path=path)
@@ -324,10 +326,13 @@ def gemm_core(shapes, threads, repeat):
 
 
 def gemm_paths(shapes, repeat):
-    """``{(path, shape): us}``: every GEMM path this CPU runs, on one thread."""
+    """``{(path, shape): us}``: every GEMM path this CPU runs, and their 7-bit companions
+    (on codes up to 127), on one thread."""
     out = {}
+    runs = list(paths.available())
+    runs += [paths.SEVEN_BIT[p].name for p in runs if p in paths.SEVEN_BIT]
     with _threads("numbaq", 1):
-        for path in paths.available():
+        for path in runs:
             for m, k, n in shapes:
                 out[(path, (m, k, n))] = median_us(
                     _core_call(path, m, k, n), repeat=repeat if path != "plain" else 3
@@ -437,7 +442,8 @@ def report(times, sqnr, core, peak, threads, path, by_path=None, exact=None) -> 
             "",
             "### Every GEMM path on one thread (int32 core)",
             "",
-            "`numbaq.config.GEMM_PATH` forces one; `auto` takes the first the CPU runs.",
+            "`numbaq.config.GEMM_PATH` forces one; `auto` takes the first the CPU runs."
+            " A 7-bit companion (`avx2u7`) runs the `uint7` schemes' codes, up to 127.",
             "",
             markdown_table(header, rows),
         ]
