@@ -95,7 +95,7 @@ def _run(path, a, w, parallel):
     return engine.gemm_i32(buf, kg.pack(w, path), n, out, path=path, block=block)
 
 
-@pytest.mark.parametrize("path", GEMM_PATHS)
+@pytest.mark.parametrize("path", [*GEMM_PATHS, *SEVEN_BIT_PATHS])
 @given(
     m=st.integers(1, 60),
     k=st.integers(1, 300),
@@ -105,35 +105,15 @@ def _run(path, a, w, parallel):
     parallel=st.booleans(),
 )
 def test_every_path_is_exact(path, m, k, n, seed, extreme, parallel):
+    """Every code a path takes: 0-255, or 0-127 for a 7-bit companion (``vpmaddubsw``
+    saturates a pair above 32767; at 127 the largest pair is 127 * -128 * 2)."""
+    top = paths.get(path).lhs_max
     rng = np.random.default_rng(seed)
-    if extreme:  # the largest products: 255 * -128
-        a = rng.choice(np.array([0, 255], np.uint8), (m, k))
+    if extreme:  # the largest products: 255 * -128 (127 * -128)
+        a = rng.choice(np.array([0, top], np.uint8), (m, k))
         w = rng.choice(np.array([-128, 127], np.int8), (n, k))
     else:
-        a = rng.integers(0, 256, (m, k), dtype=np.uint8)
-        w = rng.integers(-128, 128, (n, k), dtype=np.int8)
-    expected = (a.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
-    np.testing.assert_array_equal(_run(path, a, w, parallel), expected)
-
-
-@pytest.mark.parametrize("path", SEVEN_BIT_PATHS)
-@given(
-    m=st.integers(1, 60),
-    k=st.integers(1, 300),
-    n=st.integers(1, 150),
-    seed=st.integers(0, 2**31),
-    extreme=st.booleans(),
-    parallel=st.booleans(),
-)
-def test_seven_bit_paths_are_exact_on_codes_up_to_127(path, m, k, n, seed, extreme, parallel):
-    """``vpmaddubsw`` saturates a pair of products above 32767; codes up to 127 keep the
-    largest pair at 127 * -128 * 2 = -32512 (the extreme case, all pairs at once)."""
-    rng = np.random.default_rng(seed)
-    if extreme:
-        a = rng.choice(np.array([0, 127], np.uint8), (m, k))
-        w = rng.choice(np.array([-128, 127], np.int8), (n, k))
-    else:
-        a = rng.integers(0, 128, (m, k), dtype=np.uint8)
+        a = rng.integers(0, top + 1, (m, k), dtype=np.uint8)
         w = rng.integers(-128, 128, (n, k), dtype=np.int8)
     expected = (a.astype(np.int64) @ w.astype(np.int64).T).astype(np.int32)
     np.testing.assert_array_equal(_run(path, a, w, parallel), expected)
