@@ -1,10 +1,12 @@
 """Dynamically quantized LSTM and LSTMCell against PyTorch, in one run.
 
-Run: ``python -m benchmarks.bench_lstm`` (writes the ``lstm`` section of RESULTS.md).
+Run: ``python -m benchmarks.bench_lstm`` (writes the ``lstm-<path>`` section of RESULTS.md,
+``<path>`` the GEMM path in use).
 LSTM: input 256, hidden 512, 64 steps, batch 1 and 16; LSTMCell: one step, same sizes.
 torch fp32, torch ``quantize_dynamic`` (qint8) and numbaq (the default: per-channel
 int8 weights, per-token activations) on 1 and 2 threads, each runtime timed on its
-own. SQNR of the 64-step output against the fp32 LSTM, for each method.
+own; also numbaq under the 7-bit ``PER_TOKEN_UINT7`` (UINT7). SQNR of the 64-step output
+against the fp32 LSTM, for each method.
 """
 
 from __future__ import annotations
@@ -90,9 +92,12 @@ def main(argv=None):
     import torch
 
     lstm, cell, qlstm, _ = _torch_models()
+    u7 = "PER_TOKEN_UINT7"  # 7-bit activations: the exact vpmaddubsw step without VNNI
     ours = {
-        "numbaq LSTM": nq.quantize_dynamic(nq.from_torch(lstm)),
-        "numbaq LSTMCell": nq.quantize_dynamic(nq.from_torch(cell)),
+        ("numbaq", "LSTM"): nq.quantize_dynamic(nq.from_torch(lstm)),
+        ("numbaq", "LSTMCell"): nq.quantize_dynamic(nq.from_torch(cell)),
+        ("numbaq uint7", "LSTM"): nq.quantize_dynamic(nq.from_torch(lstm), scheme=u7),
+        ("numbaq uint7", "LSTMCell"): nq.quantize_dynamic(nq.from_torch(cell), scheme=u7),
     }
     threads = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
     times: dict = {}
@@ -102,10 +107,11 @@ def main(argv=None):
     for n in threads:  # numbaq first, then torch: one runtime at a time
         numba.set_num_threads(n)
         for b, x in inputs.items():
-            times[("numbaq", n, b, "LSTM")] = median_us(lambda x=x: ours["numbaq LSTM"](x), 10)
-            times[("numbaq", n, b, "LSTMCell")] = median_us(
-                lambda x=x: ours["numbaq LSTMCell"](x[0]), 50
-            )
+            for (name, layer), model in ours.items():
+                step = x if layer == "LSTM" else x[0]
+                times[(name, n, b, layer)] = median_us(
+                    lambda m=model, s=step: m(s), 10 if layer == "LSTM" else 50
+                )
     # torch runs in a child process that never imports numbaq: its OpenMP pool and
     # Numba's stalled each other in one process (one run measured torch 10x slower)
     times.update(_torch_times(threads, list(inputs)))
@@ -116,7 +122,7 @@ def main(argv=None):
     float_lstm = nq.from_torch(lstm)
     torch_label = "torch quantize_dynamic (per-tensor weights, 7-bit per-tensor activations)"
     sqnr = {torch_label: nq.metrics.sqnr(reference, torch_q)}
-    for scheme in ("PER_TOKEN_UINT8", "PER_TOKEN_INT8", "ONNX", "TORCH"):
+    for scheme in ("PER_TOKEN_UINT8", "PER_TOKEN_INT8", u7, "ONNX", "TORCH"):
         out = nq.quantize_dynamic(float_lstm, scheme=scheme)(x)[0]
         default = " (the default)" if scheme == nq.DEFAULT_SCHEME.name else ""
         label = f"numbaq {scheme}{default}"
@@ -136,7 +142,7 @@ def main(argv=None):
             for b in inputs:
                 t = {
                     name: times[(name, n, b, layer)]
-                    for name in ("torch fp32", "torch qdyn", "numbaq")
+                    for name in ("torch fp32", "torch qdyn", "numbaq", "numbaq uint7")
                 }
                 rows.append(
                     [
@@ -147,19 +153,25 @@ def main(argv=None):
                         f"{t['torch qdyn']:.0f}",
                         f"{t['numbaq']:.0f}",
                         f"{t['torch qdyn'] / t['numbaq']:.2f}x",
+                        f"{t['numbaq uint7']:.0f}",
+                        f"{t['torch qdyn'] / t['numbaq uint7']:.2f}x",
                     ]
                 )
     lines.append(
         markdown_table(
-            ["layer", "threads", "batch", "torch fp32", "torch qdyn", "numbaq", "ratio"], rows
+            [
+                *("layer", "threads", "batch", "torch fp32", "torch qdyn", "numbaq", "ratio"),
+                *("numbaq UINT7", "UINT7 ratio"),
+            ],
+            rows,
         )
     )
     lines += ["", "SQNR of the 64-step output (batch 16) against the fp32 LSTM:", ""]
     lines.append(markdown_table(["method", "SQNR dB"], [[k, f"{v:.1f}"] for k, v in sqnr.items()]))
     text = "\n".join(lines)
     print(text)
-    if not args.no_write:
-        write_section("lstm", text)
+    if not args.no_write:  # one section per GEMM path: the machines differ
+        write_section(f"lstm-{nq.gemm_path()[0]}", text)
 
 
 if __name__ == "__main__":
