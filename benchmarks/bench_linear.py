@@ -84,15 +84,6 @@ def _peak_kernel(path: str):
     return run
 
 
-def _aligned(arr: np.ndarray) -> np.ndarray:
-    """A copy of 1-D byte array ``arr`` starting on a 64-byte boundary."""
-    buf = np.empty(arr.size + 64, arr.dtype)
-    start = -buf.ctypes.data % 64
-    out = buf[start : start + arr.size]
-    out[:] = arr
-    return out
-
-
 def peak_gops(path: str, threads: int, iters: int = 5_000_000, runs: int = 20) -> float:
     """Measured throughput of ``path``'s dot instruction in GOPS (a multiply-add is 2),
     on ``threads`` threads (:func:`_peak_kernel`), the fastest of ``runs`` short runs (on
@@ -101,8 +92,8 @@ def peak_gops(path: str, threads: int, iters: int = 5_000_000, runs: int = 20) -
     run = _peak_kernel(path)
     out = np.zeros((threads, spec.mr * spec.nr * spec.lanes), np.int32)
     # arguments, so LLVM cannot fold the loads; 64-byte aligned, as packed weights are
-    a = _aligned(np.full(32 * spec.mr + 32, 3, np.uint8))
-    w = _aligned(np.full((8 * spec.nr + 8) * 4 * spec.lanes, 5, np.int8))
+    a = kg._aligned(np.full(32 * spec.mr + 32, 3, np.uint8))
+    w = kg._aligned(np.full((8 * spec.nr + 8) * 4 * spec.lanes, 5, np.int8))
     run(1000, a, w, out)
     best = float("inf")
     for _ in range(runs):
