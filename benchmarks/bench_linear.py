@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import tempfile
 import time
@@ -52,6 +53,7 @@ PAUSE_S = 0.5
 
 
 # ------------------------------------------------------------------ the instruction peak
+@functools.cache
 def _peak_kernel(path: str):
     """A kernel running ``path``'s dot step (``kernels.simd``) on the path's own register
     tile, ``MR x NR`` independent accumulators, with its operands loaded from argument
@@ -320,7 +322,7 @@ def gemm_paths(shapes, repeat):
     """``{(path, shape): us}``: every GEMM path this CPU runs, and their 7-bit companions
     (on codes up to 127), on one thread."""
     out = {}
-    runs = list(paths.available())
+    runs = paths.available()
     runs += [paths.SEVEN_BIT[p].name for p in runs if p in paths.SEVEN_BIT]
     with _threads("numbaq", 1):
         for path in runs:

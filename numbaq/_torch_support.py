@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from . import layers as nql
+from .io import _CELL_CONFIG, _RNN_CONFIG
 from .qparams import QScheme
 from .weights import QuantizedWeight
 
@@ -23,8 +24,6 @@ _AUTOGRAD = (
 )
 
 
-_RNN_CONFIG = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
-_CELL_CONFIG = ("input_size", "hidden_size", "bias")
 _RNN_KINDS = {"QuantLSTM": nql.QuantLSTM, "QuantGRU": nql.QuantGRU}
 _CELL_KINDS = {"QuantLSTMCell": nql.QuantLSTMCell, "QuantGRUCell": nql.QuantGRUCell}
 

@@ -109,12 +109,11 @@ def _kernels(path: str | None):
     return path, _module(path)
 
 
-def _lhs_kernels(signed: bool, lhs_max: int):
-    """:func:`_kernels` of the configured path for an lhs of codes up to ``lhs_max``
-    (``signed``: int8 codes, stored shifted, so up to 255): its 7-bit companion
-    (``paths.SEVEN_BIT``) when they stay in [0, 127]."""
-    path = gemm_path()[0]
-    return _kernels(path if signed else paths.for_lhs(path, lhs_max))
+def _lhs_kernels(signed: bool, qmax: int):
+    """:func:`_kernels` of the configured path for an lhs of codes up to ``qmax``: its
+    7-bit companion (``paths.SEVEN_BIT``) when the bytes the tiles read stay in [0, 127]
+    (int8 codes are stored ``+ SHIFT``)."""
+    return _kernels(paths.for_lhs(gemm_path()[0], qmax + (SHIFT if signed else 0)))
 
 
 def _scheme_kernels(sch: QScheme):
@@ -231,7 +230,7 @@ def linear(
     ``a_zero_point`` (M,) the rows' parameters (the scheme's own zero points;
     ``signed`` adds ``SHIFT``); ``y`` (M, N) float32. See ``kernels.epilogue``.
     ``lhs_max``: the largest code ``a`` can hold (its scheme's ``qmax``); 127 lets the
-    7-bit companion path run.
+    7-bit companion path run on uint8 codes.
     """
     path, mod = _lhs_kernels(signed, lhs_max)
     (m, lda), n = a.shape, qweight.shape[0]

@@ -255,13 +255,33 @@ class QuantLinear(QuantModule):
         return _tensor(self._layer(x), restore)
 
 
-class _Recurrent(QuantModule):
-    """The torch face of numbaq's ``QuantLSTM`` / ``QuantGRU``."""
+class _Stateful(QuantModule):
+    """What the recurrent modules and the cells share: their configuration read from the
+    numbaq layer (``_config``), and the state ``hx`` converted to arrays."""
+
+    _config: tuple[str, ...] = ()
 
     def __getattr__(self, name):
-        if name in _RNN_CONFIG:
+        if name in self._config:
             return getattr(self._layer, name)
         return super().__getattr__(name)
+
+    def _state(self, hx, pair: tuple[str, str] | None, single: str):
+        """``hx`` as numbaq arrays: a pair named ``pair`` (an LSTM's ``(h, c)``), or one
+        array named ``single``; None stays None (zeros)."""
+        if hx is None:
+            return None
+        if pair is None:
+            return _array(self, hx, single)[0]
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"{self._label()}: hx must be a tuple ({pair[0]}, {pair[1]})")
+        return tuple(_array(self, s, n)[0] for s, n in zip(hx, pair))
+
+
+class _Recurrent(_Stateful):
+    """The torch face of numbaq's ``QuantLSTM`` / ``QuantGRU``."""
+
+    _config = _RNN_CONFIG
 
     def forward(self, input, hx=None):
         """Run the sequence, as ``nn.LSTM`` / ``nn.GRU`` do.
@@ -287,15 +307,10 @@ class _Recurrent(QuantModule):
                 "torch.nn.utils.rnn.pad_packed_sequence and pass the padded tensor"
             )
         x, restore = _array(self, input)
-        if hx is not None:
-            if self._kind == "QuantLSTM":
-                if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                    raise TypeError(f"{self._label()}: hx must be a tuple (h_0, c_0)")
-                hx = tuple(_array(self, s, n)[0] for s, n in zip(hx, ("h_0", "c_0")))
-            else:
-                hx = _array(self, hx, "h_0")[0]
+        lstm = self._kind == "QuantLSTM"
+        hx = self._state(hx, ("h_0", "c_0") if lstm else None, "h_0")
         out, state = self._layer(x, hx)
-        if self._kind == "QuantLSTM":
+        if lstm:
             return _tensor(out, restore), tuple(_tensor(s, restore) for s in state)
         return _tensor(out, restore), _tensor(state, restore)
 
@@ -351,11 +366,8 @@ class QuantGRU(_Recurrent):
     _kind = "QuantGRU"
 
 
-class _Cell(QuantModule):
-    def __getattr__(self, name):
-        if name in _CELL_CONFIG:
-            return getattr(self._layer, name)
-        return super().__getattr__(name)
+class _Cell(_Stateful):
+    _config = _CELL_CONFIG
 
     def forward(self, input, hx=None):
         """One step, as ``nn.LSTMCell`` / ``nn.GRUCell`` do.
@@ -373,13 +385,7 @@ class _Cell(QuantModule):
             The new state: ``(h', c')`` or ``h'``.
         """
         x, restore = _array(self, input)
-        if hx is not None:
-            if self._kind == "QuantLSTMCell":
-                if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                    raise TypeError(f"{self._label()}: hx must be a tuple (h, c)")
-                hx = tuple(_array(self, s, n)[0] for s, n in zip(hx, ("h", "c")))
-            else:
-                hx = _array(self, hx, "hx")[0]
+        hx = self._state(hx, ("h", "c") if self._kind == "QuantLSTMCell" else None, "hx")
         out = self._layer(x, hx)
         if isinstance(out, tuple):
             return tuple(_tensor(s, restore) for s in out)

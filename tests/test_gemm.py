@@ -127,7 +127,7 @@ def test_seven_bit_paths_saturate_above_127(path):
     assert _run(path, a, w, False)[0, 0] != 255 * -128 * 8
 
 
-@pytest.mark.parametrize("path", [*paths.PATHS, *(p.name for p in paths.SEVEN_BIT.values())])
+@pytest.mark.parametrize("path", paths.BY_NAME)
 def test_packed_weights_start_on_a_cache_line(path):
     for n, k in ((1, 1), (17, 33), (64, 256)):
         packed = kg.pack(np.ones((n, k), np.int8), path)
@@ -154,13 +154,7 @@ def test_a_uint7_scheme_runs_on_the_companion(monkeypatch):
         assert engine._scheme_kernels(nq_schemes.get("PER_TOKEN_INT8"))[0] == "avx2"
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        *(p for p in paths.PATHS if paths.PATHS[p].simd),
-        *(p.name for p in paths.SEVEN_BIT.values()),
-    ],
-)
+@pytest.mark.parametrize("path", [name for name, p in paths.BY_NAME.items() if p.simd])
 def test_vector_epilogue_matches_the_scalar_one_on_every_path(path):
     """The full-panel epilogue of every generated module, the CPU's own or not: it uses
     only generic vector operations, so it compiles and runs on any x86-64; bit for bit

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .paths import PATHS, SEVEN_BIT, get
+from .paths import BY_NAME, get
 
 TEMPLATE_MARK = "# ---- end of template header: the generator copies what follows ----"
 
@@ -220,7 +220,7 @@ def target(path: str) -> Path:
     return Path(__file__).with_name(f"_tiles_{path}.py")
 
 
-GENERATED = (*PATHS, *(p.name for p in SEVEN_BIT.values()))
+GENERATED = tuple(BY_NAME)
 """Every generated module: the SIMD paths, and ``plain`` (its kernels from ``gemm``)."""
 
 

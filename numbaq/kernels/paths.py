@@ -154,15 +154,15 @@ exact int8 step: 160-180 against 120-130 GOPS for ``avx2`` on a Zen 3 core. Neve
 chosen by ``auto`` nor forced: it is wrong for codes above 127."""
 
 
+BY_NAME: dict[str, GemmPath] = {**PATHS, **{p.name: p for p in SEVEN_BIT.values()}}
+"""Every path and 7-bit companion, by name: what the generator writes a module for."""
+
+
 def get(name: str) -> GemmPath:
     """The :class:`GemmPath` called ``name``, a path or a 7-bit companion."""
-    if name in PATHS:
-        return PATHS[name]
-    for companion in SEVEN_BIT.values():
-        if companion.name == name:
-            return companion
-    companions = tuple(p.name for p in SEVEN_BIT.values())
-    raise ValueError(f"unknown GEMM path {name!r}: paths {tuple(PATHS)}, 7-bit {companions}")
+    if name not in BY_NAME:
+        raise ValueError(f"unknown GEMM path {name!r}; known: {tuple(BY_NAME)}")
+    return BY_NAME[name]
 
 
 def for_lhs(path: str, lhs_max: int) -> str:
