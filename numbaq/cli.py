@@ -10,7 +10,8 @@ import numpy as np
 
 from . import metrics, schemes
 from .codes import dequantize, dynamic_quantize
-from .matmul import gemm_path, quantize_weight, quantized_linear
+from .kernels import paths
+from .matmul import gemm_path, info, quantize_weight, quantized_linear
 from .ops import DEFAULT_SCHEME
 from .qparams import QScheme
 
@@ -282,21 +283,31 @@ def model_demo(
         raise ValueError(f"repeat must be at least 1, got {repeat}")
     sentences = list(SENTENCES if sentences is None else sentences)
     scheme = schemes.get(scheme) if scheme is not None else DEFAULT_SCHEME
+    machine = info()
+    spec = paths.get(machine["gemm_path"])
+    # Without VNNI, exact 8-bit products run at fp32's FMA width (vpmaddwd): the 7-bit
+    # scheme's vpmaddubsw path is the fast one there, so it is timed beside the default.
+    seven_bit = (
+        spec.dot != "dpbusd" and machine["gemm_path_7bit"] != spec.name and scheme is DEFAULT_SCHEME
+    )
     bar = _steps(3 + repeat + (torch is not False))
     bar.set_postfix_str("loading all-MiniLM-L6-v2")
     model = minilm.load()
     bar.update()
     bar.set_postfix_str(f"quantizing 24 Linear layers, QKV fused ({scheme.name or 'custom'})")
     qmodel = quantize_dynamic(model, scheme=scheme, progress=False)
+    models = {"fp32": model, "int8": qmodel}
+    if seven_bit:
+        models["7-bit"] = quantize_dynamic(model, scheme="PER_TOKEN_UINT7", progress=False)
     bar.update()
     bar.set_postfix_str("first encode (compiles the kernels once; cached on disk after)")
-    reference = model.encode(sentences)
-    embeddings = qmodel.encode(sentences)
+    encoded = {name: m.encode(sentences) for name, m in models.items()}
+    reference, embeddings = encoded["fp32"], encoded["int8"]
     bar.update()
-    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(repeat):  # in turn, so that a busy moment hits both alike
-        bar.set_postfix_str("timing fp32 and int8 in turn")
-        for name, m in (("fp32", model), ("int8", qmodel)):
+        bar.set_postfix_str(f"timing {', '.join(models)} in turn")
+        for name, m in models.items():
             start = time.perf_counter()
             m.encode(sentences)
             times[name].append(time.perf_counter() - start)
@@ -330,12 +341,17 @@ def model_demo(
         "fp32_mb": weights(model),
         "int8_mb": weights(qmodel),
         "scheme": scheme.name or scheme.describe(),
+        "cpu": f"{machine['cpu_model']} ({machine['cpu']})",
+        "gemm_path": machine["gemm_path"],
+        "threads": numba.get_num_threads(),
         "torch": None,
     }
     print(
         f"\nall-MiniLM-L6-v2 on {len(sentences)} sentences (ragged batch, no padding), "
         f"int8 scheme {result['scheme']} with per-channel int8 weights; "
-        f"{_threads(numba.get_num_threads())}, median of {repeat} runs each\n",
+        f"{_threads(numba.get_num_threads())}, median of {repeat} runs each\n"
+        f"CPU: {result['cpu']}; GEMM path {spec.name}: {spec.instruction}; "
+        f"{_threads(result['threads'])}\n",
         file=out,
     )
     rows = [
@@ -356,6 +372,14 @@ def model_demo(
             f"{result['int8_mb']:.1f}",
         ],
     ]
+    if seven_bit:
+        cos7 = (reference * encoded["7-bit"]).sum(axis=1)
+        result["7bit_ms"] = float(np.median(times["7-bit"]) * 1e3)
+        rows.append(
+            ["int8 (numbaq, 7-bit PER_TOKEN_UINT7)", f"{result['7bit_ms']:.1f}"]
+            + [_spread(times["7-bit"]), f"{cos7.mean():.6f}", f"{cos7.min():.6f}"]
+            + [f"{result['int8_mb']:.1f}"]
+        )
     if peer is not None and "error" not in peer:
         result["torch"] = {
             "fp32_ms": float(np.median(peer["times"]["fp32"]) * 1e3),
@@ -388,6 +412,14 @@ def model_demo(
         "the same sentence, within each framework.",
         file=out,
     )
+    if seven_bit:
+        print(
+            f"No VNNI on the {spec.name} path: exact 8-bit products run on {spec.instruction}, the "
+            "width of fp32's FMA, so int8 cannot beat fp32's arithmetic here. The 7-bit "
+            f"scheme (codes 0..127) runs {paths.get(machine['gemm_path_7bit']).instruction}: "
+            f"{faster(result['fp32_ms'] / result['7bit_ms'])} than fp32.",
+            file=out,
+        )
     if result["torch"] is not None and "error" not in result["torch"]:
         t = result["torch"]
         print(

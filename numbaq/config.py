@@ -17,6 +17,10 @@ kernel call):
     Force an integer GEMM path; see :data:`GEMM_PATH`.
 ``NUMBAQ_GEMM_PARALLEL_MIN`` (default ``2000000``)
     Multiply-adds below which a GEMM runs on one thread.
+``NUMBAQ_PARK_BLAS`` (default ``1``)
+    Before a parallel GEMM, end the idle workers of the process's OpenBLAS pools, which
+    otherwise poll for up to ~70 ms after each numpy call and take the cores from
+    numbaq's threads (2x slower measured); see :mod:`numbaq._blas`.
 ``GOMP_SPINCOUNT`` (default set here to ``10000`` if unset)
     How long an idle OpenMP worker spins before it sleeps. libgomp's own default
     (300000 spins, about a millisecond) lets Numba's pool steal the CPUs of a
@@ -65,6 +69,9 @@ GEMM_PATH: str = os.environ.get("NUMBAQ_GEMM_PATH", "auto")
 """Integer GEMM path: ``"auto"`` (the fastest the CPU supports) or one of
 ``"vnni512"``, ``"vnni256"``, ``"avx512bw"``, ``"avx2"``, ``"plain"``; see
 :mod:`numbaq.kernels.gemm` and :func:`numbaq.info`. Tests set it to run every path."""
+
+PARK_BLAS: bool = _env_flag("NUMBAQ_PARK_BLAS", True)
+"""Park idle OpenBLAS workers before a parallel GEMM (:func:`numbaq._blas.park`)."""
 
 GEMM_PARALLEL_MIN: int = int(os.environ.get("NUMBAQ_GEMM_PARALLEL_MIN", "2000000"))
 """Multiply-adds (M*N*K) below which a GEMM runs on one thread."""

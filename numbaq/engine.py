@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from . import config
+from . import _blas, config
 from .kernels import paths
 from .kernels.epilogue import SHIFT
 from .kernels.quantize import LhsParams
@@ -148,7 +148,10 @@ def _plan(m: int, n: int, k: int, path: str) -> int:
     if m * n * k < config.GEMM_PARALLEL_MIN:
         return 0
     threads = config.num_threads()  # 1 where a parallel launch is unsafe (fork, workqueue)
-    return m_block(m, n, path, threads) if threads > 1 else 0
+    if threads < 2:
+        return 0
+    _blas.park()  # idle OpenBLAS workers would poll on the cores these threads need
+    return m_block(m, n, path, threads)
 
 
 # ------------------------------------------------------------------ the lhs
@@ -352,7 +355,11 @@ def recurrence(
     args = (lstm, xg, h, c, out, reverse, _lhs_tuple(sch), w.packed(path), -(-k // 4))
     args += (w.scale, w.col_sums, np.ascontiguousarray(bias))
     args += (np.empty(batch, np.float32), np.empty(batch, np.int32), unit_block)
-    status = mod.recurrence_par(*args) if unit_block < hidden else mod.recurrence(*args)
+    if unit_block < hidden:
+        _blas.park()
+        status = mod.recurrence_par(*args)
+    else:
+        status = mod.recurrence(*args)
     if status:
         raise ValueError(
             f"{owner}: the hidden state overflowed or became NaN/Inf; check the weights"

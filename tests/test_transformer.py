@@ -165,3 +165,16 @@ def test_layer_norm_quant_equals_layer_norm_then_quantize(tokens, width, scheme,
     x[0, 0] = np.nan  # a non-finite row is counted, not quantized
     out = np.empty_like(x)
     assert kt._add_layer_norm_quant(x, r, w, b, 1e-12, out, lhs, a, s, z) == 1
+
+
+@pytest.mark.parametrize("length", [4, 5, 7, 9, 17])
+def test_attention_row_groups_give_the_bits_of_single_rows(length):
+    """Rows run four at a time (``kernels.transformer.ROWS``), the last ``length % 4`` one
+    at a time: the same sums in the same order, so a query repeated in both gives the same
+    bits in both."""
+    qkv, offsets = _ragged([length], 64, 5)
+    last = length - 1  # the single-row path, or (length 4) the fourth lane of the group
+    qkv[last, :64] = qkv[0, :64]  # the same query: the same output row, bit for bit
+    out = np.empty((length, 64), np.float32)
+    kt._attention(qkv, offsets, 2, out)
+    np.testing.assert_array_equal(out[last], out[0])

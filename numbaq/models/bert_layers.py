@@ -33,6 +33,15 @@ _TIMES: dict | None = None  # per-piece seconds while a profile() is active
 
 
 # ------------------------------------------------------------------ timing hook
+class _Times(dict):
+    """``{piece: seconds}``, and ``linears``: one ``(linear, rows, seconds, quantize_fused)``
+    per Linear call (:func:`numbaq.models.bert.roofline` reads them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linears: list = []
+
+
 @contextlib.contextmanager
 def profile():
     """Accumulate the wall time of each piece of every encoder call in the block.
@@ -41,17 +50,18 @@ def profile():
     quantize pass where it is not fused), ``attention``, ``layernorm`` (with the next int8
     Linear's activation quantization where fused), ``activation`` (a separate activation
     pass, when not fused), ``embedding``, ``pooling``, ``tokenize``, filled in as the block
-    runs. Not thread-safe: one profile at a time.
+    runs. Its attribute ``linears`` lists every Linear call: ``(linear, rows, seconds,
+    quantize_fused)``. Not thread-safe: one profile at a time.
 
     Examples
     --------
     >>> with profile() as times:
     ...     pass
-    >>> times
-    {}
+    >>> times, times.linears
+    ({}, [])
     """
     global _TIMES
-    outer, _TIMES = _TIMES, {}
+    outer, _TIMES = _TIMES, _Times()
     try:
         yield _TIMES
     finally:
@@ -65,6 +75,23 @@ def _timed(piece: str, fn, *args):
     out = fn(*args)
     _TIMES[piece] = _TIMES.get(piece, 0.0) + time.perf_counter() - t0
     return out
+
+
+def _timed_linear(linear, rows: int, quantize_fused: bool, fn, *args):
+    """``fn(*args)``, timed as ``linear`` (``rows`` activation rows) while a profile runs."""
+    if _TIMES is None:
+        return fn(*args)
+    t0 = time.perf_counter()
+    out = fn(*args)
+    seconds = time.perf_counter() - t0
+    _TIMES["linear"] = _TIMES.get("linear", 0.0) + seconds
+    _TIMES.linears.append((linear, rows, seconds, quantize_fused))
+    return out
+
+
+def _call_linear(linear, x):
+    """``linear(x)``, timed by :func:`_timed_linear`."""
+    return _timed_linear(linear, x.shape[0], False, linear, x)
 
 
 def _add_time(piece: str, t0: float) -> None:
@@ -148,7 +175,7 @@ def norm_linear(norm, x, residual, linear):
     """
     if not _fusable(norm, linear):
         h = _timed("layernorm", norm, x, residual)
-        return h, _timed("linear", linear, h)
+        return h, _call_linear(linear, h)
     x = np.ascontiguousarray(x, np.float32)
     residual = np.ascontiguousarray(residual, np.float32)
     d = norm.weight.shape[0]
@@ -176,7 +203,7 @@ def norm_linear(norm, x, residual, linear):
     y = np.empty((m, linear.out_features), np.float32)
     act = _GEMM_ACTIVATIONS[linear.activation]
     args = (a, a_scale, a_zp, lhs.signed, linear.qweight, bias, act, y, lhs.qmax)
-    _timed("linear", engine.linear, *args)
+    _timed_linear(linear, m, True, engine.linear, *args)
     return h, y
 
 
@@ -329,13 +356,64 @@ class BertLayer(Module):
         layer's ``self.qkv(h)``) may come precomputed, and the last LayerNorm may feed
         ``next_qkv`` (the next layer's ``qkv`` Linear) in the same pass (:func:`norm_linear`)."""
         if qkv is None:
-            qkv = _timed("linear", self.qkv, h)
+            qkv = _call_linear(self.qkv, h)
         context = _timed("attention", attention_qkv, qkv, offsets, self.heads, attention_dtype)
-        o = _timed("linear", self.attention_output, context)
+        o = _timed_linear(
+            self.attention_output, context.shape[0], False, self.attention_output, context
+        )
         a, u = norm_linear(self.attention_norm, o, h, self.intermediate)
         if getattr(self.intermediate, "activation", None) != self.act:  # not fused (any more)
             u = _timed("activation", _apply, self.act, u)
-        y = _timed("linear", self.output, u)
+        y = _call_linear(self.output, u)
         if next_qkv is None:
             return _timed("layernorm", self.output_norm, y, a), None
         return norm_linear(self.output_norm, y, a, next_qkv)
+
+
+def roofline(model, sentences, repeat: int = 3, pieces_repeat: int = 9) -> list[dict]:
+    """Each Linear of ``model`` in the roofline view: its time inside the encoder split
+    into the activation quantize, the int32 core, the epilogue and the rest, against the
+    GEMM path's measured peak on this CPU (:mod:`numbaq.roofline`).
+
+    Parameters
+    ----------
+    model : BertEncoder
+        Quantized (per-token or per-tensor activations, per-channel weights).
+    sentences : list of str
+        Encoded ``repeat`` times under :func:`profile`; each Linear's time is its mean.
+    repeat, pieces_repeat : int
+        Encodes to average; timed calls of each piece (:func:`numbaq.roofline.linear_pieces`).
+
+    Returns
+    -------
+    list of dict
+        One row per Linear call of one encode, in order: ``name`` and the keys of
+        :func:`numbaq.roofline.linear_pieces`, ``total_us`` the time measured in the model.
+        ``quantize_fused`` rows take codes written by the LayerNorm before them (that
+        pass is in the ``layernorm`` piece of :func:`profile`).
+    """
+    from .. import roofline as rl
+
+    names = {id(mod): name for name, mod in model.named_modules()}
+    with profile() as times:
+        for _ in range(repeat):
+            model.encode(sentences)
+    calls = times.linears
+    per_encode = len(calls) // repeat
+    rows = []
+    for i in range(per_encode):
+        linear, m, _, fused = calls[i]
+        if not isinstance(linear, QuantLinear):
+            raise ValueError(f"roofline: {names.get(id(linear))} is not a QuantLinear; quantize")
+        seconds = sum(calls[i + r * per_encode][2] for r in range(repeat)) / repeat
+        row = rl.linear_pieces(
+            linear.qweight,
+            m,
+            linear.scheme,
+            linear.activation,
+            total_us=seconds * 1e6,
+            quantize_fused=fused,
+            repeat=pieces_repeat,
+        )
+        rows.append({"name": names.get(id(linear), "?"), **row})
+    return rows
