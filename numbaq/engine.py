@@ -292,10 +292,32 @@ def dynamic_linear(x2d, sch: QScheme, qweight, bias, act: int, y):
     return a_scale, a_zp
 
 
-def _check_status(status: int, name: str) -> None:
+def dynamic_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y):
+    """The fused block-scaled dynamic Linear: each block of ``sch.block_size`` values of
+    ``x2d`` quantized on its own (symmetric signed schemes, ``BLOCK_Q8_0``), the block
+    tiles, the epilogue: one kernel call, the weights' block scales and sums made once.
+
+    ``x2d`` (M, K) float32, ``y`` (M, N) float32. Returns the scales (M, K // block).
+    Raises ``ValueError`` if ``x2d`` holds NaN/Inf or its range overflows float32.
+    """
+    assert sch.granularity == "block" and sch.symmetric and sch.storage is np.int8
+    block = sch.block_size
+    assert qweight.group_size in (None, block), "validated by the caller"
+    path, mod = _scheme_kernels(sch)
+    (m, k), n = x2d.shape, qweight.shape[0]
+    a_scale = np.empty(m * (k // block), np.float32)
+    args = (x2d, _lhs_tuple(sch), qweight.packed(path), k // 4, n, block // 4)
+    args += (qweight.block_scales(block), qweight.block_sums(block), bias, act, y, a_scale)
+    status = mod.dynamic_linear_blocks_f32(*args, _plan(m, n, k, path))
+    if status:
+        _check_status(status, "x", "blocks")
+    return a_scale.reshape(m, -1)
+
+
+def _check_status(status: int, name: str, what: str = "rows") -> None:
     """Raise for a quantize kernel's status (``kernels.quantize._lhs_status``)."""
     if status:
-        _raise_nonfinite(name, max(status, 0), "rows")
+        _raise_nonfinite(name, max(status, 0), what)
         raise ValueError(
             f"the range of {name} overflows float32 (max - min is Inf); rescale {name}"
         )

@@ -398,6 +398,13 @@ def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, 
     """Scales per block of K, for the activations, the weights, or both: an int32 dot
     per block, the blocks summed in float32. Returns the activation scales (M, blocks)."""
     block = qweight.group_size or sch.block_size  # checked by check_linear_scheme
+    if (
+        sch.granularity == "block"
+        and sch.symmetric
+        and sch.storage is np.int8
+        and qweight.group_size in (None, sch.block_size)
+    ):  # one fused kernel call (BLOCK_Q8_0)
+        return engine.dynamic_linear_blocks(x2d, sch, qweight, bias, act, y)
     m, k = x2d.shape
     n_blocks = k // block
     layout = _layout(x2d, sch.granularity, sch.block_size)[0]
@@ -406,10 +413,7 @@ def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, 
     a_scale = scale.reshape(m, -1)
     if a_scale.shape[1] != n_blocks:
         a_scale = np.repeat(a_scale, n_blocks, axis=1)
-    w_scale = qweight.scale.T if qweight.group_size else qweight.scale[None, :]
-    w_scale = np.ascontiguousarray(  # (blocks, N): each block's scales are contiguous
-        np.broadcast_to(w_scale, (n_blocks, qweight.shape[0]))
-    )
+    w_scale = qweight.block_scales(block)
     engine.linear_blocks(q.reshape(m, k), a_scale, qweight, block, w_scale, bias, act, y)
     return scale.reshape(m, -1)
 

@@ -189,6 +189,27 @@ class QuantizedWeight:
             self._packed[key] = np.ascontiguousarray(sums.T.astype(np.int32))
         return self._packed[key]
 
+    def block_scales(self, block: int) -> np.ndarray:
+        """The weight scale of each block of K and output channel (made once).
+
+        Parameters
+        ----------
+        block : int
+            Block length along K: the group size of per-group weights, or any divisor of
+            K for per-channel weights (each channel's scale repeated).
+
+        Returns
+        -------
+        (K // block, N) float32 ndarray
+            Each block's scales contiguous, as the block-scaled kernels read them.
+        """
+        key = ("block_scales", block)
+        if key not in self._packed:
+            n, k = self.q.shape
+            scale = self.scale.T if self.scale.ndim == 2 else self.scale[None, :]
+            self._packed[key] = np.ascontiguousarray(np.broadcast_to(scale, (k // block, n)))
+        return self._packed[key]
+
     def reordered(self, name: str, order: np.ndarray) -> QuantizedWeight:
         """The same weights with their rows (output channels) in ``order``: ``q[order]``,
         ``scale[order]``, ``col_sums[order]``; made once per ``name``, then cached (the

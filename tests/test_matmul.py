@@ -195,12 +195,12 @@ def test_quantized_linear_accuracy_bound(scheme):
     assert metrics.sqnr(x.astype(np.float64) @ w.T.astype(np.float64), y) > 30
 
 
-@pytest.mark.parametrize("scheme", ["ONNX", "PER_TOKEN_INT8"])
+@pytest.mark.parametrize("scheme", ["ONNX", "PER_TOKEN_INT8", "BLOCK_Q8_0"])
 def test_one_thread_equals_n_threads(scheme, monkeypatch):
     monkeypatch.setattr(config, "GEMM_PARALLEL_MIN", 0)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((100, 200)).astype(np.float32)
-    qw = mm.quantize_weight(rng.standard_normal((150, 200)).astype(np.float32))
+    x = rng.standard_normal((100, 224)).astype(np.float32)  # K: 7 blocks of 32
+    qw = mm.quantize_weight(rng.standard_normal((150, 224)).astype(np.float32))
     before = numba.get_num_threads()
     try:
         results = []
@@ -291,3 +291,24 @@ def test_per_group_weights_need_symmetric_int8_activations():
         mm.quantized_linear(
             np.ones((2, 64)), qw, scheme=nq.schemes.BLOCK_Q8_0.replace(block_size=16)
         )
+
+
+def test_block_scheme_names_the_blocks_that_hold_nan():
+    """The fused block-scaled Linear (one kernel: quantize each block, then the tiles)
+    refuses NaN/Inf and counts the blocks that hold it."""
+    x = np.ones((3, 96), np.float32)
+    x[1, 40] = np.nan
+    x[2, 0] = np.inf
+    qw = mm.quantize_weight(np.ones((8, 96), np.float32))
+    with pytest.raises(ValueError, match=r"NaN or Inf \(in 2 blocks"):
+        mm.quantized_linear(x, qw, scheme="BLOCK_Q8_0")
+
+
+def test_block_scales_made_once_per_block():
+    qw = mm.quantize_weight(np.arange(64 * 4, dtype=np.float32).reshape(4, 64), group_size=32)
+    scales = qw.block_scales(32)
+    assert scales.shape == (2, 4) and scales.flags.c_contiguous
+    np.testing.assert_array_equal(scales, qw.scale.T)
+    assert qw.block_scales(32) is scales  # cached with the weights' other derived arrays
+    per_channel = mm.quantize_weight(np.ones((4, 64), np.float32)).block_scales(16)
+    np.testing.assert_array_equal(per_channel, np.ones((4, 1), np.float32) * per_channel[0])

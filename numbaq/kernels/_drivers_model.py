@@ -8,6 +8,8 @@ drivers use only those GEMM entry points.
 * ``dynamic_linear_f32`` / ``_par``: the whole dynamic Linear in one call: quantize
   ``x`` into the uint8 lhs buffer (``kernels.quantize._quantize_lhs``), then
   ``linear_f32``.
+* ``dynamic_linear_blocks_f32``: the same with one scale per block of K (``BLOCK_Q8_0``),
+  then ``linear_blocks_f32``.
 * ``recurrence`` / ``recurrence_par``: the hidden recurrence of one LSTM or GRU layer
   direction over all time steps in one call: per step, ``h`` quantized once, then per
   block of hidden units (one task each, split across threads) its gates' columns of the
@@ -21,7 +23,15 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
-from .gemm import MR, PANEL, cols_f32, linear_f32, linear_f32_par
+from .gemm import (
+    MR,
+    PANEL,
+    cols_f32,
+    linear_blocks_f32,
+    linear_blocks_f32_par,
+    linear_f32,
+    linear_f32_par,
+)
 from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 
@@ -82,6 +92,63 @@ def dynamic_linear_f32_par(
             y,
             m_block,
         )
+    return status
+
+
+@jit()
+def dynamic_linear_blocks_f32(
+    x, lhs, w, kq_n, n, block_kq, w_scale, block_sums, bias, act, y, a_scale, m_block
+):
+    """The whole block-scaled dynamic Linear in one call: each block of ``4 * block_kq``
+    values of ``x`` (M, K) float32 quantized on its own (``_quantize_lhs`` on the blocks
+    as rows: symmetric int8 codes, stored ``+ SHIFT``), then :func:`linear_blocks_f32`
+    (``linear_blocks_f32_par`` with tasks of ``m_block`` rows when ``m_block > 0``).
+
+    ``a_scale`` (M * K // block,) float32 receives the blocks' scales. Returns the
+    status of ``kernels.quantize._lhs_status`` (counting blocks; 0: ``y`` is valid).
+    """
+    lhs = LhsParams(*lhs)
+    m, k = x.shape
+    block = 4 * block_kq
+    n_blocks = k // block
+    a = np.empty((m * n_blocks, block), np.uint8)
+    a_zp = np.empty(m * n_blocks, np.int32)  # SHIFT: symmetric codes, shifted
+    status = _quantize_lhs(x.reshape(m * n_blocks, block), lhs, a, a_scale, a_zp)
+    if status == 0:
+        scales = a_scale.reshape(m, n_blocks)
+        if m_block > 0:
+            linear_blocks_f32_par(
+                a.reshape(a.size),
+                k,
+                m,
+                w,
+                kq_n,
+                n,
+                block_kq,
+                scales,
+                w_scale,
+                block_sums,
+                bias,
+                act,
+                y,
+                m_block,
+            )
+        else:
+            linear_blocks_f32(
+                a.reshape(a.size),
+                k,
+                m,
+                w,
+                kq_n,
+                n,
+                block_kq,
+                scales,
+                w_scale,
+                block_sums,
+                bias,
+                act,
+                y,
+            )
     return status
 
 

@@ -94,6 +94,15 @@ def _tile(a, a_off, lda, w, w_off, kq_n, acc, rows):
 def _tile_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo, rows):
     \"\"\"Run a full-panel tile of ``rows`` rows, storing int32 straight to flat ``out``.\"\"\"
 {dispatch_i32}
+
+
+@jit()
+def _tile_blocks(
+    a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums,
+    wb_off, n, total, rows
+):
+    \"\"\"Run the block-scaled tile of ``rows`` rows; float32 totals land in ``total``.\"\"\"
+{dispatch_blocks}
 """
 
 
@@ -127,15 +136,18 @@ from .gemm import (
 '''
 
 
-def _k_loop(rows: int, lanes: int, nr: int) -> list[str]:
+def _k_loop(rows: int, lanes: int, nr: int, steps: str = "kq_n", pad: str = "    ") -> list[str]:
+    """Zeroed accumulators, then the dot steps over ``range(steps)``, indented by ``pad``."""
     vbytes = 4 * lanes
-    lines = ["    " + "; ".join(f"c{r}_{v} = vzero()" for v in range(nr)) for r in range(rows)]
-    lines += ["    for kq in range(kq_n):", f"        wo = w_off + kq * {nr * vbytes}"]
-    lines += [f"        b{v} = vload(w, wo + {v * vbytes})" for v in range(nr)]
-    lines.append("        ao = a_off + kq * 4")
+    lines = [pad + "; ".join(f"c{r}_{v} = vzero()" for v in range(nr)) for r in range(rows)]
+    lines += [f"{pad}for kq in range({steps}):", f"{pad}    wo = w_off + kq * {nr * vbytes}"]
+    lines += [f"{pad}    b{v} = vload(w, wo + {v * vbytes})" for v in range(nr)]
+    lines.append(f"{pad}    ao = a_off + kq * 4")
     for r in range(rows):
-        lines.append(f"        x = vbcast(a, ao + {r} * lda)" if r else "        x = vbcast(a, ao)")
-        lines += [f"        c{r}_{v} = vdot(c{r}_{v}, x, b{v})" for v in range(nr)]
+        lines.append(
+            f"{pad}    x = vbcast(a, ao + {r} * lda)" if r else f"{pad}    x = vbcast(a, ao)"
+        )
+        lines += [f"{pad}    c{r}_{v} = vdot(c{r}_{v}, x, b{v})" for v in range(nr)]
     return lines
 
 
@@ -175,6 +187,43 @@ def _tile_source(rows: int, lanes: int, nr: int) -> str:
     return "\n".join(scratch + direct) + "\n"
 
 
+def _blocks_tile_source(rows: int, lanes: int, nr: int) -> str:
+    """``_tile_<rows>_blocks``: the int32 tile of each block of ``4 * block_kq`` K values in
+    registers, folded into float32 totals (scratch, in L1) as soon as the block ends:
+    ``total += float32(dot_b - SHIFT * block_sums[b]) * (a_scale[m, b] * w_scale[b])``,
+    the operations and order of the scalar ``epilogue``-style loop it replaces."""
+    lines = [
+        "",
+        "",
+        "@jit()",
+        f"def _tile_{rows}_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, "
+        "as_off, as_ld, w_scale, block_sums, wb_off, n, total):",
+        f'    """{rows} x {nr} tile with one scale per block of K: float32 totals into '
+        '``total``."""',
+        f"    shift = vsplati({'SHIFT'})",
+    ]
+    lines += ["    zero = vsplatf(np.float32(0.0))"]
+    lines += [
+        f"    vstoref(total, {(r * nr + v) * lanes}, zero)" for r in range(rows) for v in range(nr)
+    ]
+    lines += ["    for blk in range(n_blocks):"]
+    lines += _k_loop(rows, lanes, nr, "blk * block_kq, (blk + 1) * block_kq", "        ")
+    lines.append("        wb = wb_off + blk * n")
+    lines += [
+        f"        s{v} = vimul(shift, vloadi(block_sums, wb + {v * lanes}))" for v in range(nr)
+    ]
+    lines += [f"        ws{v} = vloadf(w_scale, wb + {v * lanes})" for v in range(nr)]
+    for r in range(rows):
+        lines.append(f"        sa = vsplatf(a_scale[as_off + {r} * as_ld + blk])")
+        for v in range(nr):
+            at = (r * nr + v) * lanes
+            lines.append(
+                f"        vstoref(total, {at}, vfadd(vloadf(total, {at}), "
+                f"vfmul(vtofloat(visub(c{r}_{v}, s{v})), vfmul(sa, ws{v}))))"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def _dispatch(mr: int, call: str) -> str:
     lines = []
     for rows in range(mr, 0, -1):
@@ -207,10 +256,16 @@ def render(path: str) -> str:
     )
     for rows in range(1, spec.mr + 1):
         text += _tile_source(rows, spec.lanes, spec.nr)
+        text += _blocks_tile_source(rows, spec.lanes, spec.nr)
     text += DISPATCH.format(
         dispatch=_dispatch(spec.mr, "_tile_{rows}(a, a_off, lda, w, w_off, kq_n, acc)"),
         dispatch_i32=_dispatch(
             spec.mr, "_tile_{rows}_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo)"
+        ),
+        dispatch_blocks=_dispatch(
+            spec.mr,
+            "_tile_{rows}_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, "
+            "as_off, as_ld, w_scale, block_sums, wb_off, n, total)",
         ),
     )
     return text + "\n" + template_body("_drivers_tiles") + "\n" + model

@@ -83,6 +83,63 @@ def dynamic_linear_f32_par(
 
 
 @jit()
+def dynamic_linear_blocks_f32(
+    x, lhs, w, kq_n, n, block_kq, w_scale, block_sums, bias, act, y, a_scale, m_block
+):
+    """The whole block-scaled dynamic Linear in one call: each block of ``4 * block_kq``
+    values of ``x`` (M, K) float32 quantized on its own (``_quantize_lhs`` on the blocks
+    as rows: symmetric int8 codes, stored ``+ SHIFT``), then :func:`linear_blocks_f32`
+    (``linear_blocks_f32_par`` with tasks of ``m_block`` rows when ``m_block > 0``).
+
+    ``a_scale`` (M * K // block,) float32 receives the blocks' scales. Returns the
+    status of ``kernels.quantize._lhs_status`` (counting blocks; 0: ``y`` is valid).
+    """
+    lhs = LhsParams(*lhs)
+    m, k = x.shape
+    block = 4 * block_kq
+    n_blocks = k // block
+    a = np.empty((m * n_blocks, block), np.uint8)
+    a_zp = np.empty(m * n_blocks, np.int32)  # SHIFT: symmetric codes, shifted
+    status = _quantize_lhs(x.reshape(m * n_blocks, block), lhs, a, a_scale, a_zp)
+    if status == 0:
+        scales = a_scale.reshape(m, n_blocks)
+        if m_block > 0:
+            linear_blocks_f32_par(
+                a.reshape(a.size),
+                k,
+                m,
+                w,
+                kq_n,
+                n,
+                block_kq,
+                scales,
+                w_scale,
+                block_sums,
+                bias,
+                act,
+                y,
+                m_block,
+            )
+        else:
+            linear_blocks_f32(
+                a.reshape(a.size),
+                k,
+                m,
+                w,
+                kq_n,
+                n,
+                block_kq,
+                scales,
+                w_scale,
+                block_sums,
+                bias,
+                act,
+                y,
+            )
+    return status
+
+
+@jit()
 def _units(
     lstm,
     u0,
