@@ -43,9 +43,13 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
         pass
+    import numbaq
+
+    info = numbaq.info()
     return (
-        f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"numba {numba.__version__}, numpy {numpy.__version__}"
+        f"{cpu} ({info['cpu']}; GEMM path {info['gemm_path']}; AMX: "
+        f"{'yes' if info['amx'].startswith('available') else 'no'}), {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, numba {numba.__version__}, numpy {numpy.__version__}"
     )
 
 
