@@ -48,7 +48,7 @@ def machine() -> str:
     info = numbaq.info()
     return (
         f"{cpu} ({info['cpu']}; GEMM path {info['gemm_path']}; AMX: "
-        f"{'yes' if info['amx'].startswith('available') else 'no'}), {os.cpu_count()} CPUs, "
+        f"{'no' if info['amx'].startswith('not available') else 'yes'}), {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, numba {numba.__version__}, numpy {numpy.__version__}"
     )
 
