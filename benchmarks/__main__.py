@@ -1,10 +1,11 @@
-"""``python -m benchmarks``: every benchmark, each in its own process, then the plots.
+"""``python -m benchmarks``: every benchmark, each in its own process, then the README.
 
 Each benchmark writes its own section of ``benchmarks/RESULTS.md``. They run one after
 the other in separate processes: a torch or ONNX Runtime thread pool left alive by one
-benchmark slowed Numba's pool in the next when they shared a process. ``plots`` then
-reads the Linear tables back and draws ``benchmarks/gops.png`` and
-``benchmarks/speedup.png`` (matplotlib, the ``plots`` extra).
+benchmark slowed Numba's pool in the next when they shared a process. ``readme`` then
+reads the sections back, rewrites the README's measured figures and draws
+``benchmarks/gops-<path>.png`` and ``benchmarks/speedup-<path>.png`` (matplotlib, the
+``plots`` extra).
 """
 
 import subprocess
@@ -18,7 +19,7 @@ BENCHMARKS = [
     "bench_minilm",
     "bench_bert",
     "bench_static",
-    "plots",
+    "readme",
 ]
 
 for name in BENCHMARKS:

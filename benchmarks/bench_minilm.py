@@ -33,6 +33,7 @@ import numba
 import numpy as np
 
 import numbaq as nq
+from numbaq import roofline
 from numbaq.models import bert, minilm
 from numbaq.models.sentences import SENTENCES
 
@@ -281,6 +282,49 @@ def _breakdown(model) -> dict:
     return min(runs, key=lambda r: r["total"])
 
 
+def _roofline(model, threads: int) -> str:
+    """The roofline view of the int8 model's Linears on ``threads`` threads
+    (:func:`numbaq.models.bert.roofline`): each kind of Linear's time in the model, split
+    into the activation quantize, the int32 core, the epilogue and the rest, summed over
+    the layers, and the share of the GEMM path's measured peak."""
+    numba.set_num_threads(threads)
+    rows = bert.roofline(model, SENTENCES, repeat=REPEAT)
+    kinds: dict = {}
+    for r in rows:
+        kinds.setdefault(r["name"].split(".", 1)[1], []).append(r)
+    peak = rows[0]["peak_gops"]
+    table = []
+    for name, group in [*kinds.items(), ("all", rows)]:
+        first = group[0]
+        ops = sum(2 * r["m"] * r["k"] * r["n"] for r in group)
+        us = {p: sum(r[f"{p}_us"] for r in group) for p in (*roofline.PIECES, "total")}
+        shape = f"{first['m']} x {first['k']} -> {first['n']}" if name != "all" else "-"
+        act = (first["activation"] or "-") if name != "all" else "-"
+        gops = ops / us["total"] / 1e3
+        table.append(
+            [name, len(group), shape, act, *(f"{us[p] / 1e3:.2f}" for p in us)]
+            + [f"{gops:.0f}", f"{100 * gops / peak:.0f}%"]
+        )
+    header = ["Linear", "calls", "M x K -> N", "activation", "quantize ms", "core ms"]
+    header += ["epilogue ms", "rest ms", "total ms", "GOPS", "% of peak"]
+    return "\n".join(
+        [
+            f"The Linears inside the int8 model, {threads} thread{'s' if threads > 1 else ''}: "
+            "each kind's time in the encoder",
+            f"(mean of {REPEAT} profiled encodes), split by `numbaq.models.bert.roofline` into "
+            "the activation",
+            "quantize (0 where the LayerNorm before writes the codes), the int32 core, the "
+            "dequantizing epilogue",
+            "(with GELU) and the rest (each piece timed alone on the layer's shape and weights; "
+            "rest = in-model",
+            f"minus the pieces: cold caches, fresh outputs, Python). Peak: {peak:.0f} GOPS "
+            f"(`vpdpbusd` register tile, {threads} thread{'s' if threads > 1 else ''}).",
+            "",
+            markdown_table(header, table),
+        ]
+    )
+
+
 def main(argv=None):
     global REPEAT
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -317,6 +361,7 @@ def main(argv=None):
             for name in ("numbaq int8", "numbaq fp32"):
                 pieces[(name, n)] = _breakdown(ours[name])
         time.sleep(0.3)
+    rooflines = [_roofline(qmodel, n) for n in threads]
     numba.set_num_threads(threads[-1])
     alone = {
         name: np.concatenate([ours[name].encode([s]) for s in SENTENCES])
@@ -432,6 +477,7 @@ def main(argv=None):
             "",
             markdown_table(piece_header, piece_rows),
             "",
+            *(line for r in rooflines for line in (r, "")),
             "Cosine to numbaq's fp32 embedding of the same sentence:",
             "",
             markdown_table(["model", "mean", "min", "alone vs in batch (min)"], rows_acc),

@@ -396,3 +396,35 @@ def test_profile_pieces(small):
     assert {"linear", "attention", "layernorm", "tokenize"} <= set(times)
     assert "activation" not in times  # GELU runs in the GEMM's epilogue
     assert all(v > 0 for v in times.values())
+
+
+@pytest.mark.parametrize("scheme", ["PER_TOKEN_UINT8", "ONNX", None])
+def test_workspace_reuse_gives_the_bits_of_fresh_buffers(small, monkeypatch, scheme):
+    """The layers share one Workspace of buffers per call (no page faults after the first
+    layer); no buffer is overwritten while its value is alive: the same bits as fresh
+    arrays everywhere, float and int8, and the states returned stay valid afterwards."""
+    path, _ = small
+    model = bert.load(path)
+    if scheme is not None:
+        model = nq.quantize_dynamic(model, scheme=scheme, progress=False)
+    ids = model.tokenize(SENTENCES[:9])
+    shared, _ = model.hidden_states(ids)
+    again = model.encode(SENTENCES[:9])
+    monkeypatch.setattr(bert, "Workspace", lambda: None)
+    fresh, _ = model.hidden_states(ids)
+    np.testing.assert_array_equal(shared, fresh)
+    np.testing.assert_array_equal(again, model.encode(SENTENCES[:9]))
+    ws = bert_layers.Workspace()
+    buf = ws.get("qkv", (3, 4))
+    assert ws.get("qkv", (3, 4)) is buf and ws.get("qkv", (3, 5)) is not buf
+    assert ws.get("codes", (3, 4), np.uint8).dtype == np.uint8
+
+
+def test_attention_out_is_checked(small):
+    qkv = np.zeros((5, 12), np.float32)
+    offsets = np.array([0, 2, 5])
+    out = np.empty((5, 4), np.float32)
+    assert bert.attention_qkv(qkv, offsets, 2, out=out) is out
+    for bad in (np.empty((5, 3), np.float32), np.empty((5, 4)), np.empty((4, 5), np.float32).T):
+        with pytest.raises(ValueError, match="out must be C-contiguous float32 of shape"):
+            bert.attention_qkv(qkv, offsets, 2, out=bad)

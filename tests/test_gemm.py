@@ -159,7 +159,7 @@ def test_vector_epilogue_matches_the_scalar_one_on_every_path(path):
     """The full-panel epilogue of every generated module, the CPU's own or not: it uses
     only generic vector operations, so it compiles and runs on any x86-64; bit for bit
     the scalar ``epilogue._store_f32`` (extreme int32 values, zero points, tiny scales)."""
-    from numbaq.kernels.epilogue import _store_f32
+    from numbaq.kernels.epilogue import ACT_GELU, _activate_rows, _store_f32
 
     mod = engine._module(path)
     rows, panel = mod.MR, mod.PANEL
@@ -175,7 +175,11 @@ def test_vector_epilogue_matches_the_scalar_one_on_every_path(path):
     got = np.full(m * n, np.nan, np.float32)
     want = got.copy()
     args = (a_scale, a_zp, w_scale, col_sums, bias)
-    mod._store_f32_full(acc, rows, 1, n0, *args, got, n)
+    mod._store_f32_full(acc, rows, 1, n0, *args, got, n, False)
     _store_f32(acc, panel, rows, 1, n0, panel, *args, want, n)
     assert np.array_equal(got.view(np.int32), want.view(np.int32))
     assert np.isnan(got.reshape(m, n)[0]).all() and np.isnan(got.reshape(m, n)[:, :n0]).all()
+    # with GELU applied in registers: the bits of the scalar activation pass after it
+    mod._store_f32_full(acc, rows, 1, n0, *args, got, n, True)
+    _activate_rows(want, n, 1, rows, n0, panel, ACT_GELU)
+    assert np.array_equal(got.view(np.int32), want.view(np.int32))

@@ -54,7 +54,7 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
-from .epilogue import SHIFT, _activate_rows, _store_f32, _store_i32
+from .epilogue import ACT_GELU, SHIFT, _activate_rows, _store_f32, _store_i32
 from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 from .simd import bcast{lanes} as vbcast
@@ -73,6 +73,7 @@ from .simd import splatf{lanes} as vsplatf
 from .simd import splati{lanes} as vsplati
 from .simd import storef{lanes} as vstoref
 from .simd import tofloat{lanes} as vtofloat
+from .vmath import _gelu_vec
 
 LANES = {lanes}
 MR = {mr}

@@ -51,6 +51,7 @@ from .bert_layers import (  # the encoder's pieces, also importable from here
     ATTENTION,
     BertLayer,
     LayerNorm,
+    Workspace,
     _add_time,
     _timed,
     attention,
@@ -249,10 +250,11 @@ class BertEncoder(Module):
                 h = layer(h, offsets, self._attention)
             return h, offsets
         zeros = np.zeros_like(h)
-        h, qkv = norm_linear(self.embedding_norm, h, zeros, layers[0].qkv)
+        ws = Workspace()  # buffers shared by the layers of this call (page faults once)
+        h, qkv = norm_linear(self.embedding_norm, h, zeros, layers[0].qkv, ws, ("h", "qkv"))
         for i, layer in enumerate(layers):
             nxt = layers[i + 1].qkv if i + 1 < len(layers) else None
-            h, qkv = layer.run(h, offsets, self._attention, qkv, nxt)
+            h, qkv = layer.run(h, offsets, self._attention, qkv, nxt, ws)
         return h, offsets
 
     def _check_ids(self, ids, token_type_ids):
