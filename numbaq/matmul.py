@@ -293,12 +293,14 @@ def quantized_linear(
     return y.reshape(x.shape[:-1] + (n,))
 
 
-def _linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int):
+def _linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y=None):
     """The dynamic Linear on validated inputs: ``x2d`` (M, K) float32 C-contiguous,
-    ``bias`` (N,) float32. Returns ``(y (M, N), scale, zero_point)``, the runtime
-    activation parameters: (M,) per row or per tensor, (M, K // block) per block."""
+    ``bias`` (N,) float32, ``y`` (M, N) float32 C-contiguous or None (a new array).
+    Returns ``(y, scale, zero_point)``, the runtime activation parameters: (M,) per row
+    or per tensor, (M, K // block) per block."""
     check_linear_scheme(sch, qweight)  # once per (scheme, weights); then a dict lookup
-    y = np.empty((x2d.shape[0], qweight.shape[0]), np.float32)
+    if y is None:
+        y = np.empty((x2d.shape[0], qweight.shape[0]), np.float32)
     if sch.granularity == "block" or qweight.group_size:
         scale = _linear_blocks(x2d, qweight, bias, sch, act, y)
         return y, scale, np.zeros(scale.shape, np.int32)

@@ -100,3 +100,38 @@ def test_one_and_two_threads_give_the_same_bits(mode):
         numba.set_num_threads(before)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(one, _step_by_step(model, x)[0])
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("scheme", ["PER_TOKEN_UINT8", "ONNX"])
+@given(
+    steps=st.integers(1, 9),
+    batch=st.integers(1, 5),
+    chunk_steps=st.integers(1, 10),
+    bidirectional=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+@settings(max_examples=12, deadline=None)
+def test_chunked_projections_give_the_bits_of_one_chunk(
+    monkeypatch, mode, scheme, steps, batch, chunk_steps, bidirectional, seed
+):
+    """Per-token schemes project the input chunk by chunk of steps, each just before its
+    recurrence (``layers.rnn.CHUNK_BYTES``), in reverse order for the reverse direction;
+    the bits equal those of the step-by-step path whatever the chunk size (per-tensor
+    schemes take one chunk: their scale needs every step)."""
+    from numbaq.layers import rnn
+
+    cls = nq.LSTM if mode == "LSTM" else nq.GRU
+    model = nq.quantize_dynamic(
+        cls(24, 20, num_layers=2, bidirectional=bidirectional, seed=seed % 1000), scheme=scheme
+    )
+    x = np.random.default_rng(seed).standard_normal((steps, batch, 24)).astype(np.float32)
+    width = (4 if mode == "LSTM" else 3) * 20
+    monkeypatch.setattr(rnn, "CHUNK_BYTES", chunk_steps * 4 * batch * width)
+    out, state = model(x)
+    ref_out, ref_state = _step_by_step(model, x)
+    np.testing.assert_array_equal(out, ref_out)
+    for got, want in zip(
+        state if mode == "LSTM" else [state], ref_state if mode == "LSTM" else [ref_state]
+    ):
+        np.testing.assert_array_equal(got, want)
