@@ -30,13 +30,12 @@ import warnings
 
 import numba
 import numpy as np
-from numba import prange
 
 import numbaq as nq
-from numbaq import config, engine
+from numbaq import engine, roofline
 from numbaq import matmul as mm
 from numbaq.kernels import gemm as kg
-from numbaq.kernels import paths, simd
+from numbaq.kernels import paths
 
 from ._common import machine, markdown_table, median_us, write_section
 
@@ -53,56 +52,9 @@ PAUSE_S = 0.5
 
 
 # ------------------------------------------------------------------ the instruction peak
-@functools.cache
-def _peak_kernel(path: str):
-    """A kernel running ``path``'s dot step (``kernels.simd``) on the path's own register
-    tile, ``MR x NR`` independent accumulators, with its operands loaded from argument
-    arrays at offsets that change every iteration, so that LLVM can neither fold nor
-    hoist a multiply (``vpmaddwd`` multiplies apart from its add). Made from source, as
-    the number of accumulators is the path's."""
-    spec = paths.PATHS[path]
-    lanes, vbytes, mr, nr = spec.lanes, 4 * spec.lanes, spec.mr, spec.nr
-    acc = [f"c{r}_{v}" for r in range(mr) for v in range(nr)]
-    src = [
-        "def body(iters, a, w, out):",
-        *(f"    {c} = zero()" for c in acc),
-        "    for i in range(iters):",
-        "        o = i & 7",
-        *(f"        x{r} = bcast(a, 4 * o + {32 * r})" for r in range(mr)),
-        *(f"        b{v} = load(w, (o + {8 * v}) * {vbytes})" for v in range(nr)),
-        *(f"        c{r}_{v} = dot(c{r}_{v}, x{r}, b{v})" for r in range(mr) for v in range(nr)),
-        *(f"    store(out, {i * lanes}, {c})" for i, c in enumerate(acc)),
-    ]
-    names = {op: getattr(simd, f"{op}{lanes}") for op in ("zero", "load", "bcast", "store")}
-    names["dot"] = getattr(simd, f"{spec.dot}{lanes}")
-    exec(compile("\n".join(src), f"<peak kernel {path}>", "exec"), names)
-    one = numba.njit(**config.JIT_OPTIONS)(names["body"])
-
-    @numba.njit(parallel=True, **config.JIT_OPTIONS)
-    def run(iters, a, w, out):
-        for t in prange(out.shape[0]):
-            one(iters, a, w, out[t])
-
-    return run
-
-
-def peak_gops(path: str, threads: int, iters: int = 5_000_000, runs: int = 20) -> float:
-    """Measured throughput of ``path``'s dot instruction in GOPS (a multiply-add is 2),
-    on ``threads`` threads (:func:`_peak_kernel`), the fastest of ``runs`` short runs (on
-    a shared machine a long one rarely finds the core quiet throughout)."""
-    spec = paths.PATHS[path]
-    run = _peak_kernel(path)
-    out = np.zeros((threads, spec.mr * spec.nr * spec.lanes), np.int32)
-    # arguments, so LLVM cannot fold the loads; 64-byte aligned, as packed weights are
-    a = kg._aligned(np.full(32 * spec.mr + 32, 3, np.uint8))
-    w = kg._aligned(np.full((8 * spec.nr + 8) * 4 * spec.lanes, 5, np.int8))
-    run(1000, a, w, out)
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        run(iters, a, w, out)
-        best = min(best, time.perf_counter() - start)
-    return threads * iters * spec.mr * spec.nr * 4 * spec.lanes * 2 / best / 1e9
+def peak_gops(path: str, threads: int) -> float:
+    """:func:`numbaq.roofline.peak_gops` with long runs (5M steps, the best of 20)."""
+    return roofline.peak_gops(path, threads, iters=5_000_000, runs=20)
 
 
 # ------------------------------------------------------------------ the methods
@@ -333,7 +285,34 @@ def gemm_paths(shapes, repeat):
     return out
 
 
-def report(times, sqnr, core, peak, threads, path, by_path=None, exact=None) -> str:
+BLOCK_SHAPES = [(1, 576, 1536), (256, 576, 1536), (1, 1536, 576), (256, 1536, 576), (1, 576, 49152)]
+"""SmolLM2-135M's Linears (hidden 576, MLP 1536, vocabulary 49152), at decode (M = 1) and
+prefill (M = 256)."""
+
+
+def block_scales(threads, repeat) -> list[list[str]]:
+    """Rows of the ``BLOCK_Q8_0`` Linear (scales per block of 32, in the tiles) against
+    the default per-token scheme on the same per-channel weights."""
+    rows = []
+    for n in threads:
+        with _threads("numbaq", n):
+            for m, k, n_out in BLOCK_SHAPES:
+                x, w, b, _ = _problem((m, k, n_out))
+                qw = nq.quantize_weight(w)
+                us = {
+                    scheme: median_us(
+                        functools.partial(nq.quantized_linear, x, qw, b, scheme),
+                        repeat=max(3, repeat // (1 + n_out // 4096)),
+                    )
+                    for scheme in ("PER_TOKEN_UINT8", "BLOCK_Q8_0")
+                }
+                default, block = us["PER_TOKEN_UINT8"], us["BLOCK_Q8_0"]
+                shape = f"{m},{k},{n_out}"
+                rows.append([shape, n, f"{default:.0f}", f"{block:.0f}", f"{default / block:.2f}x"])
+    return rows
+
+
+def report(times, sqnr, core, peak, threads, path, by_path=None, exact=None, blocks=None) -> str:
     lines = [
         "## Dynamic quantized Linear (`y = x . W^T + b`)",
         "",
@@ -423,6 +402,19 @@ def report(times, sqnr, core, peak, threads, path, by_path=None, exact=None) -> 
             "",
             markdown_table(["operands", "runtime", "outputs wrong", "largest error"], exact),
         ]
+    if blocks:
+        lines += [
+            "",
+            "### Block scales (`BLOCK_Q8_0`) against the default scheme",
+            "",
+            "Per-channel int8 weights; `BLOCK_Q8_0` quantizes each block of 32 activations on"
+            " its own and applies its scale to the block's int32 sum inside the tiles. µs;"
+            " speed = default time / block time. Shapes: SmolLM2-135M's Linears.",
+            "",
+            markdown_table(
+                ["M, K, N", "threads", "PER_TOKEN_UINT8", "BLOCK_Q8_0", "speed vs default"], blocks
+            ),
+        ]
     if by_path:
         shapes = sorted({s for _, s in by_path}, key=SHAPES.index)
         header = ["path", *(f"{','.join(map(str, s))} GOPS" for s in shapes)]
@@ -462,7 +454,8 @@ def main(argv=None):
     by_path = gemm_paths([SHAPES[2], SHAPES[4]], repeat)
     time.sleep(PAUSE_S)
     times, sqnr = run(shapes, threads, repeat)
-    text = report(times, sqnr, core, peak, threads, path, by_path, exactness())
+    blocks = block_scales(threads, repeat)
+    text = report(times, sqnr, core, peak, threads, path, by_path, exactness(), blocks)
     print(text)
     if not args.no_write:  # one section per GEMM path: the machines differ
         write_section(f"linear-{path}", text)

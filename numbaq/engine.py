@@ -307,7 +307,7 @@ def dynamic_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y):
     (m, k), n = x2d.shape, qweight.shape[0]
     a_scale = np.empty(m * (k // block), np.float32)
     args = (x2d, _lhs_tuple(sch), qweight.packed(path), k // 4, n, block // 4)
-    args += (qweight.block_scales(block), qweight.block_sums(block), bias, act, y, a_scale)
+    args += (*qweight.block_panels(block, paths.get(path).panel), bias, act, y, a_scale)
     status = mod.dynamic_linear_blocks_f32(*args, _plan(m, n, k, path))
     if status:
         _check_status(status, "x", "blocks")
@@ -323,20 +323,21 @@ def _check_status(status: int, name: str, what: str = "rows") -> None:
         )
 
 
-def linear_blocks(codes, a_scale, qweight, block: int, w_scale, bias, act: int, y) -> None:
+def linear_blocks(codes, a_scale, qweight, block: int, bias, act: int, y) -> None:
     """Scales per block of K: ``y = sum_b float32(dot_b) * (a_scale[m, b] * w_scale[b, n])
-    + bias``, ``dot_b`` the int32 product of block ``b``.
+    + bias``, ``dot_b`` the int32 product of block ``b``, ``w_scale`` the weights' scale
+    of each block (``QuantizedWeight.block_panels``).
 
-    ``codes`` (M, K) int8, ``a_scale`` (M, K // block), ``w_scale`` (K // block, N)
-    float32, ``y`` (M, N); ``block`` a multiple of 4 dividing K (every path reads K four
-    values at a time; the verbs refuse other sizes).
+    ``codes`` (M, K) int8, ``a_scale`` (M, K // block) float32, ``y`` (M, N); ``block``
+    a multiple of 4 dividing K (every path reads K four values at a time; the verbs
+    refuse other sizes).
     """
     assert block % 4 == 0 and codes.shape[1] % block == 0, "validated by the caller"
     path, mod = _kernels(None)
     a, _ = shift_lhs(codes)
     (m, lda), n = a.shape, y.shape[1]
     args = (a.reshape(-1), lda, m, qweight.packed(path), lda // 4, n, block // 4)
-    args += (a_scale, w_scale, qweight.block_sums(block), bias, act, y)
+    args += (a_scale, *qweight.block_panels(block, paths.get(path).panel), bias, act, y)
     block_rows = _plan(m, n, lda, path)
     if block_rows:
         mod.linear_blocks_f32_par(*args, block_rows)

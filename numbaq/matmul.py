@@ -415,8 +415,7 @@ def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, 
     a_scale = scale.reshape(m, -1)
     if a_scale.shape[1] != n_blocks:
         a_scale = np.repeat(a_scale, n_blocks, axis=1)
-    w_scale = qweight.block_scales(block)
-    engine.linear_blocks(q.reshape(m, k), a_scale, qweight, block, w_scale, bias, act, y)
+    engine.linear_blocks(q.reshape(m, k), a_scale, qweight, block, bias, act, y)
     return scale.reshape(m, -1)
 
 

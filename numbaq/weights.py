@@ -169,45 +169,43 @@ class QuantizedWeight:
             self._packed[path] = kg.pack(self.q, path)
         return self._packed[path]
 
-    def block_sums(self, block: int) -> np.ndarray:
-        """Sums of each output channel's weights over each block of K (made once).
-
-        Parameters
-        ----------
-        block : int
-            Block length along K; must divide K.
-
-        Returns
-        -------
-        (K // block, N) int32 ndarray
-            For zero-point compensation per block.
-        """
-        key = ("block_sums", block)
-        if key not in self._packed:
-            n, k = self.q.shape
-            sums = self.q.reshape(n, k // block, block).sum(axis=2, dtype=np.int64)
-            self._packed[key] = np.ascontiguousarray(sums.T.astype(np.int32))
-        return self._packed[key]
-
-    def block_scales(self, block: int) -> np.ndarray:
-        """The weight scale of each block of K and output channel (made once).
+    def block_panels(self, block: int, panel: int) -> tuple[np.ndarray, np.ndarray]:
+        """The weight scale and the weight sum of each block of K and output channel, laid
+        out panel by panel as the block-scaled kernels read them (made once).
 
         Parameters
         ----------
         block : int
             Block length along K: the group size of per-group weights, or any divisor of
             K for per-channel weights (each channel's scale repeated).
+        panel : int
+            Output columns per panel of the GEMM path (``PANEL``; 1 for plain).
 
         Returns
         -------
-        (K // block, N) float32 ndarray
-            Each block's scales contiguous, as the block-scaled kernels read them.
+        scales : (P * (K // block) * panel,) float32 ndarray
+        sums : (P * (K // block) * panel,) int32 ndarray
+            Flat ``[p][b][j]``: block ``b`` of output channel ``n = p * panel + j`` at
+            ``(p * blocks + b) * panel + j``, ``P = ceil(N / panel)``; zeros past ``N``.
+            Each panel's values are contiguous, so a panel's blocks stream from memory in
+            order (row by row over all N, a 576 -> 49152 Linear ran at 0.44x its speed).
         """
-        key = ("block_scales", block)
+        key = ("block_panels", block, panel)
         if key not in self._packed:
             n, k = self.q.shape
-            scale = self.scale.T if self.scale.ndim == 2 else self.scale[None, :]
-            self._packed[key] = np.ascontiguousarray(np.broadcast_to(scale, (k // block, n)))
+            blocks, panels = k // block, -(-n // panel)
+            scale = self.scale if self.scale.ndim == 2 else self.scale[:, None]
+            sums = self.q.reshape(n, blocks, block).sum(axis=2, dtype=np.int64)
+            packed = []
+            for values, dtype in (
+                (np.broadcast_to(scale, (n, blocks)), np.float32),
+                (sums, np.int32),
+            ):
+                out = np.zeros((panels * panel, blocks), dtype)
+                out[:n] = values
+                out = out.reshape(panels, panel, blocks).transpose(0, 2, 1)
+                packed.append(np.ascontiguousarray(out).reshape(-1))
+            self._packed[key] = tuple(packed)
         return self._packed[key]
 
     def reordered(self, name: str, order: np.ndarray) -> QuantizedWeight:

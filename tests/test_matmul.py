@@ -304,11 +304,20 @@ def test_block_scheme_names_the_blocks_that_hold_nan():
         mm.quantized_linear(x, qw, scheme="BLOCK_Q8_0")
 
 
-def test_block_scales_made_once_per_block():
-    qw = mm.quantize_weight(np.arange(64 * 4, dtype=np.float32).reshape(4, 64), group_size=32)
-    scales = qw.block_scales(32)
-    assert scales.shape == (2, 4) and scales.flags.c_contiguous
-    np.testing.assert_array_equal(scales, qw.scale.T)
-    assert qw.block_scales(32) is scales  # cached with the weights' other derived arrays
-    per_channel = mm.quantize_weight(np.ones((4, 64), np.float32)).block_scales(16)
-    np.testing.assert_array_equal(per_channel, np.ones((4, 1), np.float32) * per_channel[0])
+def test_block_panels_made_once_and_laid_out_panel_by_panel():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((5, 64)).astype(np.float32)
+    qw = mm.quantize_weight(w, group_size=32)
+    scales, sums = qw.block_panels(32, 4)  # panels of 4 columns: [p][b][j]
+    assert scales.shape == sums.shape == (2 * 2 * 4,) and scales.flags.c_contiguous
+    want_sums = qw.q.reshape(5, 2, 32).sum(axis=2)
+    for n in range(5):
+        for b in range(2):
+            at = ((n // 4) * 2 + b) * 4 + n % 4
+            assert scales[at] == qw.scale[n, b] and sums[at] == want_sums[n, b]
+    assert scales[(1 * 2 + 0) * 4 + 1] == 0 and sums[(1 * 2 + 1) * 4 + 3] == 0  # past N
+    assert qw.block_panels(32, 4)[0] is scales  # cached with the weights' other arrays
+    per_channel = mm.quantize_weight(w).block_panels(16, 1)[0].reshape(5, 4)
+    np.testing.assert_array_equal(
+        per_channel, np.repeat(mm.quantize_weight(w).scale[:, None], 4, 1)
+    )

@@ -187,10 +187,11 @@ def _blocks_panel(
     """Rows ``m_lo:m_hi`` of panel ``p`` with one scale per block of ``4 * block_kq`` K values:
     ``y = sum_b float32(dot_b - SHIFT * block_sums[b, n]) * (a_scale[m, b] * w_scale[b, n])
     + bias``, ``dot_b`` the tile's int32 result on block ``b`` of the shifted activations.
-    ``w_scale`` and ``block_sums`` are (blocks, N): each block's row is contiguous; ``y``
-    is (M * N,), flat. Full panels run ``_tile_blocks`` (each block's int32 tile folded
-    into float32 totals in registers and L1 scratch, measured 5-7x the scalar fold); the
-    last, partial panel the scalar loops, with the same operations in the same order."""
+    ``w_scale`` and ``block_sums`` are flat, panel by panel (``[p][b][j]``, see
+    ``QuantizedWeight.block_panels``); ``y`` is (M * N,), flat. Full panels run
+    ``_tile_blocks`` (each block's int32 tile folded into float32 totals in registers or
+    L1 scratch, measured 3-5x the scalar fold); the last, partial panel the scalar
+    loops, with the same operations in the same order."""
     n0 = p * PANEL
     ncols = min(PANEL, n - n0)
     n_blocks = kq_n // block_kq
@@ -208,10 +209,10 @@ def _blocks_panel(
                 a_scale.reshape(a_scale.size),
                 m0 * n_blocks,
                 n_blocks,
-                w_scale.reshape(w_scale.size),
-                block_sums.reshape(block_sums.size),
-                n0,
-                n,
+                w_scale,
+                block_sums,
+                p * n_blocks * PANEL,
+                PANEL,
                 total,
                 rows,
             )
@@ -233,12 +234,13 @@ def _blocks_panel(
                     acc,
                     rows,
                 )
+                wb = (p * n_blocks + b) * PANEL
                 for r in range(rows):
                     sa = a_scale[m0 + r, b]
                     for j in range(ncols):
                         total[r * PANEL + j] += np.float32(
-                            np.int32(acc[r * PANEL + j] - SHIFT * block_sums[b, n0 + j])
-                        ) * (sa * w_scale[b, n0 + j])
+                            np.int32(acc[r * PANEL + j] - SHIFT * block_sums[wb + j])
+                        ) * (sa * w_scale[wb + j])
             for r in range(rows):
                 for j in range(ncols):
                     y[(m0 + r) * n + n0 + j] = total[r * PANEL + j] + bias[n0 + j]

@@ -87,14 +87,14 @@ def _tile_1_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 
 
 @jit()
-def _tile_1_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, n, total):
+def _tile_1_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, wb_ld, total):
     """1 x 4 tile with one scale per block of K: float32 totals into ``total``."""
     shift = vsplati(SHIFT)
     zero = vsplatf(np.float32(0.0))
-    vstoref(total, 0, zero)
-    vstoref(total, 16, zero)
-    vstoref(total, 32, zero)
-    vstoref(total, 48, zero)
+    t0_0 = zero
+    t0_1 = zero
+    t0_2 = zero
+    t0_3 = zero
     for blk in range(n_blocks):
         c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
         for kq in range(blk * block_kq, (blk + 1) * block_kq):
@@ -109,7 +109,7 @@ def _tile_1_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off,
             c0_1 = vdot(c0_1, x, b1)
             c0_2 = vdot(c0_2, x, b2)
             c0_3 = vdot(c0_3, x, b3)
-        wb = wb_off + blk * n
+        wb = wb_off + blk * wb_ld
         s0 = vimul(shift, vloadi(block_sums, wb + 0))
         s1 = vimul(shift, vloadi(block_sums, wb + 16))
         s2 = vimul(shift, vloadi(block_sums, wb + 32))
@@ -119,10 +119,14 @@ def _tile_1_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off,
         ws2 = vloadf(w_scale, wb + 32)
         ws3 = vloadf(w_scale, wb + 48)
         sa = vsplatf(a_scale[as_off + 0 * as_ld + blk])
-        vstoref(total, 0, vfadd(vloadf(total, 0), vfmul(vtofloat(visub(c0_0, s0)), vfmul(sa, ws0))))
-        vstoref(total, 16, vfadd(vloadf(total, 16), vfmul(vtofloat(visub(c0_1, s1)), vfmul(sa, ws1))))
-        vstoref(total, 32, vfadd(vloadf(total, 32), vfmul(vtofloat(visub(c0_2, s2)), vfmul(sa, ws2))))
-        vstoref(total, 48, vfadd(vloadf(total, 48), vfmul(vtofloat(visub(c0_3, s3)), vfmul(sa, ws3))))
+        t0_0 = vfadd(t0_0, vfmul(vtofloat(visub(c0_0, s0)), vfmul(sa, ws0)))
+        t0_1 = vfadd(t0_1, vfmul(vtofloat(visub(c0_1, s1)), vfmul(sa, ws1)))
+        t0_2 = vfadd(t0_2, vfmul(vtofloat(visub(c0_2, s2)), vfmul(sa, ws2)))
+        t0_3 = vfadd(t0_3, vfmul(vtofloat(visub(c0_3, s3)), vfmul(sa, ws3)))
+    vstoref(total, 0, t0_0)
+    vstoref(total, 16, t0_1)
+    vstoref(total, 32, t0_2)
+    vstoref(total, 48, t0_3)
 
 
 @jit()
@@ -198,18 +202,18 @@ def _tile_2_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 
 
 @jit()
-def _tile_2_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, n, total):
+def _tile_2_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, wb_ld, total):
     """2 x 4 tile with one scale per block of K: float32 totals into ``total``."""
     shift = vsplati(SHIFT)
     zero = vsplatf(np.float32(0.0))
-    vstoref(total, 0, zero)
-    vstoref(total, 16, zero)
-    vstoref(total, 32, zero)
-    vstoref(total, 48, zero)
-    vstoref(total, 64, zero)
-    vstoref(total, 80, zero)
-    vstoref(total, 96, zero)
-    vstoref(total, 112, zero)
+    t0_0 = zero
+    t0_1 = zero
+    t0_2 = zero
+    t0_3 = zero
+    t1_0 = zero
+    t1_1 = zero
+    t1_2 = zero
+    t1_3 = zero
     for blk in range(n_blocks):
         c0_0 = vzero(); c0_1 = vzero(); c0_2 = vzero(); c0_3 = vzero()
         c1_0 = vzero(); c1_1 = vzero(); c1_2 = vzero(); c1_3 = vzero()
@@ -230,7 +234,7 @@ def _tile_2_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off,
             c1_1 = vdot(c1_1, x, b1)
             c1_2 = vdot(c1_2, x, b2)
             c1_3 = vdot(c1_3, x, b3)
-        wb = wb_off + blk * n
+        wb = wb_off + blk * wb_ld
         s0 = vimul(shift, vloadi(block_sums, wb + 0))
         s1 = vimul(shift, vloadi(block_sums, wb + 16))
         s2 = vimul(shift, vloadi(block_sums, wb + 32))
@@ -240,15 +244,23 @@ def _tile_2_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off,
         ws2 = vloadf(w_scale, wb + 32)
         ws3 = vloadf(w_scale, wb + 48)
         sa = vsplatf(a_scale[as_off + 0 * as_ld + blk])
-        vstoref(total, 0, vfadd(vloadf(total, 0), vfmul(vtofloat(visub(c0_0, s0)), vfmul(sa, ws0))))
-        vstoref(total, 16, vfadd(vloadf(total, 16), vfmul(vtofloat(visub(c0_1, s1)), vfmul(sa, ws1))))
-        vstoref(total, 32, vfadd(vloadf(total, 32), vfmul(vtofloat(visub(c0_2, s2)), vfmul(sa, ws2))))
-        vstoref(total, 48, vfadd(vloadf(total, 48), vfmul(vtofloat(visub(c0_3, s3)), vfmul(sa, ws3))))
+        t0_0 = vfadd(t0_0, vfmul(vtofloat(visub(c0_0, s0)), vfmul(sa, ws0)))
+        t0_1 = vfadd(t0_1, vfmul(vtofloat(visub(c0_1, s1)), vfmul(sa, ws1)))
+        t0_2 = vfadd(t0_2, vfmul(vtofloat(visub(c0_2, s2)), vfmul(sa, ws2)))
+        t0_3 = vfadd(t0_3, vfmul(vtofloat(visub(c0_3, s3)), vfmul(sa, ws3)))
         sa = vsplatf(a_scale[as_off + 1 * as_ld + blk])
-        vstoref(total, 64, vfadd(vloadf(total, 64), vfmul(vtofloat(visub(c1_0, s0)), vfmul(sa, ws0))))
-        vstoref(total, 80, vfadd(vloadf(total, 80), vfmul(vtofloat(visub(c1_1, s1)), vfmul(sa, ws1))))
-        vstoref(total, 96, vfadd(vloadf(total, 96), vfmul(vtofloat(visub(c1_2, s2)), vfmul(sa, ws2))))
-        vstoref(total, 112, vfadd(vloadf(total, 112), vfmul(vtofloat(visub(c1_3, s3)), vfmul(sa, ws3))))
+        t1_0 = vfadd(t1_0, vfmul(vtofloat(visub(c1_0, s0)), vfmul(sa, ws0)))
+        t1_1 = vfadd(t1_1, vfmul(vtofloat(visub(c1_1, s1)), vfmul(sa, ws1)))
+        t1_2 = vfadd(t1_2, vfmul(vtofloat(visub(c1_2, s2)), vfmul(sa, ws2)))
+        t1_3 = vfadd(t1_3, vfmul(vtofloat(visub(c1_3, s3)), vfmul(sa, ws3)))
+    vstoref(total, 0, t0_0)
+    vstoref(total, 16, t0_1)
+    vstoref(total, 32, t0_2)
+    vstoref(total, 48, t0_3)
+    vstoref(total, 64, t1_0)
+    vstoref(total, 80, t1_1)
+    vstoref(total, 96, t1_2)
+    vstoref(total, 112, t1_3)
 
 
 @jit()
@@ -348,7 +360,7 @@ def _tile_3_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 
 
 @jit()
-def _tile_3_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, n, total):
+def _tile_3_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, wb_ld, total):
     """3 x 4 tile with one scale per block of K: float32 totals into ``total``."""
     shift = vsplati(SHIFT)
     zero = vsplatf(np.float32(0.0))
@@ -390,7 +402,7 @@ def _tile_3_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off,
             c2_1 = vdot(c2_1, x, b1)
             c2_2 = vdot(c2_2, x, b2)
             c2_3 = vdot(c2_3, x, b3)
-        wb = wb_off + blk * n
+        wb = wb_off + blk * wb_ld
         s0 = vimul(shift, vloadi(block_sums, wb + 0))
         s1 = vimul(shift, vloadi(block_sums, wb + 16))
         s2 = vimul(shift, vloadi(block_sums, wb + 32))
@@ -537,7 +549,7 @@ def _tile_4_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo):
 
 
 @jit()
-def _tile_4_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, n, total):
+def _tile_4_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, wb_ld, total):
     """4 x 4 tile with one scale per block of K: float32 totals into ``total``."""
     shift = vsplati(SHIFT)
     zero = vsplatf(np.float32(0.0))
@@ -589,7 +601,7 @@ def _tile_4_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off,
             c3_1 = vdot(c3_1, x, b1)
             c3_2 = vdot(c3_2, x, b2)
             c3_3 = vdot(c3_3, x, b3)
-        wb = wb_off + blk * n
+        wb = wb_off + blk * wb_ld
         s0 = vimul(shift, vloadi(block_sums, wb + 0))
         s1 = vimul(shift, vloadi(block_sums, wb + 16))
         s2 = vimul(shift, vloadi(block_sums, wb + 32))
@@ -649,17 +661,17 @@ def _tile_i32(a, a_off, lda, w, w_off, kq_n, out, out_off, ldo, rows):
 @jit()
 def _tile_blocks(
     a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums,
-    wb_off, n, total, rows
+    wb_off, wb_ld, total, rows
 ):
     """Run the block-scaled tile of ``rows`` rows; float32 totals land in ``total``."""
     if rows >= 4:
-        _tile_4_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, n, total)
+        _tile_4_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, wb_ld, total)
     elif rows == 3:
-        _tile_3_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, n, total)
+        _tile_3_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, wb_ld, total)
     elif rows == 2:
-        _tile_2_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, n, total)
+        _tile_2_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, wb_ld, total)
     else:
-        _tile_1_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, n, total)
+        _tile_1_blocks(a, a_off, lda, w, w_off, n_blocks, block_kq, a_scale, as_off, as_ld, w_scale, block_sums, wb_off, wb_ld, total)
 
 
 
@@ -813,10 +825,11 @@ def _blocks_panel(
     """Rows ``m_lo:m_hi`` of panel ``p`` with one scale per block of ``4 * block_kq`` K values:
     ``y = sum_b float32(dot_b - SHIFT * block_sums[b, n]) * (a_scale[m, b] * w_scale[b, n])
     + bias``, ``dot_b`` the tile's int32 result on block ``b`` of the shifted activations.
-    ``w_scale`` and ``block_sums`` are (blocks, N): each block's row is contiguous; ``y``
-    is (M * N,), flat. Full panels run ``_tile_blocks`` (each block's int32 tile folded
-    into float32 totals in registers and L1 scratch, measured 5-7x the scalar fold); the
-    last, partial panel the scalar loops, with the same operations in the same order."""
+    ``w_scale`` and ``block_sums`` are flat, panel by panel (``[p][b][j]``, see
+    ``QuantizedWeight.block_panels``); ``y`` is (M * N,), flat. Full panels run
+    ``_tile_blocks`` (each block's int32 tile folded into float32 totals in registers or
+    L1 scratch, measured 3-5x the scalar fold); the last, partial panel the scalar
+    loops, with the same operations in the same order."""
     n0 = p * PANEL
     ncols = min(PANEL, n - n0)
     n_blocks = kq_n // block_kq
@@ -834,10 +847,10 @@ def _blocks_panel(
                 a_scale.reshape(a_scale.size),
                 m0 * n_blocks,
                 n_blocks,
-                w_scale.reshape(w_scale.size),
-                block_sums.reshape(block_sums.size),
-                n0,
-                n,
+                w_scale,
+                block_sums,
+                p * n_blocks * PANEL,
+                PANEL,
                 total,
                 rows,
             )
@@ -859,12 +872,13 @@ def _blocks_panel(
                     acc,
                     rows,
                 )
+                wb = (p * n_blocks + b) * PANEL
                 for r in range(rows):
                     sa = a_scale[m0 + r, b]
                     for j in range(ncols):
                         total[r * PANEL + j] += np.float32(
-                            np.int32(acc[r * PANEL + j] - SHIFT * block_sums[b, n0 + j])
-                        ) * (sa * w_scale[b, n0 + j])
+                            np.int32(acc[r * PANEL + j] - SHIFT * block_sums[wb + j])
+                        ) * (sa * w_scale[wb + j])
             for r in range(rows):
                 for j in range(ncols):
                     y[(m0 + r) * n + n0 + j] = total[r * PANEL + j] + bias[n0 + j]

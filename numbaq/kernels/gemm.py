@@ -129,13 +129,13 @@ def cols_f32(a, lda, m, w, kq_n, n, c0, c1, acc, a_scale, a_zp, w_scale, col_sum
 # ------------------------------------------------------- scales per block of K
 @jit()
 def _blocks_row(a, lda, i, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y):
-    k, block = 4 * kq_n, 4 * block_kq
+    k, block, n_blocks = 4 * kq_n, 4 * block_kq, kq_n // block_kq
     for j in range(n):
         total = np.float32(0.0)
-        for b in range(kq_n // block_kq):
+        for b in range(n_blocks):
             raw = _dot_row(a, i * lda + b * block, w, j * k + b * block, block)
-            dot = np.int32(raw - SHIFT * block_sums[b, j])
-            total += np.float32(dot) * (a_scale[i, b] * w_scale[b, j])
+            dot = np.int32(raw - SHIFT * block_sums[j * n_blocks + b])
+            total += np.float32(dot) * (a_scale[i, b] * w_scale[j * n_blocks + b])
         y[i, j] = _activate(total + bias[j], act)
 
 
@@ -143,7 +143,8 @@ def _blocks_row(a, lda, i, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, b
 def linear_blocks_f32(a, lda, m, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y):
     """Scales per block of K over plain loops (as the generated paths): ``y = sum_b
     float32(dot_b - SHIFT * block_sums[b, n]) * (a_scale[m, b] * w_scale[b, n]) + bias``;
-    ``w_scale`` and ``block_sums`` are (blocks, N)."""
+    ``w_scale`` and ``block_sums`` flat, panel by panel (``QuantizedWeight.block_panels``
+    with ``PANEL = 1``: ``[n][b]``)."""
     for i in range(m):
         _blocks_row(a, lda, i, w, kq_n, n, block_kq, a_scale, w_scale, block_sums, bias, act, y)
 
