@@ -24,10 +24,11 @@ ATTENTION = ("float", "int8")
 # running). LayerNorm 679 x 384 (with its quantization) took 0.11 (0.25) ms serial, 0.06
 # (0.13) ms on 2 quiet threads but 0.3-1.3 ms when the second core was busy: at most
 # 0.05 ms to win, a millisecond to lose, so it stays serial below 1M elements.
-# Attention: ``work = sum L (L + 8) * D`` over the sentences; the 64 test sentences
-# (work 6.3e7) took 1.3 ms serial, 0.67 ms on 2 threads; a launch costs 5-150 us.
+# Attention: ``work = sum L (L + 8) * D`` over the sentences (Zen 4, 2026-12-07): the 64
+# test sentences (work 5.1e6) took 0.66 ms serial, 0.42 ms on 2 threads; 16 sentences
+# (8.2e5) 152 against 149 us; 8 (3.4e5) 70 against 86 us.
 LAYER_NORM_PARALLEL_MIN = 1 << 20
-ATTENTION_PARALLEL_MIN = 10_000_000
+ATTENTION_PARALLEL_MIN = 1_000_000
 
 _TIMES: dict | None = None  # per-piece seconds while a profile() is active
 
