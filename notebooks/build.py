@@ -388,6 +388,31 @@ def ms(fn):
     fn(); t = time.perf_counter(); fn(); fn(); return (time.perf_counter() - t) / 2 * 1e3
 print(f"fp32 {ms(lambda: model.encode(SENTENCES)):.0f} ms, int8 {ms(lambda: qmodel.encode(SENTENCES)):.0f} ms")""",
         ),
+        (
+            "md",
+            """## Where the int8 time goes: the roofline view
+
+`numbaq.models.bert.roofline` times every Linear inside the encoder, then each of its
+pieces alone on the layer's shape and weights: the activation quantize (zero where the
+LayerNorm before already wrote the codes), the int32 core, the dequantizing epilogue
+(with GELU for the feed-forward up projection) and the rest (cold caches, Python). The
+tick is the time the GEMM path's measured peak (`numbaq.roofline.peak_gops`, its dot
+instruction on its register tile, on this CPU) would take.""",
+        ),
+        (
+            "code",
+            """from numbaq import roofline
+from numbaq.models import bert
+rows = bert.roofline(qmodel, SENTENCES, repeat=2, pieces_repeat=5)
+info = nq.info()
+title = f"layer 0 of 6: {info['cpu_model']} ({info['cpu']}), {rows[0]['path']}, {info['threads']} threads"
+roofline.figure(rows[:4], title)
+ops = sum(2 * r["m"] * r["k"] * r["n"] for r in rows)
+total = sum(r["total_us"] for r in rows)
+gops = ops / total / 1e3
+print(f"{len(rows)} Linear calls: {total / 1e3:.1f} ms, {gops:.0f} GOPS, "
+      f"{100 * gops / rows[0]['peak_gops']:.0f}% of the {rows[0]['peak_gops']:.0f} GOPS peak")""",
+        ),
     ],
     "05_dynamic_vs_static": [
         ("md", """# 05 · Dynamic against static quantization, measured

@@ -253,7 +253,7 @@ def figure(rows: list[dict], title: str = "", ax=None):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6))
     else:
         fig = ax.figure
     labels = [r.get("name") or f"{r['m']}x{r['k']}->{r['n']}" for r in rows]
@@ -267,6 +267,6 @@ def figure(rows: list[dict], title: str = "", ax=None):
     ax.invert_yaxis()
     ax.set_xlabel("µs")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=5, fontsize="small")
     fig.tight_layout()
     return fig
