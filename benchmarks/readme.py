@@ -27,13 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._common import RESULTS, markdown_table
+from ._results import Section, Table, Unparsed, parse
 
 HERE = Path(__file__).parent
 README = HERE.parent / "README.md"
 BEGIN, END = "<!-- measured:begin -->", "<!-- measured:end -->"
-SECTION = re.compile(r"<!-- ([\w.-]+):begin -->\n(.*?)\n<!-- \1:end -->", re.S)
-MACHINE = re.compile(r"Machine: ([^\n]*?), (\d+ CPUs?)[,.]")
-COMMAND = re.compile(r"Command: `([^`]+)`")
 PEAK = re.compile(r"^Peak: (.*)$", re.M)
 PEAK_ITEM = re.compile(r"(\d+) GOPS on (\d+) threads?")
 
@@ -52,126 +50,6 @@ INTRO = (
 )
 WIDTH = 90
 """The README's prose is wrapped at this width (tables and images are not)."""
-
-
-class Unparsed(ValueError):
-    """A section whose tables do not hold what its kind needs."""
-
-
-@dataclass(frozen=True)
-class Table:
-    """A markdown table of a RESULTS.md section.
-
-    Parameters
-    ----------
-    heading : str
-        The ``###`` heading above it, without the hashes ("" if none).
-    header : tuple of str
-        The column names.
-    rows : tuple of dict
-        Each row, ``{column: cell}``, cells as written.
-    """
-
-    heading: str
-    header: tuple[str, ...]
-    rows: tuple[dict[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Section:
-    """One ``<!-- NAME:begin -->`` ... ``<!-- NAME:end -->`` section of RESULTS.md.
-
-    Parameters
-    ----------
-    name : str
-        Its name, e.g. ``linear-avx2``.
-    body : str
-        The text between its markers.
-    """
-
-    name: str
-    body: str
-
-    @property
-    def path(self) -> str:
-        """The GEMM path in the name (``linear-avx2``: ``avx2``), or the name itself."""
-        return self.name.partition("-")[2] or self.name
-
-    @property
-    def cpu(self) -> str:
-        """The Machine sentence's CPU and CPU count, e.g. ``AMD EPYC (znver4; ...), 2 CPUs``."""
-        found = MACHINE.search(self.body)
-        return f"{found[1]}, {found[2]}" if found else "an unrecorded CPU"
-
-    @property
-    def command(self) -> str:
-        """The command that wrote the section."""
-        found = COMMAND.search(self.body)
-        return found[1] if found else "an unrecorded command"
-
-    @property
-    def tables(self) -> list[Table]:
-        """Its well-formed markdown tables, in order."""
-        return _tables(self.body)
-
-    def find(self, test: Callable[[Table], bool], what: str) -> Table:
-        """The first table that passes ``test``; :class:`Unparsed` if none does."""
-        table = self.find_optional(test)
-        if table is None:
-            raise Unparsed(f"no {what} table")
-        return table
-
-    def find_optional(self, test: Callable[[Table], bool]) -> Table | None:
-        """The first table that passes ``test``, or None."""
-        return next((t for t in self.tables if test(t)), None)
-
-
-def _cells(line: str) -> tuple[str, ...]:
-    return tuple(c.strip() for c in line.strip()[1:-1].split("|"))
-
-
-def _table(heading: str, lines: list[str]) -> Table | None:
-    """The table of ``lines``, or None where a row's length differs from the header's."""
-    header, *rows = (_cells(line) for line in lines)
-    if not rows or set(rows[0]) - {"---", ""} or any(len(r) != len(header) for r in rows):
-        return None
-    return Table(heading, header, tuple(dict(zip(header, r)) for r in rows[1:]))
-
-
-def _tables(body: str) -> list[Table]:
-    tables, heading, block = [], "", []
-    for line in [*body.splitlines(), ""]:
-        if line.startswith("|"):
-            block.append(line)
-            continue
-        if block:
-            tables.append(_table(heading, block))
-            block = []
-        if line.startswith("### "):
-            heading = line[4:].strip()
-    return [t for t in tables if t is not None]
-
-
-def parse(text: str) -> list[Section]:
-    """The sections of a RESULTS.md text.
-
-    Parameters
-    ----------
-    text : str
-        The file's text.
-
-    Returns
-    -------
-    list of Section
-        In the order of the file.
-
-    Examples
-    --------
-    >>> text = "<!-- x:begin -->\\nMachine: Acme 9 (zen9), 2 CPUs, numpy 2.\\n<!-- x:end -->"
-    >>> [(s.name, s.cpu) for s in parse(text)]
-    [('x', 'Acme 9 (zen9), 2 CPUs')]
-    """
-    return [Section(name, body) for name, body in SECTION.findall(text)]
 
 
 # ------------------------------------------------------------------ shared helpers
@@ -680,87 +558,6 @@ def readme_text(results: Path = RESULTS, readme: Path = README) -> str:
     return splice(readme.read_text(), measured_block(results.read_text()))
 
 
-# ------------------------------------------------------------------ plots
-def _title(section: Section, what: str) -> str:
-    return f"{what}\n{section.cpu}\n{section.command} (RESULTS.md, {section.name})"
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    return path
-
-
-def _plot_gops(section: Section, tables: dict[str, Table], out: Path) -> Path:
-    """End-to-end GOPS by shape, a line per thread count, and the measured peaks."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 4.2))
-    ax = fig.subplots()
-    peaks = _peaks(section)
-    for n, table in tables.items():
-        shapes, gops = [r["M, K, N"] for r in table.rows], [_num(r["GOPS"]) for r in table.rows]
-        (line,) = ax.plot(shapes, gops, "o-", label=f"numbaq, {_threads(n)}")
-        if n in peaks:
-            label = f"instruction peak, {_threads(n)}"
-            ax.axhline(float(peaks[n]), color=line.get_color(), ls=":", lw=1, label=label)
-    ax.set_xlabel("M, K, N")
-    ax.set_ylabel("GOPS (int8 Linear, end to end)")
-    ax.set_title(_title(section, "numbaq's dynamic Linear, GOPS by shape"), fontsize=9)
-    ax.tick_params(axis="x", rotation=20)
-    ax.legend(fontsize=8)
-    return _save(fig, out / f"gops-{section.path}.png")
-
-
-def _ratio(cell: str) -> float:
-    return float("nan") if cell == "-" else _num(cell)
-
-
-def _plot_speedup(section: Section, tables: dict[str, Table], out: Path) -> Path:
-    """Peer time / numbaq time by shape, a panel per thread count, a bar per peer."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4.2))
-    axes = fig.subplots(1, len(tables), sharey=True, squeeze=False)[0]
-    for ax, (n, table) in zip(axes, tables.items()):
-        columns = [c for c in SPEEDUPS if c in table.header]
-        width = 0.8 / len(columns)
-        for i, column in enumerate(columns):
-            x = [j + width * i for j in range(len(table.rows))]
-            values = [_ratio(r[column]) for r in table.rows]
-            ax.bar(x, values, width=width, label=SPEEDUPS[column])
-        ticks = [j + width * (len(columns) - 1) / 2 for j in range(len(table.rows))]
-        ax.set_xticks(ticks, [r["M, K, N"] for r in table.rows], rotation=35, fontsize=7)
-        ax.axhline(1, color="k", lw=0.8)
-        ax.set_title(_threads(n), fontsize=9)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("peer time / numbaq time")
-    fig.suptitle(_title(section, "numbaq's dynamic Linear against its peers"), fontsize=9)
-    return _save(fig, out / f"speedup-{section.path}.png")
-
-
-def write_plots(sections: Sequence[Section], out: Path = HERE) -> list[Path]:
-    """Draw ``gops-<path>.png`` and ``speedup-<path>.png`` for each ``linear-<path>`` section.
-
-    Parameters
-    ----------
-    sections : sequence of Section
-        ``linear-<path>`` sections that :func:`linear` renders.
-    out : Path
-        The folder written.
-
-    Returns
-    -------
-    list of Path
-        The files written.
-    """
-    written = []
-    for section in sections:
-        tables = _linear_tables(section)
-        written += [_plot_gops(section, tables, out), _plot_speedup(section, tables, out)]
-    return written
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Rewrite the README's block and the plots from RESULTS.md.
 
@@ -795,6 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         print("plots skipped: pip install matplotlib (the plots extra)")
         return 0
+    from ._readme_plots import write_plots
+
     linears = [section for kind, section, _ in parts if kind.prefix == "linear"]
     for path in write_plots(linears):
         print("wrote", path.relative_to(HERE.parent))
