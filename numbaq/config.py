@@ -67,8 +67,10 @@ PARALLEL_MIN: int = int(os.environ.get("NUMBAQ_PARALLEL_MIN", "262144"))
 
 GEMM_PATH: str = os.environ.get("NUMBAQ_GEMM_PATH", "auto")
 """Integer GEMM path: ``"auto"`` (the fastest the CPU supports) or one of
-``"vnni512"``, ``"vnni256"``, ``"avx512bw"``, ``"avx2"``, ``"plain"``; see
-:mod:`numbaq.kernels.gemm` and :func:`numbaq.info`. Tests set it to run every path."""
+``"vnni512"``, ``"vnni256"``, ``"avx512bw"``, ``"avx2"``, ``"plain"``, and
+``"amx_emulated"`` (the AMX kernels on numbaq's twin of the tile instructions: any CPU,
+slowly; never chosen by ``auto``); see :mod:`numbaq.kernels.paths` and
+:func:`numbaq.info`. Tests set it to run every path."""
 
 PARK_BLAS: bool = _env_flag("NUMBAQ_PARK_BLAS", True)
 """Park idle OpenBLAS workers before a parallel GEMM (:func:`numbaq._blas.park`)."""

@@ -320,3 +320,25 @@ def attention_int8(q, k, v, offsets, heads):
             inv = f(1) / e.sum(axis=1, keepdims=True).astype(f)
             out[start:stop, cols] = pv * (sv * inv)
     return out, codes
+
+
+def tdpbusd(c, a, b):
+    """AMX's ``tdpbusd`` on numpy tiles: ``C[m, n] + sum_k sum_i A[m, 4 k + i] B[k, 4 n + i]``.
+
+    ``a`` (rows, 4 K) uint8, ``b`` (K, 4 N) int8 in the 4-byte-interleaved layout (row ``k``
+    holds K values ``4 k .. 4 k + 3`` of each of the N columns side by side), ``c`` (rows,
+    N) int32; the sum in int64, then wrapped to int32 as the instruction's adds wrap. The
+    twin the kernels run is ``numbaq.kernels.amx_twin.tdpbusd``.
+
+    Examples
+    --------
+    >>> a = np.full((1, 4), 255, np.uint8); b = np.full((1, 4), -128, np.int8)
+    >>> tdpbusd(np.zeros((1, 1), np.int32), a, b).tolist()  # 4 * 255 * -128
+    [[-130560]]
+    """
+    rows, n = c.shape
+    quads = a.shape[1] // 4
+    a4 = a.astype(np.int64).reshape(rows, quads, 4)
+    b4 = b.astype(np.int64).reshape(quads, n, 4)
+    total = c.astype(np.int64) + np.einsum("mki,kni->mn", a4, b4)
+    return ((total + 2**31) % 2**32 - 2**31).astype(np.int32)

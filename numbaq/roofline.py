@@ -98,7 +98,8 @@ def peak_gops(
     Raises
     ------
     ValueError
-        For the ``plain`` path (scalar code: no instruction peak).
+        For the ``plain`` path (scalar code) and the AMX paths (no register-tile peak
+        measured here).
 
     Notes
     -----
@@ -108,8 +109,10 @@ def peak_gops(
     """
     path = engine.gemm_path()[0] if path is None else path
     spec = paths.get(path)
-    if not spec.simd:
-        raise ValueError(f"peak_gops: the {path} path has no SIMD dot instruction to measure")
+    if not spec.simd or spec.tile != "simd":
+        raise ValueError(
+            f"peak_gops: the {path} path has no SIMD dot instruction on a register tile to measure"
+        )
     run = _peak_kernel(path)
     out = np.zeros((threads, spec.mr * spec.nr * spec.lanes), np.int32)
     # arguments, so LLVM cannot fold the loads; 64-byte aligned, as packed weights are
@@ -175,7 +178,7 @@ def linear_pieces(
         int32 GEMM alone), ``epilogue_us`` (GEMM with the dequantizing epilogue minus the
         core), ``rest_us`` (``total_us`` minus the three), ``total_us``, ``gops``
         (``2 m k n / total``), ``core_gops`` and ``peak_gops`` (:func:`peak_gops` on one
-        thread per thread in use; NaN on the ``plain`` path).
+        thread per thread in use; NaN on the ``plain`` and AMX paths).
 
     Notes
     -----
@@ -231,7 +234,9 @@ def linear_pieces(
         "total_us": total_us,
         "gops": ops / total_us / 1e3,
         "core_gops": ops / core_us / 1e3,
-        "peak_gops": peak_gops(path, threads) if paths.get(path).simd else float("nan"),
+        "peak_gops": peak_gops(path, threads)
+        if paths.get(path).tile == "simd" and paths.get(path).simd
+        else float("nan"),
     }
 
 

@@ -23,9 +23,12 @@ it compiles: compiling ``vpdpbusd`` for a CPU without VNNI aborts the process
 (an LLVM error, not a Python exception). Features come from ``NUMBA_CPU_FEATURES``
 when set (so an older CPU can be emulated), else from llvmlite's host query.
 
-AMX (``tdpbusd`` on 16 x 64-byte tiles) is detected and reported by :func:`amx_status`
-but has no kernel yet: numbaq lands no kernel it could not run, and no machine it has
-been developed on exposed AMX to its guest.
+AMX (``tdpbusd`` on 16 x 64-byte tiles) is detected and reported by :func:`amx_status`.
+Its kernels are generated from one template (``_amx_tiles``) for two sets of tile
+operations: ``amx_emulated`` runs them on numbaq's software twin of the instructions
+(``amx_twin``) on any CPU, is never chosen by ``auto`` and runs every exactness test;
+the hardware variant is not built yet (no machine numbaq has been developed on exposed
+AMX to its guest), so ``amx`` is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -57,6 +60,14 @@ class GemmPath:
         ``vpmaddwd``) or ``rows`` (row-major, plain).
     lhs_max : int
         The largest lhs code the dot step is exact for: 255, or 127 for a 7-bit path.
+    tile : str
+        What the generator writes for the path: ``simd`` register tiles of vectors, or
+        ``amx`` tiles (the template ``_amx_tiles``, its operations from ``ops``).
+    ops : str
+        For ``amx`` tiles, the module of the tile operations: ``amx_twin`` (the software
+        twin) or the hardware intrinsics.
+    auto : bool
+        Whether ``auto`` may choose the path (never for the twin: it is for tests).
     """
 
     name: str
@@ -68,6 +79,9 @@ class GemmPath:
     dot: str | None = None
     layout: str = "rows"
     lhs_max: int = 255
+    tile: str = "simd"
+    ops: str = ""
+    auto: bool = True
 
     @property
     def panel(self) -> int:
@@ -131,9 +145,23 @@ PATHS: dict[str, GemmPath] = {
             "pairs",
         ),
         GemmPath("plain", _needs(set()), "plain Numba loops"),
+        GemmPath(
+            "amx_emulated",
+            _needs(set()),
+            "AMX tdpbusd, emulated (numbaq's twin of the tile instructions; for tests)",
+            16,
+            16,
+            4,
+            "tdpbusd",
+            "vnni",
+            tile="amx",
+            ops="amx_twin",
+            auto=False,
+        ),
     )
 }
-"""Every path numbaq has a kernel for, fastest first."""
+"""Every path numbaq has a kernel for, fastest first (``auto`` takes the first one the
+CPU runs among those with ``auto``)."""
 
 SEVEN_BIT: dict[str, GemmPath] = {
     "avx2": GemmPath(
@@ -205,7 +233,8 @@ def supported(path: str, features: frozenset[str] | None = None) -> bool:
 
 
 def available(features: frozenset[str] | None = None) -> list[str]:
-    """The paths this CPU (or ``features``) runs, fastest first."""
+    """The paths this CPU (or ``features``) runs, fastest first (``amx_emulated`` last:
+    it runs everywhere, slowly, and is never chosen by ``auto``)."""
     return [p for p in PATHS if supported(p, features)]
 
 
@@ -215,7 +244,10 @@ def amx_status(features: frozenset[str] | None = None) -> str:
     missing = sorted(AMX_NEEDS - features)
     if missing:
         return f"not available: this CPU lacks {', '.join(missing)}"
-    return "this CPU has AMX-INT8, but numbaq has no AMX kernel yet (the VNNI paths run instead)"
+    return (
+        "this CPU has AMX-INT8, but numbaq has no hardware AMX kernel yet (the VNNI paths "
+        "run instead; amx_emulated runs the same AMX kernels on numbaq's twin of the tiles)"
+    )
 
 
 def resolve(requested: str = "auto", features: frozenset[str] | None = None):
@@ -246,7 +278,7 @@ def resolve(requested: str = "auto", features: frozenset[str] | None = None):
                 f"it can run {available(features)}"
             )
         return requested, "forced by numbaq.config.GEMM_PATH"
-    path = available(features)[0]
+    path = next(p for p in available(features) if PATHS[p].auto)
     if path == "plain":
         return path, "no AVX2, AVX-512BW or VNNI on this CPU"
     used = ", ".join(sorted(features & known_features()))
