@@ -14,6 +14,7 @@ from .kernels import paths
 from .matmul import gemm_path, info, quantize_weight, quantized_linear
 from .ops import DEFAULT_SCHEME
 from .qparams import QScheme
+from .roofline import median_us
 
 DEMO_SCHEMES = [
     ("per tensor, asymmetric (ONNX)", schemes.ONNX),
@@ -131,16 +132,6 @@ def demo(tokens: int = 64, hidden: int = 768, seed: int = 0, out=sys.stdout) -> 
     return {"quantization": results, "linear": linear_demo(x, seed, out)}
 
 
-def _median_us(fn, repeat: int = 30) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e6)
-
-
 def linear_demo(x: np.ndarray, seed: int = 0, out=sys.stdout) -> list[dict]:
     """The same activations through a dynamically quantized Linear (int8 weights).
 
@@ -167,7 +158,7 @@ def linear_demo(x: np.ndarray, seed: int = 0, out=sys.stdout) -> list[dict]:
     ]
     results, rows = [], []
     for label, fn in methods:
-        result = {"name": label, "sqnr_db": metrics.sqnr(exact, fn()), "us": _median_us(fn)}
+        result = {"name": label, "sqnr_db": metrics.sqnr(exact, fn()), "us": median_us(fn)}
         results.append(result)
         rows.append([label, f"{result['sqnr_db']:.1f}", f"{result['us']:.0f}"])
     print(_table(rows, ["method", "SQNR dB", "us"]), file=out)

@@ -128,7 +128,8 @@ def peak_gops(
 
 
 # ------------------------------------------------------------------ one Linear, in pieces
-def _median_us(fn, repeat: int) -> float:
+def median_us(fn, repeat: int = 30) -> float:
+    """The median time of ``repeat`` calls of ``fn()`` in µs (after one untimed call)."""
     fn()
     times = []
     for _ in range(repeat):
@@ -205,19 +206,19 @@ def linear_pieces(
     a = engine.lhs_buffer(m, k)
     a_scale = np.empty(m, np.float32)
     a_zp = np.empty(m, np.int32)
-    quantize_us = _median_us(lambda: _quantize_lhs(x, lhs, a, a_scale, a_zp), repeat)
+    quantize_us = median_us(lambda: _quantize_lhs(x, lhs, a, a_scale, a_zp), repeat)
     if quantize_fused:
         quantize_us = 0.0
     a_zp -= SHIFT if lhs.signed else 0  # the scheme's own zero points
     acc = np.empty((m, n), np.int32)
     y = np.empty((m, n), np.float32)
-    core_us = _median_us(lambda: engine.gemm_i32(a, qweight.packed(path), n, acc, path), repeat)
-    gemm_us = _median_us(
+    core_us = median_us(lambda: engine.gemm_i32(a, qweight.packed(path), n, acc, path), repeat)
+    gemm_us = median_us(
         lambda: engine.linear(a, a_scale, a_zp, lhs.signed, qweight, bias, act, y, lhs.qmax),
         repeat,
     )
     if total_us is None:
-        total_us = _median_us(lambda: engine.dynamic_linear(x, sch, qweight, bias, act, y), repeat)
+        total_us = median_us(lambda: engine.dynamic_linear(x, sch, qweight, bias, act, y), repeat)
     ops = 2.0 * m * k * n
     threads = config.num_threads() if m * n * k >= config.GEMM_PARALLEL_MIN else 1
     return {

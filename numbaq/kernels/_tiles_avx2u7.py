@@ -647,39 +647,11 @@ def dynamic_linear_blocks_f32(
     status = _quantize_lhs(x.reshape(m * n_blocks, block), lhs, a, a_scale, a_zp)
     if status == 0:
         scales = a_scale.reshape(m, n_blocks)
+        args = (a.reshape(a.size), k, m, w, kq_n, n, block_kq, scales, w_scale, block_sums)
         if m_block > 0:
-            linear_blocks_f32_par(
-                a.reshape(a.size),
-                k,
-                m,
-                w,
-                kq_n,
-                n,
-                block_kq,
-                scales,
-                w_scale,
-                block_sums,
-                bias,
-                act,
-                y,
-                m_block,
-            )
+            linear_blocks_f32_par(*args, bias, act, y, m_block)
         else:
-            linear_blocks_f32(
-                a.reshape(a.size),
-                k,
-                m,
-                w,
-                kq_n,
-                n,
-                block_kq,
-                scales,
-                w_scale,
-                block_sums,
-                bias,
-                act,
-                y,
-            )
+            linear_blocks_f32(*args, bias, act, y)
     return status
 
 
