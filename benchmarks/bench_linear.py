@@ -449,7 +449,7 @@ def main(argv=None):
     nq.warmup()
     path, _ = mm.gemm_path()
     peak, core = {}, {}
-    if paths.PATHS[path].simd:
+    if paths.PATHS[path].simd and paths.PATHS[path].tile == "simd":
         for n in threads:
             with _threads("numbaq", n):
                 peak[n] = peak_gops(path, n)

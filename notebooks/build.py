@@ -533,8 +533,8 @@ for path in ALL_PATHS:
             cannot[path] = str(e).split(";")[0]
         finally:
             nq.config.GEMM_PATH = "auto"
-cannot["amx"] = info.get("amx") or ("numbaq has no AMX kernel yet; this CPU "
-                                    + ("has" if has_amx else "lacks") + " AMX-INT8")
+if "amx" not in can_run:
+    cannot["amx"] = info["amx"]
 print("CPU:", info["cpu"], "| features numbaq uses:", ", ".join(info["cpu_features"]) or "none")
 print("numbaq's GEMM path:", info["gemm_path"], "-", info["gemm_path_reason"])
 print("paths run here:", ", ".join(can_run))
@@ -657,6 +657,59 @@ A2 = rng.integers(0, 256, (40, 200), dtype=np.uint8)           # M = 40: a tail 
 W2 = rng.integers(-128, 128, (48, 200), dtype=np.int8)
 np.testing.assert_array_equal(gemm_tiles(A2, W2), nq.matmul_integer(A2, W2.T))
 print("tiled tdpbusd twin == numbaq's int32 GEMM on (40, 200) x (200, 48)")"""),
+        ("md", """## numbaq's own twin of the tile instructions, step by step
+
+`numbaq.kernels.amx_twin` is the tile register file in Numba: 8 tiles of 16 rows x 64
+bytes and a 64-byte configuration (palette 1: bytes per row of tile `t` at byte `16 + 2t`,
+its rows at byte `48 + t`), and the instructions the GEMM uses (`ldtilecfg`, `tileloadd`,
+`tdpbusd`, `tilestored`, `tilezero`, `tilerelease`), each refusing what the hardware
+faults on (more than 16 rows or 64 bytes a row, tiles whose shapes do not agree). One
+`tdpbusd` on it, against the numpy twin above and `numbaq.reference.tdpbusd`:"""),
+        ("code", """from numbaq import reference
+from numbaq.kernels import amx_twin as amx
+
+state, cfg = amx.registers()              # the register file, and a configuration buffer
+cfg[0] = 1                                # palette 1
+for t, (rows, colsb) in {0: (16, 64), 1: (16, 64), 2: (16, 64)}.items():
+    cfg[16 + 2 * t], cfg[48 + t] = colsb, rows   # C, A, B: 16 rows x 64 bytes each
+amx.ldtilecfg(state, cfg)                 # configure (and zero) the tiles
+amx.tileloadd(state, 1, A_tile.reshape(-1), 0, 64)    # A: 16 rows, 64 bytes apart
+amx.tileloadd(state, 2, B_tile.reshape(-1), 0, 64)    # B: the VNNI-4 tile
+amx.tdpbusd(state, 0, 1, 2)               # C += A . B
+C_hw = np.zeros(16 * 16, np.int32)
+amx.tilestored(state, 0, C_hw, 0, 16)     # C out: 16 int32 a row
+amx.tilerelease(state)
+np.testing.assert_array_equal(C_hw.reshape(16, 16), C_tile)
+np.testing.assert_array_equal(C_tile, reference.tdpbusd(np.zeros((16, 16), np.int32), A_tile, B_tile))
+try:                                       # a 17-row tile: the instruction would fault
+    cfg[48] = 17
+    amx.ldtilecfg(state, cfg)
+except ValueError as err:
+    print("refused:", err)
+print("one tdpbusd on numbaq's twin == the numpy twin == numbaq.reference.tdpbusd")"""),
+        ("md", """## The whole AMX path on the twin: `amx_emulated`
+
+numbaq's AMX kernels are generated from one template (`numbaq/kernels/_amx_tiles.py`):
+a `rows x 64` block of the output is four 16 x 16 C tiles over the whole K loop, A tiles
+straight from the row-major activations, B tiles from the same packed weights as
+`vnni512` (a 256-byte stride), a K tail in tiles of its own, and the same dequantizing
+epilogue as every path. Generated with the twin's operations it is the `amx_emulated`
+path: it runs on any CPU, is never chosen by `auto`, and runs every exactness test of the
+other paths; generated with the hardware intrinsics it is `amx` (behind a self-check in a
+child process; see `numbaq info`). The twin is scalar code standing in for 16,384
+multiply-adds an instruction: its speed is a curiosity."""),
+        ("code", """from numbaq.roofline import median_us
+x = rng.standard_normal((37, 200)).astype(np.float32)    # M and K off the tile grid
+qw = nq.quantize_weight(rng.standard_normal((130, 200)).astype(np.float32))
+y = {}
+for path in (info["gemm_path"], "amx_emulated"):
+    nq.config.GEMM_PATH = path
+    y[path] = nq.quantized_linear(x, qw, scheme="PER_TOKEN_UINT8", activation="gelu")
+    us = median_us(lambda: nq.quantized_linear(x, qw), 20)
+    print(f"{path:>13}: {us:8.0f} us for 37 x 200 x 130 (median of 20 calls)")
+nq.config.GEMM_PATH = "auto"
+np.testing.assert_array_equal(y[info["gemm_path"]], y["amx_emulated"])
+print("amx_emulated == " + info["gemm_path"] + ", bit for bit; AMX here:", info["amx"])"""),
         ("md", """## The packed weight layouts, drawn
 
 Each cell is one byte of packed weights, coloured by its output column `n` and labelled

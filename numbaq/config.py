@@ -66,8 +66,9 @@ PARALLEL_MIN: int = int(os.environ.get("NUMBAQ_PARALLEL_MIN", "262144"))
 """Element count below which kernels run their serial entry point."""
 
 GEMM_PATH: str = os.environ.get("NUMBAQ_GEMM_PATH", "auto")
-"""Integer GEMM path: ``"auto"`` (the fastest the CPU supports) or one of
-``"vnni512"``, ``"vnni256"``, ``"avx512bw"``, ``"avx2"``, ``"plain"``, and
+"""Integer GEMM path: ``"auto"`` (the fastest the CPU supports) or one of ``"amx"``
+(where its self-check passed), ``"vnni512"``, ``"vnni256"``, ``"avx512bw"``, ``"avx2"``,
+``"plain"``, and
 ``"amx_emulated"`` (the AMX kernels on numbaq's twin of the tile instructions: any CPU,
 slowly; never chosen by ``auto``); see :mod:`numbaq.kernels.paths` and
 :func:`numbaq.info`. Tests set it to run every path."""

@@ -74,7 +74,8 @@ def gemm_path() -> tuple[str, str]:
     Returns
     -------
     path : str
-        One of ``"vnni512"``, ``"vnni256"``, ``"avx512bw"``, ``"avx2"``, ``"plain"``.
+        One of ``"amx"``, ``"vnni512"``, ``"vnni256"``, ``"avx512bw"``, ``"avx2"``,
+        ``"plain"``, ``"amx_emulated"`` (forced only).
     reason : str
         Why: the CPU features that chose it, or that ``config.GEMM_PATH`` forced it.
 

@@ -44,7 +44,8 @@ def info() -> dict:
         ``gemm_path`` and ``gemm_path_reason`` (see :func:`gemm_path`),
         ``gemm_paths_available`` (every path this CPU can run, fastest first),
         ``gemm_path_7bit`` (the path of the ``uint7`` schemes, codes in [0, 127]), ``amx``
-        (whether the CPU has AMX; numbaq has no AMX kernel), ``threads`` (Numba's
+        (whether the ``amx`` path runs here, or why not: features, permission, its
+        self-check's verdict; :func:`numbaq.kernels.paths.amx_status`), ``threads`` (Numba's
         thread count) and ``cache`` (on-disk kernel caching).
 
     Examples

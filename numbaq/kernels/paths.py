@@ -7,6 +7,8 @@ One table, read by the generator (``_gen_gemm``: tile shape, instruction, layout
 =========  ==================================  ===================================
 path       instruction                          needs
 =========  ==================================  ===================================
+amx        ``tdpbusd`` (16 x 64-byte tiles)     amx-tile, amx-int8, avx512f, avx512bw,
+                                                and a passed self-check (below)
 vnni512    ``vpdpbusd zmm`` (64 MAC / instr)    avx512vnni, avx512bw, avx512f
 vnni256    ``vpdpbusd ymm``                     avx512vnni + avx512vl, or avxvnni
 avx512bw   ``vpmaddwd zmm`` on int16-widened    avx512bw, avx512f
@@ -23,12 +25,15 @@ it compiles: compiling ``vpdpbusd`` for a CPU without VNNI aborts the process
 (an LLVM error, not a Python exception). Features come from ``NUMBA_CPU_FEATURES``
 when set (so an older CPU can be emulated), else from llvmlite's host query.
 
-AMX (``tdpbusd`` on 16 x 64-byte tiles) is detected and reported by :func:`amx_status`.
-Its kernels are generated from one template (``_amx_tiles``) for two sets of tile
-operations: ``amx_emulated`` runs them on numbaq's software twin of the instructions
-(``amx_twin``) on any CPU, is never chosen by ``auto`` and runs every exactness test;
-the hardware variant is not built yet (no machine numbaq has been developed on exposed
-AMX to its guest), so ``amx`` is refused with a clear error.
+AMX (``tdpbusd`` on 16 x 64-byte tiles): its kernels are generated from one template
+(``_amx_tiles``) for two sets of tile operations. ``amx`` runs the instructions
+(``amx_hw``); besides the features it needs Linux's permission and can fail in ways no
+Python code catches (``SIGILL``, an LLVM abort), so ``auto`` takes it, and forcing it
+works, only where :func:`numbaq._amx.verdict` says its kernels passed their self-check in
+a child process (once per machine, cached on disk); :func:`amx_status` says why not
+otherwise. ``amx_emulated`` runs the same kernels on numbaq's software twin of the
+instructions (``amx_twin``) on any CPU, is never chosen by ``auto`` and runs every
+exactness test.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ class GemmPath:
         ``amx`` tiles (the template ``_amx_tiles``, its operations from ``ops``).
     ops : str
         For ``amx`` tiles, the module of the tile operations: ``amx_twin`` (the software
-        twin) or the hardware intrinsics.
+        twin) or ``amx_hw`` (the instructions).
     auto : bool
         Whether ``auto`` may choose the path (never for the twin: it is for tests).
     """
@@ -101,9 +106,28 @@ def _needs(*sets) -> tuple[frozenset[str], ...]:
     return tuple(frozenset(s) for s in sets)
 
 
+AMX_NEEDS = frozenset({"amx-tile", "amx-int8"})
+"""LLVM features of Intel AMX-INT8 (``tdpbusd``); see :func:`amx_status`."""
+
+AMX = "amx"
+"""The path of the AMX instructions: taken only after its self-check (:func:`available`)."""
+
+
 PATHS: dict[str, GemmPath] = {
     p.name: p
     for p in (
+        GemmPath(
+            "amx",
+            _needs(AMX_NEEDS | {"avx512f", "avx512bw"}),
+            "AMX-INT8 (tdpbusd on 16 x 64-byte tiles)",
+            16,
+            16,
+            4,
+            "tdpbusd",
+            "vnni",
+            tile="amx",
+            ops="amx_hw",
+        ),
         GemmPath(
             "vnni512",
             _needs({"avx512vnni", "avx512bw", "avx512f"}),
@@ -161,7 +185,7 @@ PATHS: dict[str, GemmPath] = {
     )
 }
 """Every path numbaq has a kernel for, fastest first (``auto`` takes the first one the
-CPU runs among those with ``auto``)."""
+CPU runs among those with ``auto``; ``amx`` only after its self-check passed)."""
 
 SEVEN_BIT: dict[str, GemmPath] = {
     "avx2": GemmPath(
@@ -206,10 +230,6 @@ def for_lhs(path: str, lhs_max: int) -> str:
     return companion.name if companion is not None and lhs_max <= companion.lhs_max else path
 
 
-AMX_NEEDS = frozenset({"amx-tile", "amx-int8"})
-"""LLVM features of Intel AMX-INT8 (``tdpbusd``); see :func:`amx_status`."""
-
-
 @cache
 def cpu_features() -> frozenset[str]:
     """CPU features LLVM compiles for: ``NUMBA_CPU_FEATURES`` if set, else the host's."""
@@ -232,29 +252,52 @@ def supported(path: str, features: frozenset[str] | None = None) -> bool:
     return any(need <= features for need in get(path).needs)
 
 
+def _amx_ok(features: frozenset[str]) -> bool:
+    """Whether the ``amx`` path may run: features, permission and a passed self-check
+    (:func:`numbaq._amx.verdict`; it runs the check once per machine, only on a CPU
+    with the features)."""
+    from .. import _amx
+
+    return supported(AMX, features) and _amx.verdict(features).ok
+
+
 def available(features: frozenset[str] | None = None) -> list[str]:
-    """The paths this CPU (or ``features``) runs, fastest first (``amx_emulated`` last:
-    it runs everywhere, slowly, and is never chosen by ``auto``)."""
-    return [p for p in PATHS if supported(p, features)]
-
-
-def amx_status(features: frozenset[str] | None = None) -> str:
-    """Why the AMX path does not run here, in one line (it has no kernel yet)."""
+    """The paths this CPU (or ``features``) runs, fastest first (``amx`` only after its
+    self-check passed; ``amx_emulated`` last: it runs everywhere, slowly, and is never
+    chosen by ``auto``)."""
     features = cpu_features() if features is None else features
-    missing = sorted(AMX_NEEDS - features)
-    if missing:
-        return f"not available: this CPU lacks {', '.join(missing)}"
-    return (
-        "this CPU has AMX-INT8, but numbaq has no hardware AMX kernel yet (the VNNI paths "
-        "run instead; amx_emulated runs the same AMX kernels on numbaq's twin of the tiles)"
-    )
+    return [p for p in PATHS if supported(p, features) and (p != AMX or _amx_ok(features))]
+
+
+def amx_status(features: frozenset[str] | None = None, run: bool = True) -> str:
+    """Whether the ``amx`` path runs here, or why not, in one line: the CPU features it
+    lacks, Linux's permission refused, or its self-check passed, failed (and why) or not
+    yet run.
+
+    Parameters
+    ----------
+    features : frozenset of str, optional
+        LLVM CPU features; default :func:`cpu_features`.
+    run : bool
+        Run the self-check if it has not run on this machine (only where the features
+        and the permission are there; see :func:`numbaq._amx.verdict`).
+
+    Examples
+    --------
+    >>> amx_status(frozenset({"avx512vnni", "avx512bw", "avx512f"}))
+    'not available: this CPU lacks amx-int8, amx-tile'
+    """
+    from .. import _amx
+
+    return str(_amx.verdict(features, run=run))
 
 
 def resolve(requested: str = "auto", features: frozenset[str] | None = None):
     """``(path, reason)``: the path to run for a request of ``"auto"`` or a path name.
 
     Raises ``ValueError`` for an unknown name or a path this CPU cannot run (it would
-    abort the process when compiled).
+    abort the process when compiled), and for ``amx`` where its self-check has not
+    passed (:func:`amx_status` says why).
 
     Examples
     --------
@@ -262,7 +305,7 @@ def resolve(requested: str = "auto", features: frozenset[str] | None = None):
     ('avx2', 'fastest path this CPU supports (avx2)')
     """
     features = cpu_features() if features is None else features
-    if requested == "amx":
+    if requested == AMX and not _amx_ok(features):
         raise ValueError(
             f"gemm path 'amx': {amx_status(features)}; it can run {available(features)}"
         )
@@ -282,4 +325,6 @@ def resolve(requested: str = "auto", features: frozenset[str] | None = None):
     if path == "plain":
         return path, "no AVX2, AVX-512BW or VNNI on this CPU"
     used = ", ".join(sorted(features & known_features()))
+    if path == AMX:
+        return path, f"fastest path this CPU supports ({used}); its AMX self-check passed"
     return path, f"fastest path this CPU supports ({used})"
