@@ -75,6 +75,58 @@ def _peak_kernel(path: str):
 
 
 @functools.cache
+def _amx_peak_kernel():
+    """A kernel running ``tdpbusd`` on four independent C tiles with A and B loaded once
+    (registers only), one register file per thread: the AMX path's instruction peak.
+    Compiles the AMX intrinsics: call it only where the ``amx`` path runs."""
+    from .kernels import amx_hw as hw
+
+    @numba.njit(parallel=True, **config.JIT_OPTIONS)
+    def run(iters, a, b, out):
+        for t in prange(out.shape[0]):
+            state, cfg = hw.registers()
+            cfg[0] = 1
+            for tile in range(8):
+                cfg[16 + 2 * tile] = 64
+                cfg[48 + tile] = 16
+            hw.ldtilecfg(state, cfg)
+            hw.tileloadd(state, 4, a, 0, 64)
+            hw.tileloadd(state, 5, b, 0, 64)
+            hw.tilezero(state, 0)
+            hw.tilezero(state, 1)
+            hw.tilezero(state, 2)
+            hw.tilezero(state, 3)
+            for _ in range(iters):
+                hw.tdpbusd(state, 0, 4, 5)
+                hw.tdpbusd(state, 1, 4, 5)
+                hw.tdpbusd(state, 2, 4, 5)
+                hw.tdpbusd(state, 3, 4, 5)
+            row = out[t]
+            hw.tilestored(state, 0, row, 0, 16)
+            hw.tilestored(state, 1, row, 256, 16)
+            hw.tilestored(state, 2, row, 512, 16)
+            hw.tilestored(state, 3, row, 768, 16)
+            hw.tilerelease(state)
+
+    return run
+
+
+def _amx_peak_gops(threads: int, iters: int, runs: int) -> float:
+    """:func:`peak_gops` of the ``amx`` path: 4 x 16 x 16 x 64 multiply-adds a step."""
+    run = _amx_peak_kernel()
+    out = np.zeros((threads, 1024), np.int32)
+    a = kg._aligned(np.full(1024, 3, np.uint8))
+    b = kg._aligned(np.full(1024, 5, np.int8))
+    run(10, a, b, out)
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        run(iters, a, b, out)
+        best = min(best, time.perf_counter() - start)
+    return threads * iters * 4 * 16 * 16 * 64 * 2 / best / 1e9
+
+
+@functools.cache
 def peak_gops(
     path: str | None = None, threads: int = 1, iters: int = 2_000_000, runs: int = 10
 ) -> float:
@@ -98,17 +150,23 @@ def peak_gops(
     Raises
     ------
     ValueError
-        For the ``plain`` path (scalar code) and the AMX paths (no register-tile peak
-        measured here).
+        For the ``plain`` path (scalar code) and ``amx_emulated`` (the twin has no
+        instruction to measure); for ``amx`` where it does not run.
 
     Notes
     -----
     The path's ``MR x NR`` register tile of independent accumulator chains, operands
     from L1: the rate the instruction allows, which a GEMM can at best approach. On a
-    Zen 4 core ``vpdpbusd zmm`` measured 468 GOPS; ``vpmaddwd`` (avx2) 115-127.
+    Zen 4 core ``vpdpbusd zmm`` measured 468 GOPS; ``vpmaddwd`` (avx2) 115-127. For
+    ``amx``: ``tdpbusd`` on four C tiles from one A and one B tile (a probe measured
+    7.1-7.4 TOPS a core on a Xeon; never run by numbaq yet).
     """
     path = engine.gemm_path()[0] if path is None else path
     spec = paths.get(path)
+    if spec.tile == "amx" and spec.ops == "amx_hw":
+        if path not in paths.available():
+            raise ValueError(f"peak_gops: the amx path does not run here: {paths.amx_status()}")
+        return _amx_peak_gops(threads, max(1, iters // 16), runs)
     if not spec.simd or spec.tile != "simd":
         raise ValueError(
             f"peak_gops: the {path} path has no SIMD dot instruction on a register tile to measure"
@@ -239,6 +297,12 @@ def linear_pieces(
         if paths.get(path).tile == "simd" and paths.get(path).simd
         else float("nan"),
     }
+
+
+def _peak_or_nan(path: str, threads: int) -> float:
+    spec = paths.get(path)
+    measurable = spec.simd and (spec.tile == "simd" or spec.ops == "amx_hw")
+    return peak_gops(path, threads) if measurable else float("nan")
 
 
 def figure(rows: list[dict], title: str = "", ax=None):

@@ -329,6 +329,13 @@ asm = "".join(
 )
 for op in ("ldtilecfg", "tilezero", "tileloadd", "tdpbusd", "tilestored", "tilerelease"):
     assert op in asm, op
+# the tdpbusd register peak (numbaq.roofline), compiled too
+from numbaq import roofline
+
+peak = roofline._amx_peak_kernel()
+peak.compile((numba.int64, numba.typeof(np.empty(8, np.uint8)), numba.typeof(np.empty(8, np.int8)),
+              numba.typeof(np.empty((2, 1024), np.int32))))
+assert "tdpbusd" in "".join(peak.inspect_asm().values())
 
 
 # the typers take literal tile numbers and the twin's dtypes only
