@@ -635,18 +635,19 @@ def dynamic_linear_blocks_f32(
     as rows: symmetric int8 codes, stored ``+ SHIFT``), then :func:`linear_blocks_f32`
     (``linear_blocks_f32_par`` with tasks of ``m_block`` rows when ``m_block > 0``).
 
-    ``a_scale`` (M * K // block,) float32 receives the blocks' scales. Returns the
-    status of ``kernels.quantize._lhs_status`` (counting blocks; 0: ``y`` is valid).
+    The blocks are quantized on one thread: as rows of 32 values each costs a reference
+    count, which two threads contend for (measured slower in parallel). ``a_scale``
+    (M * K // block,) float32 receives the blocks' scales. Returns the status of
+    ``kernels.quantize._lhs_status`` (counting blocks; 0: ``y`` is valid).
     """
     lhs = LhsParams(*lhs)
     m, k = x.shape
     block = 4 * block_kq
-    n_blocks = k // block
-    a = np.empty((m * n_blocks, block), np.uint8)
-    a_zp = np.empty(m * n_blocks, np.int32)  # SHIFT: symmetric codes, shifted
-    status = _quantize_lhs(x.reshape(m * n_blocks, block), lhs, a, a_scale, a_zp)
+    a = np.empty((m * (k // block), block), np.uint8)
+    a_zp = np.empty(a.shape[0], np.int32)  # SHIFT: symmetric codes, shifted
+    status = _quantize_lhs(x.reshape(a.shape[0], block), lhs, a, a_scale, a_zp)
     if status == 0:
-        scales = a_scale.reshape(m, n_blocks)
+        scales = a_scale.reshape(m, k // block)
         args = (a.reshape(a.size), k, m, w, kq_n, n, block_kq, scales, w_scale, block_sums)
         if m_block > 0:
             linear_blocks_f32_par(*args, bias, act, y, m_block)
