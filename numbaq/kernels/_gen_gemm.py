@@ -55,7 +55,7 @@ from numba import prange
 
 from ..config import jit
 from .epilogue import ACT_GELU, SHIFT, _activate_rows, _store_f32, _store_i32
-from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
+from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_blocks, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 from .simd import bcast{lanes} as vbcast
 from .simd import {dot}{lanes} as vdot
@@ -108,7 +108,7 @@ def _tile_blocks(
 
 
 MODEL_IMPORTS = """
-from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
+from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_blocks, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 """
 
@@ -264,7 +264,7 @@ from ..config import jit
 from .{ops} import registers as _state
 from .{ops} import ldtilecfg, tdpbusd, tileloadd, tilerelease, tilestored, tilezero
 from .epilogue import ACT_GELU, SHIFT, _activate_rows, _store_f32, _store_i32
-from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
+from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_blocks, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 from .simd import fadd16 as vfadd
 from .simd import fmul16 as vfmul

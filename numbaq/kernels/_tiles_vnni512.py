@@ -10,7 +10,7 @@ from numba import prange
 
 from ..config import jit
 from .epilogue import ACT_GELU, SHIFT, _activate_rows, _store_f32, _store_i32
-from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_par
+from .quantize import LhsParams, _quantize_lhs, _quantize_lhs_blocks, _quantize_lhs_par
 from .rnn import _gru_block, _lstm_block
 from .simd import bcast16 as vbcast
 from .simd import dpbusd16 as vdot
@@ -1556,23 +1556,20 @@ def dynamic_linear_blocks_f32(
 ):
     """The whole block-scaled dynamic Linear in one call: each block of ``4 * block_kq``
     values of ``x`` (M, K) float32 quantized on its own (``_quantize_lhs`` on the blocks
-    as rows: symmetric int8 codes, stored ``+ SHIFT``), then :func:`linear_blocks_f32`
+    (symmetric int8 codes, stored ``+ SHIFT``), then :func:`linear_blocks_f32`
     (``linear_blocks_f32_par`` with tasks of ``m_block`` rows when ``m_block > 0``).
 
-    The blocks are quantized on one thread: as rows of 32 values each costs a reference
-    count, which two threads contend for (measured slower in parallel). ``a_scale``
-    (M * K // block,) float32 receives the blocks' scales. Returns the status of
-    ``kernels.quantize._lhs_status`` (counting blocks; 0: ``y`` is valid).
+    The blocks are quantized on one thread (``_quantize_lhs_blocks``, on flat indices).
+    ``a_scale`` (M * K // block,) float32 receives the blocks' scales. Returns the
+    status of ``kernels.quantize._lhs_status`` (counting blocks; 0: ``y`` is valid).
     """
     lhs = LhsParams(*lhs)
     m, k = x.shape
-    block = 4 * block_kq
-    a = np.empty((m * (k // block), block), np.uint8)
-    a_zp = np.empty(a.shape[0], np.int32)  # SHIFT: symmetric codes, shifted
-    status = _quantize_lhs(x.reshape(a.shape[0], block), lhs, a, a_scale, a_zp)
+    a = np.empty(m * k, np.uint8)
+    status = _quantize_lhs_blocks(x, 4 * block_kq, lhs, a, a_scale)
     if status == 0:
-        scales = a_scale.reshape(m, k // block)
-        args = (a.reshape(a.size), k, m, w, kq_n, n, block_kq, scales, w_scale, block_sums)
+        scales = a_scale.reshape(m, k // (4 * block_kq))
+        args = (a, k, m, w, kq_n, n, block_kq, scales, w_scale, block_sums)
         if m_block > 0:
             linear_blocks_f32_par(*args, bias, act, y, m_block)
         else:

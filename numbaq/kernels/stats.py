@@ -40,12 +40,20 @@ _SIGN_BIT = np.uint32(0x80000000)
 @jit()
 def _reduce_bits(x):
     """``(max s, max u, min u)`` over a contiguous 1-D float32 ``x``; see module notes."""
-    s = x.view(np.int32)
-    u = x.view(np.uint32)
+    return _reduce_bits_range(x.view(np.int32), x.view(np.uint32), 0, x.size)
+
+
+@jit()
+def _reduce_bits_range(s, u, start, stop):
+    """:func:`_reduce_bits` of ``x[start:stop]``, given ``x``'s bits as int32 ``s`` and
+    uint32 ``u`` (no slice: a slice costs Numba a reference count, an atomic, which the
+    many short blocks of a block scheme pay once each)."""
     smax = np.int32(-0x80000000)
     umax = np.uint32(0)
     umin = np.uint32(0xFFFFFFFF)
-    for i in range(s.size):
+    base = np.uint64(start)  # unsigned: no wrap-around of negative indices, so it vectorizes
+    for j in range(stop - start):
+        i = base + np.uint64(j)
         a = s[i]
         b = u[i]
         smax = a if a > smax else smax
