@@ -45,7 +45,12 @@ def _torch():
 
 
 def _numpy(t) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float32)
+    """A float tensor's values as float32 numpy (bfloat16 has no numpy dtype: through
+    float32 first, exactly)."""
+    t = t.detach().cpu()
+    if t.is_floating_point():
+        t = t.float()
+    return t.numpy().astype(np.float32)
 
 
 def _qweight(qtensor) -> QuantizedWeight:

@@ -168,11 +168,12 @@ def _record(model: Module, *inputs, **kwargs) -> dict:
 
 
 def _clipped(x, calls, scheme) -> float:
-    """Fraction of activations that saturated when quantized (per row or per tensor)."""
-    if x is None or not calls or scheme.granularity not in ("row", "tensor"):
+    """Fraction of activations that saturated when quantized: per row, per tensor (one
+    scale a row, repeated) or per block (``scale`` (M, K // block): the blocks are rows)."""
+    if x is None or not calls or scheme.granularity not in ("row", "tensor", "block"):
         return float("nan")
-    x = np.asarray(x, np.float64).reshape(len(calls[0]["scale"]), -1)
     scale = np.asarray(calls[0]["scale"], np.float64).reshape(-1, 1)
+    x = np.asarray(x, np.float64).reshape(scale.shape[0], -1)
     zero_point = np.asarray(calls[0]["zero_point"], np.float64).reshape(-1, 1)
     qmin, qmax = scheme.clamp_range
     codes = np.rint(x / scale) + zero_point

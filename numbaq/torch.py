@@ -283,6 +283,10 @@ class _Recurrent(_Stateful):
 
     _config = _RNN_CONFIG
 
+    def flatten_parameters(self) -> None:
+        """A no-op, as on ``torch.nn.LSTM``/``GRU`` on the CPU (cuDNN's weight layout):
+        code written for torch's own modules calls it."""
+
     def forward(self, input, hx=None):
         """Run the sequence, as ``nn.LSTM`` / ``nn.GRU`` do.
 

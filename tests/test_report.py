@@ -48,3 +48,16 @@ def test_batch_independence_check():
     # model need not be either: OpenBLAS picks other kernels for M=1 than for M=4.)
     assert nq.batch_independent(qmodel, x)
     assert not nq.batch_independent(onnx_model, x)
+
+
+def test_compare_counts_clipping_per_block_too():
+    """``clipped`` is a number for every granularity (per block: each block is a row of
+    its scales), 0 where the scale covers the range (absmax schemes), never NaN."""
+    from numbaq.layers import Linear
+
+    rng = np.random.default_rng(0)
+    model = Linear(rng.standard_normal((8, 64)).astype(np.float32))
+    x = rng.standard_normal((3, 64)).astype(np.float32)
+    for scheme in ("BLOCK_Q8_0", "PER_TOKEN_INT8", "ONNX", "TORCH"):
+        row = nq.compare(model, nq.quantize_dynamic(model, scheme=scheme), x)[0]
+        assert row["clipped"] == 0.0, (scheme, row["clipped"])

@@ -362,3 +362,28 @@ def test_bert_save_load_compare(bert, tmp_path):
     query = "encoder.layer.0.attention.self.query"
     assert rows[query]["type"] == "QuantLinear" and rows[query]["sqnr_db"] > 25
     assert rows["embeddings"]["sqnr_db"] == np.inf
+
+
+def test_bfloat16_models_quantize_and_run():
+    """A bfloat16 model (as many checkpoints load) quantizes like its float32 copy: the
+    weights go through float32 exactly (numpy has no bfloat16), and the output keeps the
+    input's dtype."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))
+    x = torch.randn(3, 16)
+    want = _run(nqt.quantize_dynamic(copy.deepcopy(model)), x)
+    got = _run(nqt.quantize_dynamic(model.to(torch.bfloat16)), x.to(torch.bfloat16))
+    assert got.dtype == torch.bfloat16
+    # bfloat16 weights are float32 weights rounded to 8 bits of mantissa: close, not equal
+    assert metrics.cosine(want.numpy(), got.float().numpy()) > 0.99
+
+
+def test_recurrent_modules_take_flatten_parameters():
+    """Code written for torch's LSTM/GRU calls ``flatten_parameters()`` (a no-op on the
+    CPU); numbaq's modules take it too and compute the same afterwards."""
+    for cls in (nn.LSTM, nn.GRU):
+        q = nqt.quantize_dynamic(nn.Sequential(cls(4, 3)))[0]
+        x = torch.randn(5, 2, 4)
+        before = _run(q, x)[0]
+        assert q.flatten_parameters() is None
+        torch.testing.assert_close(_run(q, x)[0], before, rtol=0, atol=0)
