@@ -28,3 +28,19 @@ def test_quickstart_runs(capsys):
     code = re.search(r"## Quickstart\n\n```python\n(.*?)```", text, re.S).group(1)
     exec(compile(code, "README quickstart", "exec"), {})
     assert "dB" in capsys.readouterr().out
+
+
+def test_every_python_block_runs_as_pasted(tmp_path, monkeypatch, capsys):
+    """The README's Python blocks, in order, in one namespace (as a reader pastes them
+    into one session), in an empty folder: nothing undefined, every shape fits."""
+    import pytest
+
+    pytest.importorskip("torch", reason="the README's model blocks use PyTorch")
+    pytest.importorskip("transformers", reason="the numbaq.torch block builds a BertModel")
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) >= 4
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"README python block {i}", "exec"), namespace)
+    assert (tmp_path / "lstm.npz").exists() and "qbert" in namespace and "smodel" in namespace
