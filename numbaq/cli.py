@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from . import metrics, schemes
+from ._torch_hint import TORCH_INSTALL
 from .codes import dequantize, dynamic_quantize
 from .kernels import paths
 from .matmul import gemm_path, info, quantize_weight, quantized_linear
@@ -308,7 +309,7 @@ def model_demo(
         bar.set_postfix_str("PyTorch fp32 and quantize_dynamic (child process)")
         peer = _torch_peer(sentences, repeat, numba.get_num_threads())
         if peer is None and torch:
-            raise ImportError("model_demo(torch=True) needs PyTorch: pip install torch")
+            raise ImportError(f"model_demo(torch=True) needs PyTorch; {TORCH_INSTALL}")
         bar.update()
     bar.close()
     cosine = (reference * embeddings).sum(axis=1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import schemes
+from ._torch_hint import TORCH_INSTALL
 from .layers import (
     GELU,
     GRU,
@@ -38,9 +39,7 @@ def _torch():
     try:
         import torch
     except ImportError:
-        raise ImportError(
-            "numbaq.from_torch needs PyTorch: pip install torch (CPU build is enough)"
-        ) from None
+        raise ImportError(f"numbaq.from_torch needs PyTorch; {TORCH_INSTALL}") from None
     return torch
 
 

@@ -52,13 +52,12 @@ import difflib
 
 import numpy as np
 
+from ._torch_hint import TORCH_INSTALL
+
 try:
     import torch
 except ImportError:  # pragma: no cover - exercised without torch only
-    raise ImportError(
-        "numbaq.torch needs PyTorch: pip install torch (the CPU build is enough), "
-        'or pip install "numbaq[torch]"'
-    ) from None
+    raise ImportError(f"numbaq.torch needs PyTorch; {TORCH_INSTALL}") from None
 
 from . import convert, schemes
 from . import layers as nql

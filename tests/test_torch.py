@@ -67,7 +67,9 @@ def test_without_torch_numbaq_imports_and_numbaq_torch_says_how_to_get_it():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "numbaq.torch needs PyTorch: pip install torch" in done.stdout
+    assert "numbaq.torch needs PyTorch; the CPU build is enough: pip install torch --index-url" in (
+        done.stdout
+    )
 
 
 def test_linear_any_leading_shape_runs_numbaq_exactly():
