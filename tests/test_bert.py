@@ -428,3 +428,21 @@ def test_attention_out_is_checked(small):
     for bad in (np.empty((5, 3), np.float32), np.empty((5, 4)), np.empty((4, 5), np.float32).T):
         with pytest.raises(ValueError, match="out must be C-contiguous float32 of shape"):
             bert.attention_qkv(qkv, offsets, 2, out=bad)
+
+
+def test_linear_into_raises_as_the_layer_does():
+    """The encoder's workspace Linear call (``bert_layers.linear_into``) refuses NaN with
+    the message of the layer's own call, and falls back to it for a float Linear."""
+    lin = nq.quantize_dynamic(nq.Linear(np.ones((4, 8), np.float32)))
+    x = np.ones((3, 8), np.float32)
+    x[1, 2] = np.nan
+    with pytest.raises(ValueError) as own:
+        lin(x)
+    with pytest.raises(ValueError) as into:
+        bert_layers.linear_into(lin, x, bert_layers.Workspace(), "y")
+    assert str(into.value) == str(own.value)
+    float_layer = nq.Linear(np.ones((4, 8), np.float32))
+    y = bert_layers.linear_into(
+        float_layer, np.ones((3, 8), np.float32), bert_layers.Workspace(), "y"
+    )
+    np.testing.assert_array_equal(y, float_layer(np.ones((3, 8), np.float32)))

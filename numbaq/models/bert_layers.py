@@ -157,7 +157,10 @@ def linear_into(linear, x, ws: Workspace | None, role: str) -> np.ndarray:
     bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
     act = _GEMM_ACTIVATIONS[linear.activation]
     args = (x, linear.scheme, linear.qweight, bias, act, y)
-    _timed_linear(linear, x.shape[0], False, engine.dynamic_linear, *args)
+    try:
+        _timed_linear(linear, x.shape[0], False, engine.dynamic_linear, *args)
+    except ValueError as err:  # NaN/Inf in x: the message QuantLinear's own call gives
+        raise ValueError(f"QuantLinear: {err}") from None
     return y
 
 
