@@ -53,9 +53,10 @@ from .matmul import (
     quantize_weight,
     quantized_linear,
 )
-from .ops import DEFAULT_SCHEME, absmax, choose_qparams, minmax, qparams_from_minmax
+from .ops import absmax, choose_qparams, minmax, qparams_from_minmax
 from .qparams import QParams, QScheme
 from .report import batch_independent, compare, trace
+from .schemes import DEFAULT_SCHEME
 from .static import StaticQuantLinear, calibrate, quantize_static
 
 __version__ = "0.1.0"

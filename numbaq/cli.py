@@ -13,9 +13,9 @@ from ._torch_hint import TORCH_INSTALL
 from .codes import dequantize, dynamic_quantize
 from .kernels import paths
 from .matmul import gemm_path, info, quantize_weight, quantized_linear
-from .ops import DEFAULT_SCHEME
 from .qparams import QScheme
 from .roofline import median_us
+from .schemes import DEFAULT_SCHEME
 
 DEMO_SCHEMES = [
     ("per tensor, asymmetric (ONNX)", schemes.ONNX),
@@ -274,7 +274,7 @@ def model_demo(
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
     sentences = list(SENTENCES if sentences is None else sentences)
-    scheme = schemes.get(scheme) if scheme is not None else DEFAULT_SCHEME
+    scheme = schemes.resolve(scheme)
     machine = info()
     spec = paths.get(machine["gemm_path"])
     # Without VNNI, exact 8-bit products run at fp32's FMA width (vpmaddwd): the 7-bit

@@ -20,7 +20,7 @@ from .layers import (
     QuantLSTM,
     QuantLSTMCell,
 )
-from .ops import DEFAULT_SCHEME, minmax
+from .ops import minmax
 
 
 def _recurrent(cls):
@@ -117,9 +117,7 @@ def quantize_dynamic(
         raise TypeError(f"exclude must be layer names (str), got {list(exclude)!r}")
     if isinstance(scheme, str) and scheme.upper() in schemes.OUTLIER_SCHEMES:
         return _outlier_aware(model, scheme.upper(), exclude, calibration, alpha, threshold)
-    if scheme is None:  # per-group weights need symmetric int8 activations
-        scheme = schemes.PER_TOKEN_INT8 if group_size else DEFAULT_SCHEME
-    scheme = schemes.get(scheme)
+    scheme = schemes.resolve(scheme, group_size=group_size)
     unknown = [t for t in layers if t not in QUANTIZED]
     if unknown:
         raise ValueError(f"cannot quantize layer types {unknown}; choose from {list(QUANTIZED)}")

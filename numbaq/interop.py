@@ -121,7 +121,7 @@ def from_torch(module, scheme=None) -> Module:
     torch = _torch()
     nn = torch.nn
     qdyn = torch.ao.nn.quantized.dynamic
-    scheme = schemes.TORCH if scheme is None else schemes.get(scheme)
+    scheme = schemes.resolve(scheme, default=schemes.TORCH_INTEROP_DEFAULT)
     if isinstance(module, qdyn.Linear):
         return QuantLinear(_qweight(module.weight()), _bias_of(module.bias()), scheme)
     if isinstance(module, (qdyn.LSTM, qdyn.GRU)):

@@ -23,7 +23,7 @@ from .kernels import epilogue as ke
 from .kernels import gemm as kg
 from .kernels import paths
 from .kernels import stats as ks
-from .ops import DEFAULT_SCHEME, _layout, as_float32
+from .ops import _layout, as_float32
 from .qparams import QScheme
 from .weights import QuantizedWeight, quantize_weight
 
@@ -273,7 +273,7 @@ def quantized_linear(
     >>> y.astype(float).round(2).tolist()  # exact: [[-0.5, 3.5]]
     [[-0.5, 3.5]]
     """
-    sch = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+    sch = schemes.resolve(scheme)
     if not isinstance(qweight, QuantizedWeight):
         raise TypeError(
             "qweight must be a QuantizedWeight (from quantize_weight), "

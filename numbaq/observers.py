@@ -42,7 +42,7 @@ class Observer:
     """
 
     def __init__(self, scheme=None):
-        self.scheme = (schemes.ONNX if scheme is None else schemes.get(scheme)).replace(
+        self.scheme = schemes.resolve(scheme, default=schemes.OBSERVER_DEFAULT).replace(
             granularity="tensor"
         )
         self.batches = 0

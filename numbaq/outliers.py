@@ -26,7 +26,7 @@ from . import schemes
 from .layers import Linear, Module
 from .layers.linear import _activate, _input
 from .matmul import ACTIVATIONS, _bias, _linear_2d, check_linear_scheme, quantize_weight
-from .ops import DEFAULT_SCHEME, minmax
+from .ops import minmax
 
 
 def _linear(owner: str, linear) -> Linear:
@@ -36,7 +36,7 @@ def _linear(owner: str, linear) -> Linear:
 
 
 def _scheme(owner: str, scheme, qweight):
-    sch = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+    sch = schemes.resolve(scheme)
     check_linear_scheme(sch, qweight, owner)
     return sch
 

@@ -246,7 +246,7 @@ def linear_pieces(
     same thread count, so the split is exact up to timing noise and cache effects (the
     fused call finds ``x``'s codes in cache; ``rest`` can come out slightly negative).
     """
-    sch = schemes.get(scheme or "PER_TOKEN_UINT8")
+    sch = schemes.resolve(scheme)
     if sch.granularity not in ("row", "tensor") or qweight.group_size:
         raise ValueError(
             "linear_pieces: the scheme must be per token or per tensor and the weights per "

@@ -99,6 +99,59 @@ SCHEMES: dict[str, QScheme] = {
 """Every named scheme, by name."""
 
 
+DEFAULT_SCHEME = PER_TOKEN_UINT8
+"""The scheme used when none is given: asymmetric uint8, one scale and zero point per
+token. It is as fast as symmetric int8 here (the int8 path pays the same zero-point
+correction for its +128 shift) and uses all 256 codes on one-sided activations (after a
+ReLU or GELU): on all-MiniLM-L6-v2 the lowest cosine to fp32 over 64 sentences is 0.988,
+against 0.969 for ``PER_TOKEN_INT8``."""
+
+GROUP_DEFAULT = PER_TOKEN_INT8
+"""The default for per-group weights: the per-group kernel takes symmetric int8
+activations (each group's int32 sum is scaled on its own, with no zero point)."""
+
+TORCH_INTEROP_DEFAULT = TORCH
+"""The default of :func:`numbaq.from_torch`: a module torch already quantized keeps
+torch's own activation rule, so the converted model computes what torch's did."""
+
+OBSERVER_DEFAULT = ONNX
+"""The default of the static observers (:mod:`numbaq.observers`): one calibrated
+per-tensor uint8 scale and zero point, as ONNX's static QDQ quantization."""
+
+
+def resolve(scheme=None, *, default: QScheme | None = None, group_size=None) -> QScheme:
+    """The activation scheme to use: ``scheme`` if given, else the default that applies.
+
+    Every place that takes an optional scheme resolves it here: ``default`` where the
+    caller has a deliberate exception (:data:`TORCH_INTEROP_DEFAULT`,
+    :data:`OBSERVER_DEFAULT`), else :data:`GROUP_DEFAULT` for per-group weights
+    (``group_size``), else :data:`DEFAULT_SCHEME`.
+
+    Parameters
+    ----------
+    scheme : QScheme or str, optional
+        A scheme or a scheme name (see :func:`get`).
+    default : QScheme, optional
+        The caller's own default, one of the exceptions named in this module.
+    group_size : int, optional
+        The weights' group size, when they are per-group.
+
+    Returns
+    -------
+    QScheme
+
+    Examples
+    --------
+    >>> resolve().name, resolve(group_size=32).name, resolve("onnx").name
+    ('PER_TOKEN_UINT8', 'PER_TOKEN_INT8', 'ONNX')
+    """
+    if scheme is not None:
+        return get(scheme)
+    if default is not None:
+        return default
+    return GROUP_DEFAULT if group_size else DEFAULT_SCHEME
+
+
 def get(scheme) -> QScheme:
     """Return a :class:`QScheme` from a scheme or a scheme name (case-insensitive).
 

@@ -72,7 +72,6 @@ from ._torch_support import (  # noqa: F401  (_record, _run: for numbaq.compare 
     _tensor,
 )
 from .interop import from_torch
-from .ops import DEFAULT_SCHEME
 
 nn = torch.nn
 
@@ -532,9 +531,7 @@ def quantize_dynamic(
             f"quantize_dynamic: scheme {scheme!r} is not available in numbaq.torch yet; "
             "convert the model with numbaq.from_torch and use numbaq.quantize_dynamic"
         )
-    if scheme is None:
-        scheme = schemes.PER_TOKEN_INT8 if group_size else DEFAULT_SCHEME
-    scheme = schemes.get(scheme)
+    scheme = schemes.resolve(scheme, group_size=group_size)
     layers = tuple(LAYERS) if layers is None else tuple(layers)
     unknown = [t for t in layers if t not in LAYERS]
     if unknown:

@@ -13,7 +13,7 @@ from ..matmul import (
     check_linear_scheme,
     quantize_weight,
 )
-from ..ops import DEFAULT_SCHEME, as_float32
+from ..ops import as_float32
 from .base import Module
 
 
@@ -162,7 +162,7 @@ class QuantLinear(Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"QuantLinear: activation must be one of {list(ACTIVATIONS)}")
         self.qweight = qweight
-        self.scheme = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+        self.scheme = schemes.resolve(scheme)
         check_linear_scheme(self.scheme, qweight, "QuantLinear")
         self.activation = activation
         self._param("weight_int8", qweight.q)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import engine, schemes
 from ..kernels.rnn import _gru_step, _lstm_step
 from ..matmul import QuantizedWeight, _linear_2d, check_linear_scheme, quantize_weight
-from ..ops import DEFAULT_SCHEME, as_float32
+from ..ops import as_float32
 from .base import Module
 
 CHUNK_BYTES = 1 << 20
@@ -124,7 +124,7 @@ class _Projections(Module):
     def _init_int8(
         self, weights: dict[str, QuantizedWeight], biases: dict, scheme, shapes: dict | None = None
     ):
-        self.scheme = DEFAULT_SCHEME if scheme is None else schemes.get(scheme)
+        self.scheme = schemes.resolve(scheme)
         if shapes is not None:
             weights, biases = self._check_int8(weights, biases, shapes)
         for qweight in weights.values():
