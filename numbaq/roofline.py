@@ -160,6 +160,13 @@ def peak_gops(
     Zen 4 core ``vpdpbusd zmm`` measured 468 GOPS; ``vpmaddwd`` (avx2) 115-127. For
     ``amx``: ``tdpbusd`` on four C tiles from one A and one B tile (a probe measured
     7.1-7.4 TOPS a core on a Xeon; never run by numbaq yet).
+
+    Examples
+    --------
+    >>> import numbaq
+    >>> path = numbaq.gemm_path()[0]
+    >>> path == "plain" or peak_gops(path, 1, iters=10_000, runs=2) > 1
+    True
     """
     path = engine.gemm_path()[0] if path is None else path
     spec = paths.get(path)
@@ -245,6 +252,14 @@ def linear_pieces(
     ``gops / peak_gops``. Each piece runs the same kernels as the fused Linear with the
     same thread count, so the split is exact up to timing noise and cache effects (the
     fused call finds ``x``'s codes in cache; ``rest`` can come out slightly negative).
+
+    Examples
+    --------
+    >>> import numbaq
+    >>> row = linear_pieces(numbaq.quantize_weight(np.ones((64, 32), np.float32)), 8, repeat=3)
+    >>> parts = sum(row[f"{p}_us"] for p in PIECES)
+    >>> bool(abs(parts - row["total_us"]) < 1e-6 * row["total_us"])
+    True
     """
     sch = schemes.resolve(scheme)
     if sch.granularity not in ("row", "tensor") or qweight.group_size:
@@ -314,11 +329,23 @@ def figure(rows: list[dict], title: str = "", ax=None):
     rows : list of dict
         :func:`linear_pieces` rows (with a ``name`` key where there is one).
     title : str
+        The axes' title (say which CPU, path and threads).
     ax : matplotlib Axes, optional
+        Where to draw; a new figure by default.
 
     Returns
     -------
     matplotlib Figure
+        The figure drawn on.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numbaq
+    >>> row = linear_pieces(numbaq.quantize_weight(np.ones((64, 32), np.float32)), 8, repeat=3)
+    >>> len(figure([row], "one Linear").axes)
+    1
     """
     import matplotlib.pyplot as plt
 

@@ -139,6 +139,7 @@ def resolve(scheme=None, *, default: QScheme | None = None, group_size=None) -> 
     Returns
     -------
     QScheme
+        The scheme the caller quantizes its activations with.
 
     Examples
     --------
