@@ -259,14 +259,18 @@ def _dynamic_call(sch: QScheme, qweight):
     of a 40 us Linear. The entry keeps ``sch`` itself, so its ``id`` stays unique.
     """
     key = ("dynamic", config.GEMM_PATH, id(sch))
-    entry = qweight._packed.get(key)
-    if entry is None or entry[0] is not sch:
-        path, mod = _scheme_kernels(sch)
-        n, k = qweight.shape
-        args = (_lhs_tuple(sch), qweight.packed(path), -(-k // 4), n)
-        entry = (sch, path, mod, lhs_params(sch).signed, (*args, qweight.scale, qweight.col_sums))
-        qweight._packed[key] = entry
+    entry = qweight.derived(key, _make_dynamic_call, sch, qweight)
+    if entry[0] is not sch:  # the id of a scheme since collected, reused by another
+        qweight.forget(key)
+        entry = qweight.derived(key, _make_dynamic_call, sch, qweight)
     return entry
+
+
+def _make_dynamic_call(sch: QScheme, qweight):
+    path, mod = _scheme_kernels(sch)
+    n, k = qweight.shape
+    args = (_lhs_tuple(sch), qweight.packed(path), -(-k // 4), n)
+    return (sch, path, mod, lhs_params(sch).signed, (*args, qweight.scale, qweight.col_sums))
 
 
 def dynamic_linear(x2d, sch: QScheme, qweight, bias, act: int, y):

@@ -353,14 +353,12 @@ def check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str = "")
     --------
     >>> check_linear_scheme(schemes.PER_TOKEN_INT8, quantize_weight(np.ones((2, 8))))
     """
-    key = ("scheme checked", sch)
-    if key in qweight._packed:  # checked before for these weights (one dict lookup)
-        return
-    _check_linear_scheme(sch, qweight, f"{owner}: " if owner else "")
-    qweight._packed[key] = True
+    # checked once per (scheme, weights); then a dict lookup
+    qweight.derived(("scheme checked", sch), _check_linear_scheme, sch, qweight, owner)
 
 
-def _check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, head: str) -> None:
+def _check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str) -> None:
+    head = f"{owner}: " if owner else ""
     if sch.granularity == "column":
         raise ValueError(
             f"{head}per-column activation scales cannot be taken out of the sum over K; "

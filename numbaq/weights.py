@@ -34,8 +34,10 @@ class QuantizedWeight:
     col_sums : (N,) int32
         ``sum_k q[n, k]``, for zero-point compensation (see ``kernels.epilogue``).
 
-    The packed layout for each GEMM path is made on first use and kept
-    (:meth:`packed`). Make one with :func:`quantize_weight` or :meth:`from_int8`.
+    What the kernels derive from the weights (the packed layout of each GEMM path, block
+    scales and sums, reordered copies, the engine's call records, the schemes checked
+    against them) is made on first use and kept, through one small cache,
+    :meth:`derived`. Make one with :func:`quantize_weight` or :meth:`from_int8`.
 
     Examples
     --------
@@ -48,7 +50,7 @@ class QuantizedWeight:
     scale: np.ndarray
     scheme: QScheme
     col_sums: np.ndarray
-    _packed: dict = field(default_factory=dict)
+    _derived: dict = field(default_factory=dict)
 
     def __post_init__(self):
         """The kernels trust these shapes: check them however the weights were made."""
@@ -150,6 +152,59 @@ class QuantizedWeight:
         """``(N,)`` float32 zeros: the bias added when a Linear has none."""
         return np.zeros(self.q.shape[0], np.float32)
 
+    def derived(self, key: tuple, make, *args):
+        """The value derived from these weights under ``key``: ``make(*args)`` the first
+        time, then the kept value.
+
+        Parameters
+        ----------
+        key : tuple
+            Names the value; its first item says what it is (``"packed"``,
+            ``"block_panels"``, ``"reordered"``, ``"dynamic"``, ``"scheme checked"``).
+        make : callable
+            Makes the value from the weights (and ``args``).
+        *args
+            Passed to ``make`` (no closure to build on every call: this is on the
+            path of every Linear call).
+
+        Returns
+        -------
+        object
+            The kept value.
+
+        Notes
+        -----
+        What invalidates a derived value: only a change of ``q``, ``scale`` or
+        ``col_sums`` in place, which nothing in numbaq does (the dataclass is frozen;
+        the arrays are the weights' own). Change them and call :meth:`forget`. Pickling
+        drops every derived value; they are made again where the weights are unpickled.
+
+        Examples
+        --------
+        >>> qw = QuantizedWeight.from_int8(np.ones((2, 4), np.int8), 1.0)
+        >>> qw.derived(("answer",), lambda: 42), qw.derived(("answer",), lambda: 0)
+        (42, 42)
+        """
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = make(*args)
+            return value
+
+    def forget(self, key: tuple | None = None) -> None:
+        """Drop the derived value ``key`` (one whose key went stale, as an ``id`` reused
+        by another object), or every derived value (after changing the weights in place).
+
+        Parameters
+        ----------
+        key : tuple, optional
+            The value to drop; all of them by default.
+        """
+        if key is None:
+            self._derived.clear()
+        else:
+            self._derived.pop(key, None)
+
     def packed(self, path: str) -> np.ndarray:
         """The weights packed for GEMM ``path`` (made once, then cached).
 
@@ -165,9 +220,7 @@ class QuantizedWeight:
             columns and each group of 4 K values, vectors of lanes, each lane holding
             one column's 4 weights (``vnni``), or K pairs (``pairs``), or row-major.
         """
-        if path not in self._packed:
-            self._packed[path] = kg.pack(self.q, path)
-        return self._packed[path]
+        return self.derived(("packed", path), kg.pack, self.q, path)
 
     def block_panels(self, block: int, panel: int) -> tuple[np.ndarray, np.ndarray]:
         """The weight scale and the weight sum of each block of K and output channel, laid
@@ -199,44 +252,43 @@ class QuantizedWeight:
         >>> scales.tolist(), sums.tolist()
         ([0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.5, 0.0], [4, 4, 4, 4, 4, 0, 4, 0])
         """
-        key = ("block_panels", block, panel)
-        if key not in self._packed:
-            n, k = self.q.shape
-            blocks, panels = k // block, -(-n // panel)
-            scale = self.scale if self.scale.ndim == 2 else self.scale[:, None]
-            sums = self.q.reshape(n, blocks, block).sum(axis=2, dtype=np.int64)
-            packed = []
-            for values, dtype in (
-                (np.broadcast_to(scale, (n, blocks)), np.float32),
-                (sums, np.int32),
-            ):
-                out = np.zeros((panels * panel, blocks), dtype)
-                out[:n] = values
-                out = out.reshape(panels, panel, blocks).transpose(0, 2, 1)
-                packed.append(np.ascontiguousarray(out).reshape(-1))
-            self._packed[key] = tuple(packed)
-        return self._packed[key]
+        return self.derived(
+            ("block_panels", block, panel), lambda: self._block_panels(block, panel)
+        )
+
+    def _block_panels(self, block: int, panel: int) -> tuple[np.ndarray, np.ndarray]:
+        n, k = self.q.shape
+        blocks, panels = k // block, -(-n // panel)
+        scale = self.scale if self.scale.ndim == 2 else self.scale[:, None]
+        sums = self.q.reshape(n, blocks, block).sum(axis=2, dtype=np.int64)
+        packed = []
+        for values, dtype in ((np.broadcast_to(scale, (n, blocks)), np.float32), (sums, np.int32)):
+            out = np.zeros((panels * panel, blocks), dtype)
+            out[:n] = values
+            out = out.reshape(panels, panel, blocks).transpose(0, 2, 1)
+            packed.append(np.ascontiguousarray(out).reshape(-1))
+        return tuple(packed)
 
     def reordered(self, name: str, order: np.ndarray) -> QuantizedWeight:
         """The same weights with their rows (output channels) in ``order``: ``q[order]``,
         ``scale[order]``, ``col_sums[order]``; made once per ``name``, then cached (the
         LSTM/GRU recurrence keeps each block of hidden units' gates together)."""
-        key = ("reordered", name)
-        if key not in self._packed:
-            self._packed[key] = QuantizedWeight(
+        return self.derived(
+            ("reordered", name),
+            lambda: QuantizedWeight(
                 np.ascontiguousarray(self.q[order]),
                 np.ascontiguousarray(self.scale[order]),
                 self.scheme,
                 np.ascontiguousarray(self.col_sums[order]),
-            )
-        return self._packed[key]
+            ),
+        )
 
     def __getstate__(self) -> dict:
         """Pickle ``q``, ``scale``, ``scheme`` and ``col_sums`` only: the packed copies
         and ``zero_bias`` are remade on first use where the weights are unpickled (a
         model sent to a cluster's workers does not carry them twice)."""
         state = {k: v for k, v in self.__dict__.items() if k != "zero_bias"}
-        state["_packed"] = {}
+        state["_derived"] = {}
         return state
 
     def dequantize(self) -> np.ndarray:

@@ -37,7 +37,7 @@ def test_quantized_model_pickles_bit_exact(scheme):
     data = pickle.dumps((qmodel, qlstm))
     assert len(data) < 1.1 * (qmodel.nbytes + qlstm.nbytes) + 20_000  # packed copies left out
     qmodel2, qlstm2 = pickle.loads(data)
-    assert qmodel[0].qweight._packed and qmodel2[0].qweight._packed == {}  # remade on use
+    assert qmodel[0].qweight._derived and qmodel2[0].qweight._derived == {}  # remade on use
     np.testing.assert_array_equal(qlstm2(qmodel2(x))[0], expected)
 
 

@@ -321,3 +321,22 @@ def test_block_panels_made_once_and_laid_out_panel_by_panel():
     np.testing.assert_array_equal(
         per_channel, np.repeat(mm.quantize_weight(w).scale[:, None], 4, 1)
     )
+
+
+def test_derived_values_are_made_once_and_forgotten_on_request():
+    """``QuantizedWeight.derived`` is the one cache of what the kernels derive from the
+    weights: made once per key, kept, dropped by ``forget`` (one key or all) and by
+    pickling."""
+    import pickle
+
+    qw = mm.quantize_weight(np.ones((4, 8), np.float32))
+    made = []
+    assert qw.derived(("x",), lambda v: made.append(v) or v, 1) == 1
+    assert qw.derived(("x",), lambda v: made.append(v) or v, 2) == 1 and made == [1]
+    packed = qw.packed("plain")
+    assert qw.packed("plain") is packed
+    qw.forget(("x",))
+    assert qw.derived(("x",), lambda: 3) == 3 and qw.packed("plain") is packed
+    assert pickle.loads(pickle.dumps(qw))._derived == {}
+    qw.forget()
+    assert qw.packed("plain") is not packed
