@@ -148,10 +148,10 @@ def cache_key() -> dict:
 
     from . import __version__
     from ._cache import kernel_digest
-    from .matmul import _cpu_model
+    from .matmul import cpu_model
 
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "llvm_cpu": numba.config.CPU_NAME or binding.get_host_cpu_name(),
         "numbaq": __version__,
         "kernels": kernel_digest()[:16],

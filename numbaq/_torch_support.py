@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import layers as nql
-from .io import _CELL_CONFIG, _RNN_CONFIG
+from .io import CELL_CONFIG, RNN_CONFIG
 from .qparams import QScheme
 from .weights import QuantizedWeight
 
@@ -28,7 +28,7 @@ _RNN_KINDS = {"QuantLSTM": nql.QuantLSTM, "QuantGRU": nql.QuantGRU}
 _CELL_KINDS = {"QuantLSTMCell": nql.QuantLSTMCell, "QuantGRUCell": nql.QuantGRUCell}
 
 
-def _describe(layer: nql.Module) -> tuple[dict, dict]:
+def describe_layer(layer: nql.Module) -> tuple[dict, dict]:
     """``(node, arrays)``: a numbaq quantized layer's type, configuration and schemes
     (plain Python values), and its arrays by parameter name."""
     kind = type(layer).__name__
@@ -40,14 +40,14 @@ def _describe(layer: nql.Module) -> tuple[dict, dict]:
         "activation": getattr(layer, "activation", None),
     }
     if kind in _RNN_KINDS:
-        node["config"] = {k: getattr(layer, k) for k in _RNN_CONFIG}
+        node["config"] = {k: getattr(layer, k) for k in RNN_CONFIG}
     elif kind in _CELL_KINDS:
-        node["config"] = {k: getattr(layer, k) for k in _CELL_CONFIG}
+        node["config"] = {k: getattr(layer, k) for k in CELL_CONFIG}
     return node, dict(layer._params)
 
 
-def _build(node: dict, arrays: dict) -> nql.Module:
-    """The numbaq layer of :func:`_describe`'s ``node`` on ``arrays`` (zero-copy)."""
+def build_layer(node: dict, arrays: dict) -> nql.Module:
+    """The numbaq layer of :func:`describe_layer`'s ``node`` on ``arrays`` (zero-copy)."""
     weights = {
         name: QuantizedWeight.from_int8(
             arrays[f"{name}_int8"], arrays[f"{name}_scale"], QScheme(**scheme)
@@ -67,7 +67,7 @@ def _build(node: dict, arrays: dict) -> nql.Module:
     )
 
 
-def _array(layer, x, name: str = "input"):
+def to_array(layer, x, name: str = "input"):
     """``(x as a float32 numpy view, dtype to cast the result back to or None)``."""
     kind = layer._label()
     if not isinstance(x, torch.Tensor):
@@ -95,7 +95,7 @@ def _array(layer, x, name: str = "input"):
     return x.detach().contiguous().numpy(), restore
 
 
-def _tensor(y: np.ndarray, restore) -> torch.Tensor:
+def to_tensor(y: np.ndarray, restore) -> torch.Tensor:
     out = torch.from_numpy(y)
     return out if restore is None else out.to(restore)
 
@@ -118,7 +118,7 @@ def _first_array(value):
     return None
 
 
-def _record(model, *inputs, **kwargs) -> dict:
+def record_calls(model, *inputs, **kwargs) -> dict:
     """``{name: (input, output)}`` (numpy) of every module while ``model`` runs, under
     ``torch.inference_mode``; what :func:`numbaq.compare` uses for torch models."""
     seen: dict = {}
@@ -134,13 +134,13 @@ def _record(model, *inputs, **kwargs) -> dict:
 
         handles.append(module.register_forward_hook(hook))
     try:
-        _run(model, *inputs, **kwargs)
+        run_inference(model, *inputs, **kwargs)
     finally:
         for handle in handles:
             handle.remove()
     return seen
 
 
-def _run(model, *inputs, **kwargs):
+def run_inference(model, *inputs, **kwargs):
     with torch.inference_mode():
         return model(*inputs, **kwargs)

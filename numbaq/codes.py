@@ -14,23 +14,20 @@ from __future__ import annotations
 import numpy as np
 
 from . import schemes
+from .checks import as_float32, check_finite, check_scales, raise_nonfinite
 from .kernels import quantize as kq
 from .ops import (
-    _check_scales,
-    _layout,
-    _make_qparams,
-    _pick,
-    _raise_nonfinite,
-    _row_params,
-    _scheme,
-    as_float32,
-    check_finite,
     choose_qparams,
+    group_layout,
+    make_qparams,
+    pick_kernel,
+    row_params,
+    scheme_with,
 )
 from .qparams import DTYPES, QParams, QScheme
 
 
-def _check_qparams(qparams: QParams, param_shape, name: str = "x") -> None:
+def check_qparams(qparams: QParams, param_shape, name: str = "x") -> None:
     if qparams.scale.shape != tuple(param_shape):
         raise ValueError(
             f"qparams.scale has shape {qparams.scale.shape}, but {name} at granularity "
@@ -92,19 +89,19 @@ def quantize(x, qparams: QParams) -> np.ndarray:
     if not isinstance(qparams, QParams):
         raise TypeError(f"qparams must be a QParams, got {type(qparams).__name__}")
     x = as_float32(x)
-    x2d, by_column, shape = _layout(x, qparams.granularity, qparams.block_size)
-    _check_qparams(qparams, shape)
+    x2d, by_column, shape = group_layout(x, qparams.granularity, qparams.block_size)
+    check_qparams(qparams, shape)
     check_finite(x)
     reciprocal = bool(qparams.scheme is not None and qparams.scheme.reciprocal)
     q = np.empty(x2d.shape, qparams.storage)
     if by_column:
-        kernel = _pick(kq._quantize_cols, kq._quantize_cols_par, x.size)
+        kernel = pick_kernel(kq._quantize_cols, kq._quantize_cols_par, x.size)
         scale = np.ascontiguousarray(qparams.scale)
         zp = np.ascontiguousarray(np.broadcast_to(qparams.zero_point, scale.shape), np.int32)
     else:
-        kernel = _pick(kq._quantize_rows, kq._quantize_rows_par, x.size)
-        scale = _row_params(qparams.scale, x2d.shape[0], np.float32)
-        zp = _row_params(qparams.zero_point, x2d.shape[0], np.int32)
+        kernel = pick_kernel(kq._quantize_rows, kq._quantize_rows_par, x.size)
+        scale = row_params(qparams.scale, x2d.shape[0], np.float32)
+        zp = row_params(qparams.zero_point, x2d.shape[0], np.int32)
     kernel(x2d, scale, zp, qparams.qmin, qparams.qmax, reciprocal, q)
     return q.reshape(x.shape)
 
@@ -152,18 +149,18 @@ def dequantize(q, qparams: QParams) -> np.ndarray:
     if q.size == 0:
         raise ValueError(f"q is empty (shape {q.shape})")
     q = np.ascontiguousarray(q)
-    q2d, by_column, shape = _layout(q, qparams.granularity, qparams.block_size, "q")
-    _check_qparams(qparams, shape, "q")
+    q2d, by_column, shape = group_layout(q, qparams.granularity, qparams.block_size, "q")
+    check_qparams(qparams, shape, "q")
     out = np.empty(q2d.shape, np.float32)
     if by_column:
         zp = np.ascontiguousarray(np.broadcast_to(qparams.zero_point, qparams.scale.shape))
         kq._dequantize_cols(q2d, np.ascontiguousarray(qparams.scale), zp, out)
     else:
-        kernel = _pick(kq._dequantize_rows, kq._dequantize_rows_par, q.size)
+        kernel = pick_kernel(kq._dequantize_rows, kq._dequantize_rows_par, q.size)
         kernel(
             q2d,
-            _row_params(qparams.scale, q2d.shape[0], np.float32),
-            _row_params(qparams.zero_point, q2d.shape[0], np.int32),
+            row_params(qparams.scale, q2d.shape[0], np.float32),
+            row_params(qparams.zero_point, q2d.shape[0], np.int32),
             out,
         )
     return out.reshape(q.shape)
@@ -210,22 +207,22 @@ def dynamic_quantize(x, scheme=None, **overrides):
     >>> q.tolist(), qp.scale.tolist()
     ([[64, -127], [64, 127]], [0.007874015718698502, 0.031496062874794006])
     """
-    sch = _scheme(scheme, overrides)
+    sch = scheme_with(scheme, overrides)
     if sch.granularity == "column":
         qparams = choose_qparams(x, sch)
         return quantize(x, qparams), qparams
     x = as_float32(x)
-    x2d, _, shape = _layout(x, sch.granularity, sch.block_size)
+    x2d, _, shape = group_layout(x, sch.granularity, sch.block_size)
     q = np.empty(x2d.shape, sch.storage)
-    scale, zero_point = _dynamic_quantize_2d(x2d, sch, q)
-    return q.reshape(x.shape), _make_qparams(sch, scale.reshape(shape), zero_point.reshape(shape))
+    scale, zero_point = dynamic_quantize_2d(x2d, sch, q)
+    return q.reshape(x.shape), make_qparams(sch, scale.reshape(shape), zero_point.reshape(shape))
 
 
-def _dynamic_quantize_2d(x2d: np.ndarray, sch: QScheme, q: np.ndarray):
+def dynamic_quantize_2d(x2d: np.ndarray, sch: QScheme, q: np.ndarray):
     """Fused dynamic quantization of the rows of ``x2d`` into ``q`` (``sch.storage``).
 
     Per tensor (one scale for all of ``x2d``) or one scale per row (``row`` and
-    ``block`` granularities, after :func:`_layout`). Returns ``scale`` (R,) float32
+    ``block`` granularities, after :func:`group_layout`). Returns ``scale`` (R,) float32
     and ``zero_point`` (R,) int32, or 0-d arrays per tensor; raises on NaN/Inf.
     """
     n_rows = x2d.shape[0]
@@ -233,7 +230,7 @@ def _dynamic_quantize_2d(x2d: np.ndarray, sch: QScheme, q: np.ndarray):
     qmin, qmax = sch.clamp_range
     args = (x2d, smin, smax, qmin, qmax, sch.symmetric, sch.rule == "torch", sch.reciprocal, q)
     if sch.granularity == "tensor":
-        kernel = _pick(kq._dynamic_quantize_tensor, kq._dynamic_quantize_tensor_par, x2d.size)
+        kernel = pick_kernel(kq._dynamic_quantize_tensor, kq._dynamic_quantize_tensor_par, x2d.size)
         scale, zero_point, n_bad = kernel(
             *args, np.empty(n_rows, np.float32), np.empty(n_rows, np.float32)
         )
@@ -241,11 +238,11 @@ def _dynamic_quantize_2d(x2d: np.ndarray, sch: QScheme, q: np.ndarray):
     else:
         scale = np.empty(n_rows, np.float32)
         zero_point = np.empty(n_rows, np.int32)
-        kernel = _pick(kq._dynamic_quantize_rows, kq._dynamic_quantize_rows_par, x2d.size)
+        kernel = pick_kernel(kq._dynamic_quantize_rows, kq._dynamic_quantize_rows_par, x2d.size)
         n_bad = kernel(*args, scale, zero_point)
-    _raise_nonfinite("x", n_bad, "rows" if sch.granularity != "block" else "blocks")
+    raise_nonfinite("x", n_bad, "rows" if sch.granularity != "block" else "blocks")
     if not sch.symmetric:
-        _check_scales(scale, "x")
+        check_scales(scale, "x")
     return scale, zero_point
 
 

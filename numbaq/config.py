@@ -47,7 +47,7 @@ import threading
 
 import numba
 
-from . import _cache
+from ._cache import enable as enable_disk_cache
 
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
@@ -112,7 +112,7 @@ def jit(parallel: bool = False, inline: bool = False):
 
     def decorate(py_func):
         dispatcher = numba.njit(parallel=parallel, **options)(py_func)
-        return _cache.enable(dispatcher) if CACHE else dispatcher
+        return enable_disk_cache(dispatcher) if CACHE else dispatcher
 
     return decorate
 

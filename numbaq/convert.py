@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from . import schemes
@@ -20,6 +18,7 @@ from .layers import (
     QuantLSTM,
     QuantLSTMCell,
 )
+from .layers.base import replace_modules
 from .ops import minmax
 
 
@@ -176,47 +175,6 @@ class _ChannelAbsMax:
         lo, hi = minmax(x.reshape(-1, x.shape[-1]), "column")
         amax = np.maximum(-lo, hi)
         self.absmax = amax if self.absmax is None else np.maximum(self.absmax, amax)
-
-
-def replace_modules(model: Module, replace, prefix: str = "") -> Module:
-    """A copy of the tree where ``replace(name, module)`` returns a substitute (or None
-    to keep the module and walk its children). Parameter arrays are shared, not copied.
-
-    Parameters
-    ----------
-    model : Module
-        The tree to walk (left unchanged).
-    replace : callable
-        ``replace(name, module) -> Module or None``, called for every module, parents
-        before children, with its dotted name.
-    prefix : str
-        The name of ``model`` itself.
-
-    Returns
-    -------
-    Module
-        The new tree (``replace``'s result itself if it replaces ``model``).
-
-    Examples
-    --------
-    >>> from numbaq.layers import Linear, ReLU, Sequential, Tanh
-    >>> model = Sequential(Linear(np.eye(2)), ReLU())
-    >>> swap = lambda name, m: Tanh() if isinstance(m, ReLU) else None
-    >>> replace_modules(model, swap)
-    Sequential(
-      (0): Linear(in_features=2, out_features=2, bias=False)
-      (1): Tanh()
-    )
-    """
-    substitute = replace(prefix, model)
-    if substitute is not None:
-        return substitute
-    new = copy.copy(model)
-    new._modules = type(model._modules)()
-    new._params = type(model._params)(model._params)
-    for name, child in model._modules.items():
-        new._child(name, replace_modules(child, replace, f"{prefix}.{name}" if prefix else name))
-    return new
 
 
 def _progress(total: int, progress: bool | None):

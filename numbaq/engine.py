@@ -26,12 +26,13 @@ import math
 
 import numpy as np
 
-from . import _blas, config
+from . import config
+from ._blas import park as park_blas
+from .checks import raise_nonfinite
 from .kernels import paths
 from .kernels.epilogue import SHIFT
 from .kernels.quantize import LhsParams
 from .kernels.rnn import gate_order
-from .ops import _raise_nonfinite
 from .qparams import QScheme
 
 
@@ -110,7 +111,7 @@ def _kernels(path: str | None):
     return path, _module(path)
 
 
-def _lhs_kernels(signed: bool, qmax: int):
+def lhs_kernels(signed: bool, qmax: int):
     """:func:`_kernels` of the configured path for an lhs of codes up to ``qmax``: its
     7-bit companion (``paths.SEVEN_BIT``) when the bytes the tiles read stay in [0, 127]
     (int8 codes are stored ``+ SHIFT``)."""
@@ -118,9 +119,9 @@ def _lhs_kernels(signed: bool, qmax: int):
 
 
 def _scheme_kernels(sch: QScheme):
-    """:func:`_lhs_kernels` for activations quantized under ``sch``."""
+    """:func:`lhs_kernels` for activations quantized under ``sch``."""
     lhs = lhs_params(sch)
-    return _lhs_kernels(lhs.signed, lhs.qmax)
+    return lhs_kernels(lhs.signed, lhs.qmax)
 
 
 def m_block(m: int, n: int, path: str, threads: int, max_rows: int = 256) -> int:
@@ -151,7 +152,7 @@ def _plan(m: int, n: int, k: int, path: str) -> int:
     threads = config.num_threads()  # 1 where a parallel launch is unsafe (fork, workqueue)
     if threads < 2:
         return 0
-    _blas.park()  # idle OpenBLAS workers would poll on the cores these threads need
+    park_blas()  # idle OpenBLAS workers would poll on the cores these threads need
     return m_block(m, n, path, threads)
 
 
@@ -236,7 +237,7 @@ def linear(
     ``lhs_max``: the largest code ``a`` can hold (its scheme's ``qmax``); 127 lets the
     7-bit companion path run on uint8 codes.
     """
-    path, mod = _lhs_kernels(signed, lhs_max)
+    path, mod = lhs_kernels(signed, lhs_max)
     (m, lda), n = a.shape, qweight.shape[0]
     a_zp = np.asarray(a_zero_point, np.int32) + (SHIFT if signed else 0)
     args = (
@@ -322,7 +323,7 @@ def dynamic_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y):
 def _check_status(status: int, name: str, what: str = "rows") -> None:
     """Raise for a quantize kernel's status (``kernels.quantize._lhs_status``)."""
     if status:
-        _raise_nonfinite(name, max(status, 0), what)
+        raise_nonfinite(name, max(status, 0), what)
         raise ValueError(
             f"the range of {name} overflows float32 (max - min is Inf); rescale {name}"
         )
@@ -384,7 +385,7 @@ def recurrence(
     args += (w.scale, w.col_sums, np.ascontiguousarray(bias))
     args += (np.empty(batch, np.float32), np.empty(batch, np.int32), unit_block)
     if unit_block < hidden:
-        _blas.park()
+        park_blas()
         status = mod.recurrence_par(*args)
     else:
         status = mod.recurrence(*args)

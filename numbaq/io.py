@@ -53,8 +53,8 @@ _ELEMENTWISE = {"ReLU": ReLU, "GELU": GELU, "Tanh": Tanh, "Sigmoid": Sigmoid}
 _ALL = {"Linear", "QuantLinear", *_FLOAT_RNN, *_QUANT_RNN, *_CELLS, *_QUANT_CELLS, *_ELEMENTWISE}
 
 
-_RNN_CONFIG = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
-_CELL_CONFIG = ("input_size", "hidden_size", "bias")
+RNN_CONFIG = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
+CELL_CONFIG = ("input_size", "hidden_size", "bias")
 
 
 def _describe(module: Module, prefix: str, arrays: dict) -> dict:
@@ -74,9 +74,9 @@ def _describe(module: Module, prefix: str, arrays: dict) -> dict:
     if kind == "Linear" and getattr(module, "activation", None) is not None:
         node["activation"] = module.activation
     if kind in _FLOAT_RNN or kind in _QUANT_RNN:
-        node["config"] = {k: getattr(module, k) for k in _RNN_CONFIG}
+        node["config"] = {k: getattr(module, k) for k in RNN_CONFIG}
     elif kind in _CELLS or kind in _QUANT_CELLS:
-        node["config"] = {k: getattr(module, k) for k in _CELL_CONFIG}
+        node["config"] = {k: getattr(module, k) for k in CELL_CONFIG}
     if module.quantized:
         qweights = {"weight": module.qweight} if kind == "QuantLinear" else module.qweights
         node["scheme"] = dataclasses.asdict(module.scheme)
@@ -243,9 +243,9 @@ def _build(node: dict, arrays: dict, used: set) -> Module:
         act = node.get("activation")
         return Linear(params["weight"], params.get("bias"), **({"activation": act} if act else {}))
     if kind in _FLOAT_RNN:
-        return _FLOAT_RNN[kind](**_check_config(node, _RNN_CONFIG), params=params)
+        return _FLOAT_RNN[kind](**_check_config(node, RNN_CONFIG), params=params)
     if kind in _CELLS:
-        return _CELLS[kind](**_check_config(node, _CELL_CONFIG), params=params)
+        return _CELLS[kind](**_check_config(node, CELL_CONFIG), params=params)
     schemes_ = node.get("weight_schemes")
     _expect(isinstance(schemes_, dict) and schemes_, node, "no weight_schemes")
     _expect(isinstance(node.get("scheme"), dict), node, "no activation scheme")
@@ -266,9 +266,9 @@ def _build(node: dict, arrays: dict, used: set) -> Module:
         _expect(set(biases) <= {"bias"}, node, f"biases {sorted(biases)}, not ['bias']")
         return QuantLinear(weights["weight"], biases.get("bias"), scheme, node.get("activation"))
     if kind in _QUANT_RNN:
-        config = _check_config(node, _RNN_CONFIG)
+        config = _check_config(node, RNN_CONFIG)
         return _QUANT_RNN[kind].from_int8(config, weights, biases, scheme)
-    config = _check_config(node, _CELL_CONFIG)
+    config = _check_config(node, CELL_CONFIG)
     return _QUANT_CELLS[kind].from_int8(
         config["input_size"], config["hidden_size"], weights, biases, scheme, bias=config["bias"]
     )

@@ -17,13 +17,13 @@ import numba
 import numpy as np
 
 from . import config, engine, schemes
-from .codes import _dynamic_quantize_2d
+from .checks import as_float32, check_bias
+from .codes import dynamic_quantize_2d
 from .engine import gemm_path
 from .kernels import epilogue as ke
 from .kernels import gemm as kg
 from .kernels import paths
-from .kernels import stats as ks
-from .ops import _layout, as_float32
+from .ops import group_layout
 from .qparams import QScheme
 from .weights import QuantizedWeight, quantize_weight
 
@@ -58,7 +58,7 @@ def info() -> dict:
     path, reason = gemm_path()
     return {
         "cpu": numba.config.CPU_NAME or binding.get_host_cpu_name(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_features": sorted(paths.cpu_features() & paths.known_features()),
         "gemm_path": path,
         "gemm_path_reason": reason,
@@ -70,7 +70,7 @@ def info() -> dict:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
     import platform
 
@@ -113,7 +113,7 @@ def _span(zero_point: np.ndarray, dtype) -> int:
     return int(max(zero_point.max() - info_.min, info_.max - zero_point.min()))
 
 
-def _check_k(k: int, a_span: int, b_span: int, what: str) -> None:
+def check_k(k: int, a_span: int, b_span: int, what: str) -> None:
     limit = max_k(a_span, b_span)
     if k > limit:
         raise ValueError(
@@ -205,7 +205,7 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> np.ndarray:
         raise ValueError(f"a is (M, K) = {a.shape} and b is (K, N) = {b.shape}: their K differ")
     za = _zero_points(a_zero_point, a.dtype, m, "a_zero_point", "row of a")
     zb = _zero_points(b_zero_point, b.dtype, n, "b_zero_point", "column of b")
-    _check_k(k, _span(za, a.dtype), _span(zb, b.dtype), f"{a.dtype} x {b.dtype}")
+    check_k(k, _span(za, a.dtype), _span(zb, b.dtype), f"{a.dtype} x {b.dtype}")
     a_buf, shift_a = engine.shift_lhs(a)
     b_t, shift_b = engine.shift_rhs(b)
     path = gemm_path()[0]  # resolved once: the packing and the kernel must agree
@@ -286,15 +286,15 @@ def quantized_linear(
             f"x must have shape (..., {k}) for weights of shape {qweight.shape}, got {x.shape}"
         )
     x2d = x.reshape(-1, k)
-    bias = qweight.zero_bias if bias is None else _bias(bias, n)
+    bias = qweight.zero_bias if bias is None else check_bias(bias, n)
     act = ACTIVATIONS.get(activation, -1) if isinstance(activation, (str, type(None))) else -1
     if act < 0:
         raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
-    y, _, _ = _linear_2d(x2d, qweight, bias, sch, act)
+    y, _, _ = linear_2d(x2d, qweight, bias, sch, act)
     return y.reshape(x.shape[:-1] + (n,))
 
 
-def _linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y=None):
+def linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y=None):
     """The dynamic Linear on validated inputs: ``x2d`` (M, K) float32 C-contiguous,
     ``bias`` (N,) float32, ``y`` (M, N) float32 C-contiguous or None (a new array).
     Returns ``(y, scale, zero_point)``, the runtime activation parameters: (M,) per row
@@ -307,18 +307,6 @@ def _linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y=No
         return y, scale, np.zeros(scale.shape, np.int32)
     scale, zero_point = engine.dynamic_linear(x2d, sch, qweight, bias, act, y)
     return y, scale, zero_point
-
-
-def _bias(bias, n: int) -> np.ndarray:
-    arr = np.asarray(bias)
-    if arr.dtype.kind != "f":
-        raise TypeError(f"bias must be a float array, got {arr.dtype}")
-    if arr.shape != (n,):
-        raise ValueError(f"bias must have shape ({n},), got {arr.shape}")
-    arr = np.ascontiguousarray(arr, np.float32)
-    if ks._minmax_flat(arr)[2]:  # one exact pass over the bits, faster than np.isfinite
-        raise ValueError("bias contains NaN or Inf; clean it first, e.g. np.nan_to_num(bias)")
-    return arr
 
 
 MAX_BLOCK = max_k(255, 128)
@@ -367,7 +355,7 @@ def _check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str) -> 
     if sch.granularity != "block" and not qweight.group_size:
         qmin, qmax = sch.clamp_range
         try:
-            _check_k(qweight.shape[1], qmax - qmin, 128, "activations x int8 weights")
+            check_k(qweight.shape[1], qmax - qmin, 128, "activations x int8 weights")
         except ValueError as err:
             raise ValueError(f"{head}{err}") from None
         return
@@ -408,9 +396,9 @@ def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, 
         return engine.dynamic_linear_blocks(x2d, sch, qweight, bias, act, y)
     m, k = x2d.shape
     n_blocks = k // block
-    layout = _layout(x2d, sch.granularity, sch.block_size)[0]
+    layout = group_layout(x2d, sch.granularity, sch.block_size)[0]
     q = np.empty(layout.shape, np.int8)
-    scale, _ = _dynamic_quantize_2d(layout, sch, q)
+    scale, _ = dynamic_quantize_2d(layout, sch, q)
     a_scale = scale.reshape(m, -1)
     if a_scale.shape[1] != n_blocks:
         a_scale = np.repeat(a_scale, n_blocks, axis=1)

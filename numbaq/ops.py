@@ -16,86 +16,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import config, schemes
+from .checks import as_float32, check_scales, raise_nonfinite
 from .kernels import quantize as kq
 from .kernels import stats as ks
 from .qparams import GRANULARITIES, QParams, QScheme
 
-
 # ----------------------------------------------------------------------------- checks
-def as_float32(x, name: str = "x") -> np.ndarray:
-    """Return ``x`` as a C-contiguous float32 ndarray, or raise a clear error.
-
-    float16 and float64 are converted (a copy); so is a non-contiguous array.
-    Integer, boolean and complex arrays, and empty arrays, are refused.
-    """
-    if type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous and x.size:
-        return x  # the common case, without the cost of np.asarray (about 1 us)
-    arr = np.asarray(x)
-    if arr.dtype.kind != "f":
-        raise TypeError(
-            f"{name} must be a floating-point array (float16, float32 or float64), "
-            f"got dtype {arr.dtype}; convert it with {name}.astype(np.float32)"
-        )
-    if arr.size == 0:
-        raise ValueError(
-            f"{name} is empty (shape {arr.shape}); quantization needs at least one value"
-        )
-    with np.errstate(over="ignore"):  # float64 beyond float32 becomes Inf, reported later
-        return np.asarray(arr, dtype=np.float32, order="C")  # keeps 0-d arrays 0-d
-
-
-def _raise_nonfinite(name: str, n_bad: int, what: str) -> None:
-    if n_bad:
-        raise ValueError(
-            f"{name} contains NaN or Inf (in {n_bad} {what}, after conversion to float32); "
-            "no scale can be chosen for it. Clean it first, e.g. np.nan_to_num(x)"
-        )
-
-
-def check_finite(x: np.ndarray, name: str = "x") -> None:
-    """Raise a ``ValueError`` naming ``name`` if float32 ``x`` holds NaN or Inf.
-
-    One exact min/max pass over the bits (:mod:`numbaq.kernels.stats`), for the paths
-    whose kernels do not report non-finite values themselves (fixed qparams).
-
-    Parameters
-    ----------
-    x : float32 ndarray, C-contiguous
-    name : str
-        How the error message calls ``x``.
-
-    Raises
-    ------
-    ValueError
-        If ``x`` holds NaN or Inf.
-
-    Examples
-    --------
-    >>> check_finite(np.ones(3, np.float32))
-    """
-    flat = x.reshape(-1)
-    if config.use_parallel(flat.size):
-        n_bad = ks._minmax_flat_par(flat, config.num_threads())[2]
-    else:
-        n_bad = ks._minmax_flat(flat)[2]
-    if n_bad:
-        raise ValueError(
-            f"{name} contains NaN or Inf (after conversion to float32); fixed quantization "
-            f"parameters would turn them into codes silently. Clean it first, e.g. "
-            "np.nan_to_num"
-        )
-
-
-def _check_scales(scale: np.ndarray, name: str) -> None:
-    if not np.isfinite(scale.max()):
-        raise ValueError(
-            f"the range of {name} overflows float32 (max - min is Inf); "
-            f"rescale {name} or use a symmetric scheme"
-        )
 
 
 # ----------------------------------------------------------------------------- layout
-def _layout(x: np.ndarray, granularity: str, block_size: int | None, name: str = "x"):
+def group_layout(x: np.ndarray, granularity: str, block_size: int | None, name: str = "x"):
     """View ``x`` as the 2-D array a kernel walks, and the shape of its parameters.
 
     Returns ``(x2d, by_column, param_shape)``: rows of ``x2d`` share one parameter
@@ -124,11 +54,11 @@ def _layout(x: np.ndarray, granularity: str, block_size: int | None, name: str =
     return x.reshape(-1, block_size), False, x.shape[:-1] + (k // block_size,)
 
 
-def _pick(serial, parallel, n_elements: int):
+def pick_kernel(serial, parallel, n_elements: int):
     return parallel if config.use_parallel(n_elements) else serial
 
 
-def _row_params(param: np.ndarray, n_rows: int, dtype) -> np.ndarray:
+def row_params(param: np.ndarray, n_rows: int, dtype) -> np.ndarray:
     """One parameter per row of the kernel's 2-D view (a scalar is repeated)."""
     flat = np.ascontiguousarray(param, dtype=dtype).reshape(-1)
     return np.full(n_rows, flat[0], dtype) if flat.size == 1 and n_rows != 1 else flat
@@ -182,17 +112,17 @@ def minmax(x, granularity: str = "tensor", block_size: int | None = None):
             lo, hi, n_bad = ks._minmax_flat_par(flat, config.num_threads())
         else:
             lo, hi, n_bad = ks._minmax_flat(flat)
-        _raise_nonfinite("x", n_bad, "tensor")
+        raise_nonfinite("x", n_bad, "tensor")
         return np.array(lo, np.float32), np.array(hi, np.float32)
-    x2d, by_column, shape = _layout(x, granularity, block_size)
+    x2d, by_column, shape = group_layout(x, granularity, block_size)
     n = x2d.shape[1] if by_column else x2d.shape[0]
     lo = np.empty(n, np.float32)
     hi = np.empty(n, np.float32)
     if by_column:
         n_bad = ks._minmax_cols(x2d, lo, hi)
     else:
-        n_bad = _pick(ks._minmax_rows, ks._minmax_rows_par, x.size)(x2d, lo, hi)
-    _raise_nonfinite("x", n_bad, "columns" if by_column else "rows")
+        n_bad = pick_kernel(ks._minmax_rows, ks._minmax_rows_par, x.size)(x2d, lo, hi)
+    raise_nonfinite("x", n_bad, "columns" if by_column else "rows")
     return lo.reshape(shape), hi.reshape(shape)
 
 
@@ -229,7 +159,7 @@ def absmax(x, granularity: str = "tensor", block_size: int | None = None) -> np.
 
 
 # ----------------------------------------------------------------------------- qparams
-def _scheme(scheme, overrides: dict) -> QScheme:
+def scheme_with(scheme, overrides: dict) -> QScheme:
     base = schemes.resolve(scheme)
     return base.replace(**overrides) if overrides else base
 
@@ -275,7 +205,7 @@ def qparams_from_minmax(min, max, scheme=None, **overrides) -> QParams:
     >>> float(qp.scale), int(qp.zero_point)
     (0.01568627543747425, 64)
     """
-    sch = _scheme(scheme, overrides)
+    sch = scheme_with(scheme, overrides)
     lo, hi = np.asarray(min), np.asarray(max)
     if lo.dtype.kind not in "fiu" or hi.dtype.kind not in "fiu":
         raise TypeError(f"min and max must be real numbers, got dtypes {lo.dtype}, {hi.dtype}")
@@ -300,11 +230,11 @@ def qparams_from_minmax(min, max, scheme=None, **overrides) -> QParams:
         scale,
         zero_point,
     )
-    _check_scales(scale, "x")
-    return _make_qparams(sch, scale.reshape(lo.shape), zero_point.reshape(lo.shape))
+    check_scales(scale, "x")
+    return make_qparams(sch, scale.reshape(lo.shape), zero_point.reshape(lo.shape))
 
 
-def _make_qparams(sch: QScheme, scale: np.ndarray, zero_point: np.ndarray) -> QParams:
+def make_qparams(sch: QScheme, scale: np.ndarray, zero_point: np.ndarray) -> QParams:
     qmin, qmax = sch.clamp_range
     return QParams(
         scale=scale,
@@ -355,6 +285,6 @@ def choose_qparams(x, scheme=None, **overrides) -> QParams:
     >>> qp.scale.tolist(), qp.zero_point.tolist()
     ([0.015748031437397003, 0.003937007859349251], [0, 0])
     """
-    sch = _scheme(scheme, overrides)
+    sch = scheme_with(scheme, overrides)
     lo, hi = minmax(x, sch.granularity, sch.block_size)
     return qparams_from_minmax(lo, hi, sch)

@@ -23,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import schemes
+from .checks import check_bias, layer_input
 from .layers import Linear, Module
-from .layers.linear import _activate, _input
-from .matmul import ACTIVATIONS, _bias, _linear_2d, check_linear_scheme, quantize_weight
+from .layers.linear import activate
+from .matmul import ACTIVATIONS, check_linear_scheme, linear_2d, quantize_weight
 from .ops import minmax
 
 
@@ -161,11 +162,11 @@ class SmoothQuantLinear(Module):
             The outputs.
         """
         n, k = self.qweight.shape
-        x = _input(self, x, k)
+        x = layer_input(self, x, k)
         x2d = np.ascontiguousarray(x.reshape(-1, k) * self.inv_smoothing)
         bias = self.qweight.zero_bias if self.bias is None else self.bias
         act = ACTIVATIONS[self.activation]
-        y, scale, zero_point = _linear_2d(x2d, self.qweight, bias, self.scheme, act)
+        y, scale, zero_point = linear_2d(x2d, self.qweight, bias, self.scheme, act)
         if self.trace_log is not None:
             self.trace_log.append({"scale": scale, "zero_point": zero_point})
         return y.reshape(x.shape[:-1] + (n,))
@@ -221,7 +222,7 @@ class LLMInt8Linear(Module):
         self._param("weight_int8", self.qweight.q)
         self._param("weight_scale", self.qweight.scale)
         self._param(
-            "bias", None if linear.bias is None else _bias(linear.bias, linear.weight.shape[0])
+            "bias", None if linear.bias is None else check_bias(linear.bias, linear.weight.shape[0])
         )
         self.outlier_channels: np.ndarray = np.zeros(0, np.int64)
         self.trace_log = None
@@ -240,7 +241,7 @@ class LLMInt8Linear(Module):
             The outputs.
         """
         n, k = self.qweight.shape
-        x = _input(self, x, k)
+        x = layer_input(self, x, k)
         x2d = x.reshape(-1, k)
         lo, hi = minmax(x2d, "column")
         outliers = np.flatnonzero(np.maximum(-lo, hi) > self.threshold)
@@ -251,13 +252,13 @@ class LLMInt8Linear(Module):
             inliers = x2d.copy()
             inliers[:, outliers] = 0
         act = ACTIVATIONS[None if outliers.size else self.activation]  # fused when int8 only
-        y, scale, zero_point = _linear_2d(
+        y, scale, zero_point = linear_2d(
             np.ascontiguousarray(inliers), self.qweight, bias, self.scheme, act
         )
         if outliers.size:
             y += x2d[:, outliers] @ self.weight[:, outliers].T
         if outliers.size and self.activation is not None:
-            y = _activate(np.ascontiguousarray(y), self.activation)
+            y = activate(np.ascontiguousarray(y), self.activation)
         if self.trace_log is not None:
             self.trace_log.append(
                 {"scale": scale, "zero_point": zero_point, "outlier_channels": outliers}

@@ -24,9 +24,9 @@ def _torch_model(model) -> bool:
 
 def _call(model, *inputs, **kwargs):
     if _torch_model(model):
-        from .torch import _run
+        from ._torch_support import run_inference
 
-        return _run(model, *inputs, **kwargs)  # under torch.inference_mode
+        return run_inference(model, *inputs, **kwargs)  # under torch.inference_mode
     return model(*inputs, **kwargs)
 
 
@@ -144,7 +144,7 @@ def _tracing(model: Module):
 def _record(model: Module, *inputs, **kwargs) -> dict:
     """``{name: (input, output)}`` of every module while ``model(*inputs)`` runs."""
     if _torch_model(model):
-        from .torch import _record as record_torch
+        from ._torch_support import record_calls as record_torch
 
         return record_torch(model, *inputs, **kwargs)
     seen: dict = {}

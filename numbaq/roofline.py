@@ -275,7 +275,7 @@ def linear_pieces(
     bias = qweight.zero_bias
     act = ACTIVATIONS[activation]
     lhs = engine.lhs_params(sch)
-    path = engine._lhs_kernels(lhs.signed, lhs.qmax)[0]
+    path = engine.lhs_kernels(lhs.signed, lhs.qmax)[0]
     a = engine.lhs_buffer(m, k)
     a_scale = np.empty(m, np.float32)
     a_zp = np.empty(m, np.int32)

@@ -19,14 +19,13 @@ import numpy as np
 
 from . import engine
 from . import matmul as mm
-from .codes import _check_qparams
-from .convert import replace_modules
+from .checks import check_bias, check_finite, layer_input
+from .codes import check_qparams
 from .kernels import quantize as kq
 from .layers import Linear, Module
-from .layers.linear import _input
+from .layers.base import replace_modules
 from .matmul import QuantizedWeight, quantize_weight
 from .observers import OBSERVERS, Observer
-from .ops import check_finite
 from .qparams import QParams
 
 
@@ -139,8 +138,8 @@ class StaticQuantLinear(Module):
         if np.ndim(act_qparams.scale) != 0:
             raise ValueError("StaticQuantLinear: activation qparams must be per tensor")
         try:
-            _check_qparams(act_qparams, ())
-            mm._check_k(
+            check_qparams(act_qparams, ())
+            mm.check_k(
                 qweight.shape[1], act_qparams.qmax - act_qparams.qmin, 128, "static activations"
             )
         except ValueError as err:
@@ -150,7 +149,7 @@ class StaticQuantLinear(Module):
         self.scheme = act_qparams.scheme
         self._param("weight_int8", qweight.q)
         self._param("weight_scale", qweight.scale)
-        self._param("bias", None if bias is None else mm._bias(bias, qweight.shape[0]))
+        self._param("bias", None if bias is None else check_bias(bias, qweight.shape[0]))
         self.clipped = 0
         self.seen = 0
         self.trace_log = None
@@ -177,7 +176,7 @@ class StaticQuantLinear(Module):
             The outputs.
         """
         n, k = self.qweight.shape
-        x = _input(self, x, k)
+        x = layer_input(self, x, k)
         x2d = x.reshape(-1, k)
         check_finite(x2d, "StaticQuantLinear: input")  # the fixed-scale kernel clips NaN
         qp = self.act_qparams

@@ -61,15 +61,15 @@ except ImportError:  # pragma: no cover - exercised without torch only
 
 from . import convert, schemes
 from . import layers as nql
-from ._torch_support import (  # noqa: F401  (_record, _run: for numbaq.compare / trace)
-    _CELL_CONFIG,
-    _RNN_CONFIG,
-    _array,
-    _build,
-    _describe,
-    _record,
-    _run,
-    _tensor,
+from ._torch_support import (  # noqa: F401  (record_calls, run_inference: for numbaq.compare / trace)
+    CELL_CONFIG,
+    RNN_CONFIG,
+    build_layer,
+    describe_layer,
+    record_calls,
+    run_inference,
+    to_array,
+    to_tensor,
 )
 from .interop import from_torch
 
@@ -100,7 +100,7 @@ class QuantModule(nn.Module):
             raise TypeError(f"{type(self).__name__} wraps a numbaq quantized layer")
         if type(layer).__name__ != self._kind:
             raise TypeError(f"{type(self).__name__} wraps a numbaq {self._kind}, got {layer}")
-        self._node, arrays = _describe(layer)
+        self._node, arrays = describe_layer(layer)
         for key, value in arrays.items():
             self.register_buffer(key, torch.from_numpy(np.ascontiguousarray(value)))
         if "bias" not in arrays and self._kind in ("QuantLinear",):
@@ -125,7 +125,7 @@ class QuantModule(nn.Module):
                     "run on the CPU in int8 (do not .cuda(), .half() or .double() them)"
                 )
         arrays = {k: b.detach().numpy() for k, b in self._buffers.items() if b is not None}
-        layer = _build(self._node, arrays)
+        layer = build_layer(self._node, arrays)
         old = self.__dict__.get("_layer")
         layer.trace_log = None if old is None else old.trace_log  # a trace in progress
         self.__dict__["_layer"] = layer
@@ -247,10 +247,10 @@ class QuantLinear(QuantModule):
         torch.Tensor
             ``(..., out_features)``, of the input's dtype.
         """
-        x, restore = _array(self, input)
+        x, restore = to_array(self, input)
         if x.size == 0 and x.ndim and x.shape[-1] == self.in_features:
-            return _tensor(np.zeros(x.shape[:-1] + (self.out_features,), np.float32), restore)
-        return _tensor(self._layer(x), restore)
+            return to_tensor(np.zeros(x.shape[:-1] + (self.out_features,), np.float32), restore)
+        return to_tensor(self._layer(x), restore)
 
 
 class _Stateful(QuantModule):
@@ -270,16 +270,16 @@ class _Stateful(QuantModule):
         if hx is None:
             return None
         if pair is None:
-            return _array(self, hx, single)[0]
+            return to_array(self, hx, single)[0]
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
             raise TypeError(f"{self._label()}: hx must be a tuple ({pair[0]}, {pair[1]})")
-        return tuple(_array(self, s, n)[0] for s, n in zip(hx, pair))
+        return tuple(to_array(self, s, n)[0] for s, n in zip(hx, pair))
 
 
 class _Recurrent(_Stateful):
     """The torch face of numbaq's ``QuantLSTM`` / ``QuantGRU``."""
 
-    _config = _RNN_CONFIG
+    _config = RNN_CONFIG
 
     def flatten_parameters(self) -> None:
         """A no-op, as on ``torch.nn.LSTM``/``GRU`` on the CPU (cuDNN's weight layout):
@@ -308,13 +308,13 @@ class _Recurrent(_Stateful):
                 f"{self._label()}: PackedSequence input is not supported; pad it with "
                 "torch.nn.utils.rnn.pad_packed_sequence and pass the padded tensor"
             )
-        x, restore = _array(self, input)
+        x, restore = to_array(self, input)
         lstm = self._kind == "QuantLSTM"
         hx = self._state(hx, ("h_0", "c_0") if lstm else None, "h_0")
         out, state = self._layer(x, hx)
         if lstm:
-            return _tensor(out, restore), tuple(_tensor(s, restore) for s in state)
-        return _tensor(out, restore), _tensor(state, restore)
+            return to_tensor(out, restore), tuple(to_tensor(s, restore) for s in state)
+        return to_tensor(out, restore), to_tensor(state, restore)
 
 
 class QuantLSTM(_Recurrent):
@@ -369,7 +369,7 @@ class QuantGRU(_Recurrent):
 
 
 class _Cell(_Stateful):
-    _config = _CELL_CONFIG
+    _config = CELL_CONFIG
 
     def forward(self, input, hx=None):
         """One step, as ``nn.LSTMCell`` / ``nn.GRUCell`` do.
@@ -386,12 +386,12 @@ class _Cell(_Stateful):
         torch.Tensor or tuple of torch.Tensor
             The new state: ``(h', c')`` or ``h'``.
         """
-        x, restore = _array(self, input)
+        x, restore = to_array(self, input)
         hx = self._state(hx, ("h", "c") if self._kind == "QuantLSTMCell" else None, "hx")
         out = self._layer(x, hx)
         if isinstance(out, tuple):
-            return tuple(_tensor(s, restore) for s in out)
-        return _tensor(out, restore)
+            return tuple(to_tensor(s, restore) for s in out)
+        return to_tensor(out, restore)
 
 
 class QuantLSTMCell(_Cell):

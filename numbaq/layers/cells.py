@@ -13,17 +13,17 @@ import numpy as np
 
 from ..kernels.rnn import _gru_step, _lstm_step
 from .base import Module
-from .rnn import GATES, _checked, _flag, _pair, _Projections, _size
+from .rnn import GATES, Projections, check_flag, check_size, checked_input, state_pair
 
 
-class _Cell(_Projections):
+class _Cell(Projections):
     mode = "LSTM"
 
     def _configure(self, input_size: int, hidden_size: int, bias: bool):
         kind = type(self).__name__
-        input_size = _size(kind, "input_size", input_size)
-        hidden_size = _size(kind, "hidden_size", hidden_size)
-        bias = _flag(kind, "bias", bias)
+        input_size = check_size(kind, "input_size", input_size)
+        hidden_size = check_size(kind, "hidden_size", hidden_size)
+        bias = check_flag(kind, "bias", bias)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         g = GATES[self.mode] * hidden_size
         shapes = {"weight_ih": (g, input_size), "weight_hh": (g, hidden_size)}
@@ -34,7 +34,7 @@ class _Cell(_Projections):
     def _state(self, state, batch: int, name: str, unbatched: bool = False) -> np.ndarray:
         if state is None:
             return np.zeros((batch, self.hidden_size), np.float32)
-        state = _checked(self, state, name)
+        state = checked_input(self, state, name)
         if unbatched and state.shape == (self.hidden_size,):  # as torch: (H,) with input (F,)
             state = state.reshape(1, -1)
         if state.shape != (batch, self.hidden_size):
@@ -65,7 +65,7 @@ class _Cell(_Projections):
         ValueError
             If a shape does not fit ``input_size`` / ``hidden_size``.
         """
-        x = _checked(self, x, "input")
+        x = checked_input(self, x, "input")
         unbatched = x.ndim == 1
         x = x.reshape(1, -1) if unbatched else x
         if x.ndim != 2 or x.shape[1] != self.input_size:
@@ -76,7 +76,7 @@ class _Cell(_Projections):
         batch = x.shape[0]
         xg = self._project("weight_ih", "bias_ih", x)
         if self.mode == "LSTM":
-            h, c = (None, None) if hx is None else _pair(self, hx)
+            h, c = (None, None) if hx is None else state_pair(self, hx)
             h, c = self._state(h, batch, "h", unbatched), self._state(c, batch, "c", unbatched)
             hg = self._project("weight_hh", "bias_hh", h)
             h_new, c_new = np.empty_like(h), np.empty_like(c)

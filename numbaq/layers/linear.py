@@ -5,32 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import schemes
-from ..matmul import (
-    ACTIVATIONS,
-    QuantizedWeight,
-    _bias,
-    _linear_2d,
-    check_linear_scheme,
-    quantize_weight,
-)
-from ..ops import as_float32
+from ..checks import check_bias, layer_input
+from ..matmul import ACTIVATIONS, QuantizedWeight, check_linear_scheme, linear_2d, quantize_weight
 from .base import Module
 
 
-def _input(layer: Module, x, k: int) -> np.ndarray:
-    """``x`` as (M, K) float32, or a ValueError that names the layer."""
-    try:
-        x = as_float32(x)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{type(layer).__name__}: {err}") from None
-    if x.ndim == 0 or x.shape[-1] != k:
-        raise ValueError(
-            f"{type(layer).__name__}: input must have shape (..., {k}) (in_features), got {x.shape}"
-        )
-    return x
-
-
-def _activate(y: np.ndarray, activation: str) -> np.ndarray:
+def activate(y: np.ndarray, activation: str) -> np.ndarray:
     """``y`` (float32, C-contiguous) with ReLU (in place) or exact GELU applied."""
     if activation == "relu":
         return np.maximum(y, np.float32(0), out=y)
@@ -78,7 +58,7 @@ class Linear(Module):
         if not isinstance(activation, (str, type(None))) or activation not in ACTIVATIONS:
             raise ValueError(f"Linear: activation must be one of {list(ACTIVATIONS)}")
         self._param("weight", weight)
-        self._param("bias", None if bias is None else _bias(bias, weight.shape[0]))
+        self._param("bias", None if bias is None else check_bias(bias, weight.shape[0]))
         self.activation = activation
 
     @property
@@ -107,12 +87,12 @@ class Linear(Module):
         ValueError
             If the last axis of ``x`` is not K.
         """
-        x = _input(self, x, self.in_features)
+        x = layer_input(self, x, self.in_features)
         y = x @ self.weight.T
         if self.bias is not None:
             y += self.bias  # y is a fresh float32 array
         if self.activation is not None:
-            y = _activate(np.ascontiguousarray(y, np.float32), self.activation)
+            y = activate(np.ascontiguousarray(y, np.float32), self.activation)
         return y
 
     def extra_repr(self) -> str:
@@ -167,7 +147,7 @@ class QuantLinear(Module):
         self.activation = activation
         self._param("weight_int8", qweight.q)
         self._param("weight_scale", qweight.scale)
-        self._param("bias", None if bias is None else _bias(bias, qweight.shape[0]))
+        self._param("bias", None if bias is None else check_bias(bias, qweight.shape[0]))
         self.trace_log: list | None = None
 
     @classmethod
@@ -212,11 +192,11 @@ class QuantLinear(Module):
         ValueError
             If the last axis of ``x`` is not K, or ``x`` holds NaN or Inf.
         """
-        x = _input(self, x, self.in_features)
+        x = layer_input(self, x, self.in_features)
         bias = self.qweight.zero_bias if self.bias is None else self.bias
         x2d = x.reshape(-1, self.in_features)
         try:
-            y, scale, zero_point = _linear_2d(
+            y, scale, zero_point = linear_2d(
                 x2d, self.qweight, bias, self.scheme, ACTIVATIONS[self.activation]
             )
         except ValueError as err:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import engine, schemes
 from ..kernels.rnn import _gru_step, _lstm_step
-from ..matmul import QuantizedWeight, _linear_2d, check_linear_scheme, quantize_weight
+from ..matmul import QuantizedWeight, check_linear_scheme, linear_2d, quantize_weight
 from ..ops import as_float32
 from .base import Module
 
@@ -29,7 +29,7 @@ GATES = {"LSTM": 4, "GRU": 3}
 _RNN_KEYS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
 
 
-def _checked(module: Module, x, name: str) -> np.ndarray:
+def checked_input(module: Module, x, name: str) -> np.ndarray:
     """float32 ``x`` with no NaN/Inf, or a clear error naming the layer."""
     kind = type(module).__name__
     try:
@@ -41,7 +41,7 @@ def _checked(module: Module, x, name: str) -> np.ndarray:
     return x
 
 
-def _pair(module: Module, hx):
+def state_pair(module: Module, hx):
     """An LSTM state ``(h, c)``, or a clear error."""
     if not isinstance(hx, (tuple, list)) or len(hx) != 2:
         raise TypeError(f"{type(module).__name__}: the state must be a pair (h, c), got {hx!r:.60}")
@@ -61,7 +61,7 @@ def _add_batch(module: Module, state, name: str):
     return state[:, None, :]
 
 
-def _size(kind: str, name: str, value, minimum: int = 1) -> int:
+def check_size(kind: str, name: str, value, minimum: int = 1) -> int:
     """A positive int setting (``input_size``, ``hidden_size``, ``num_layers``), or a clear
     error."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -69,7 +69,7 @@ def _size(kind: str, name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def _flag(kind: str, name: str, value) -> bool:
+def check_flag(kind: str, name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{kind}: {name} must be True or False, got {value!r}")
     return bool(value)
@@ -88,7 +88,7 @@ def _float_array(kind: str, name: str, value, shape: tuple) -> np.ndarray:
     return arr
 
 
-class _Projections(Module):
+class Projections(Module):
     """What float and quantized recurrent modules share: ``_project`` and its weights."""
 
     quantized = False
@@ -112,7 +112,7 @@ class _Projections(Module):
                 value = rng.uniform(-bound, bound, shape).astype(np.float32)
             self._param(name, value)
 
-    def _init_quant(self, float_module: _Projections, scheme, per_channel: bool, weight_dtype):
+    def _init_quant(self, float_module: Projections, scheme, per_channel: bool, weight_dtype):
         weights = {
             name: quantize_weight(value, per_channel=per_channel, dtype=weight_dtype)
             for name, value in float_module._params.items()
@@ -172,7 +172,7 @@ class _Projections(Module):
             y = x2d @ self._params[weight].T
             return y + b if b is not None else y
         qweight = self.qweights[weight]
-        y, scale, zero_point = _linear_2d(
+        y, scale, zero_point = linear_2d(
             x2d, qweight, qweight.zero_bias if b is None else b, self.scheme, 0
         )
         if self.trace_log is not None:
@@ -181,16 +181,16 @@ class _Projections(Module):
 
 
 # ------------------------------------------------------------------ sequences
-class _Recurrent(_Projections):
+class _Recurrent(Projections):
     mode = "LSTM"
 
     def _configure(self, input_size, hidden_size, num_layers, bias, batch_first, bidirectional):
         kind = type(self).__name__
-        input_size = _size(kind, "input_size", input_size)
-        hidden_size = _size(kind, "hidden_size", hidden_size)
-        num_layers = _size(kind, "num_layers", num_layers)
+        input_size = check_size(kind, "input_size", input_size)
+        hidden_size = check_size(kind, "hidden_size", hidden_size)
+        num_layers = check_size(kind, "num_layers", num_layers)
         bias, batch_first, bidirectional = (
-            _flag(kind, name, value)
+            check_flag(kind, name, value)
             for name, value in (
                 ("bias", bias),
                 ("batch_first", batch_first),
@@ -223,7 +223,7 @@ class _Recurrent(_Projections):
         shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
         if state is None:
             return np.zeros(shape, np.float32)
-        state = _checked(self, state, name)
+        state = checked_input(self, state, name)
         if state.shape != shape:
             raise ValueError(
                 f"{type(self).__name__}: {name} must have shape (num_layers * num_directions, "
@@ -256,7 +256,7 @@ class _Recurrent(_Projections):
         ValueError
             If a shape does not fit the layer.
         """
-        x = _checked(self, x, "input")
+        x = checked_input(self, x, "input")
         unbatched = x.ndim == 2
         if unbatched:
             x = x[:, None, :]
@@ -270,7 +270,7 @@ class _Recurrent(_Projections):
             )
         steps, batch = x.shape[:2]
         if self.mode == "LSTM":
-            h0, c0 = (None, None) if hx is None else _pair(self, hx)
+            h0, c0 = (None, None) if hx is None else state_pair(self, hx)
             if unbatched:
                 h0, c0 = (_add_batch(self, s, n) for s, n in ((h0, "h_0"), (c0, "c_0")))
             h0, c0 = self._initial(h0, batch, "h_0"), self._initial(c0, batch, "c_0")
@@ -366,7 +366,7 @@ class _Recurrent(_Projections):
             t1 = min(steps, t0 + chunk)
             rows = slice(t0 * batch, t1 * batch)
             part = xg[: t1 - t0]
-            _linear_2d(x2d[rows], w_ih, bias_ih, self.scheme, 0, part.reshape(-1, width))
+            linear_2d(x2d[rows], w_ih, bias_ih, self.scheme, 0, part.reshape(-1, width))
             args = (part, h, c, out[t0:t1], reverse, self.scheme, w_hh, bias_hh)
             engine.recurrence(self.mode == "LSTM", *args, type(self).__name__)
         return h, (c if self.mode == "LSTM" else None)

@@ -52,13 +52,13 @@ from .bert_layers import (  # the encoder's pieces, also importable from here
     BertLayer,
     LayerNorm,
     Workspace,
-    _add_time,
-    _timed,
+    add_time,
     attention,
     attention_qkv,
     norm_linear,
     profile,
     roofline,
+    timed,
 )
 
 __all__ = [
@@ -241,11 +241,11 @@ class BertEncoder(Module):
             h += self.token_type_embeddings[0]
         else:
             h += self.token_type_embeddings[types]
-        _add_time("embedding", t0)
+        add_time("embedding", t0)
         layers = [m for name, m in self._modules.items() if name.startswith("layer")]
         watched = any(m._recorder is not None for m in layers)
         if watched or not layers:  # numbaq.compare: every module through its own call
-            h = _timed("layernorm", self.embedding_norm, h)
+            h = timed("layernorm", self.embedding_norm, h)
             for layer in layers:
                 h = layer(h, offsets, self._attention)
             return h, offsets
@@ -313,7 +313,7 @@ class BertEncoder(Module):
             One embedding per sentence.
         """
         h, offsets = self.hidden_states(ids, token_type_ids)
-        return _timed("pooling", self._pool, h, offsets)
+        return timed("pooling", self._pool, h, offsets)
 
     def _pool(self, h, offsets):
         starts = offsets[:-1]
@@ -351,7 +351,7 @@ class BertEncoder(Module):
         """
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        encoded = _timed("tokenize", self._tokenize, sentences)
+        encoded = timed("tokenize", self._tokenize, sentences)
         parts = []
         for i in range(0, len(encoded), batch_size):
             chunk = encoded[i : i + batch_size]

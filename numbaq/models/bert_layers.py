@@ -69,7 +69,7 @@ def profile():
         _TIMES = outer
 
 
-def _timed(piece: str, fn, *args):
+def timed(piece: str, fn, *args):
     if _TIMES is None:
         return fn(*args)
     t0 = time.perf_counter()
@@ -95,7 +95,7 @@ def _call_linear(linear, x):
     return _timed_linear(linear, x.shape[0], False, linear, x)
 
 
-def _add_time(piece: str, t0: float) -> None:
+def add_time(piece: str, t0: float) -> None:
     """Add the seconds since ``t0`` to ``piece`` while a :func:`profile` is active."""
     if _TIMES is not None:
         _TIMES[piece] = _TIMES.get(piece, 0.0) + time.perf_counter() - t0
@@ -232,7 +232,7 @@ def norm_linear(norm, x, residual, linear, ws: Workspace | None = None, roles=("
     y : (T, N) float32
     """
     if not _fusable(norm, linear):
-        h = _timed("layernorm", norm, x, residual)
+        h = timed("layernorm", norm, x, residual)
         return h, _call_linear(linear, h)
     x = np.ascontiguousarray(x, np.float32)
     residual = np.ascontiguousarray(residual, np.float32)
@@ -253,7 +253,7 @@ def norm_linear(norm, x, residual, linear, ws: Workspace | None = None, roles=("
     par = x.size >= LAYER_NORM_PARALLEL_MIN and nq_config.num_threads() > 1
     kernel = kt._add_layer_norm_quant_par if par else kt._add_layer_norm_quant
     args = (x, residual, norm.weight, norm.bias, norm.eps, h, lhs, a, a_scale, a_zp)
-    status = _timed("layernorm", kernel, *args)
+    status = timed("layernorm", kernel, *args)
     if status:
         raise ValueError("LayerNorm: its output holds NaN or Inf, or its range overflows float32")
     if lhs.signed:
@@ -369,9 +369,9 @@ def _gelu_tanh(x):
 def _apply(act: str, x):
     if act == "gelu_tanh":
         return _gelu_tanh(x)
-    from ..layers.linear import _activate
+    from ..layers.linear import activate
 
-    return _activate(np.array(x, np.float32), act)
+    return activate(np.array(x, np.float32), act)
 
 
 class BertLayer(Module):
@@ -428,14 +428,14 @@ class BertLayer(Module):
             qkv = linear_into(self.qkv, h, ws, "qkv")
         context = _empty(ws, "context", (qkv.shape[0], qkv.shape[1] // 3))
         args = (qkv, offsets, self.heads, attention_dtype, context)
-        context = _timed("attention", attention_qkv, *args)
+        context = timed("attention", attention_qkv, *args)
         o = linear_into(self.attention_output, context, ws, "o")
         a, u = norm_linear(self.attention_norm, o, h, self.intermediate, ws, ("a", "u"))
         if getattr(self.intermediate, "activation", None) != self.act:  # not fused (any more)
-            u = _timed("activation", _apply, self.act, u)
+            u = timed("activation", _apply, self.act, u)
         y = linear_into(self.output, u, ws, "y")
         if next_qkv is None:
-            return _timed("layernorm", self.output_norm, y, a), None
+            return timed("layernorm", self.output_norm, y, a), None
         return norm_linear(self.output_norm, y, a, next_qkv, ws, ("h", "qkv"))
 
 
