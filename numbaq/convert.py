@@ -104,6 +104,11 @@ def quantize_dynamic(
             f"model must be a numbaq Module, got {type(model).__name__}; "
             "convert a torch model first with numbaq.from_torch"
         )
+    if isinstance(layers, str):  # never its characters
+        raise TypeError(
+            f"layers must be layer types, e.g. (numbaq.Linear, numbaq.LSTM), got the string "
+            f"{layers!r}"
+        )
     try:
         exclude = [exclude] if isinstance(exclude, str) else list(exclude)  # a name, not chars
         layers = (layers,) if isinstance(layers, type) else tuple(layers)

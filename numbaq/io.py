@@ -359,6 +359,16 @@ def load(path) -> Module:
         tree = json.loads(meta)
     except (UnicodeDecodeError, ValueError):
         raise _corrupt(path, "its model description is not valid JSON") from None
+    except RecursionError:
+        raise _corrupt(path, "its model description is nested too deeply") from None
+    try:
+        return _load_tree(path, tree, arrays)
+    except RecursionError:
+        raise _corrupt(path, "its model description is nested too deeply") from None
+
+
+def _load_tree(path, tree, arrays) -> Module:
+    """:func:`load` once the description parsed: check it, then build the model."""
     version = tree.get("format") if isinstance(tree, dict) else None
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _corrupt(path, f"its format field is {version!r}, not a format number")

@@ -1502,3 +1502,36 @@ def test_minilm_token_ids_outside_the_vocabulary_are_refused():
     for ids in ([np.array([101, -1, 102])], [np.array([101, vocab, 102])]):
         with pytest.raises(ValueError, match="vocab_size"):
             model(ids)
+
+
+@pytest.mark.parametrize("eps", [-1e-12, float("nan"), float("inf"), "1e-12", None])
+def test_layer_norm_refuses_a_bad_epsilon(eps):
+    from numbaq.models.bert_layers import LayerNorm
+
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        LayerNorm(np.ones(4), np.zeros(4), eps=eps)
+    assert LayerNorm(np.ones(4), np.zeros(4), eps=0).eps == 0.0  # 0 is torch's limit too
+
+
+@pytest.mark.parametrize("layers", ["Linear", "LSTM"])
+def test_a_string_of_layer_types_is_refused_not_split(layers):
+    from numbaq.layers import Linear, Sequential
+
+    model = Sequential(Linear(np.eye(4, dtype=np.float32)))
+    with pytest.raises(TypeError, match=f"got the string {layers!r}"):
+        nq.quantize_dynamic(model, layers=layers)
+    one = nq.quantize_dynamic(model, exclude="0")  # a str is one name, never its characters
+    assert type(one[0]).__name__ == "Linear"
+
+
+@pytest.mark.parametrize("depth", [2_000, 50_000])
+def test_deeply_nested_model_descriptions_are_a_clear_error(tmp_path, depth):
+    """A model file whose description nests deeply (a crafted or corrupt file): a
+    ValueError naming the file, never a RecursionError."""
+    path = tmp_path / "deep.npz"
+    node: dict = {"kind": "Sequential", "children": []}
+    doc = '{"format": 1, "model": ' + '{"kind": "Sequential", "children": [' * depth
+    doc += json.dumps(node) + "]}" * depth + "}"
+    np.savez(path, __numbaq__=np.frombuffer(doc.encode(), np.uint8))
+    with pytest.raises(ValueError, match=r"deep\.npz: its model description is nested too deeply"):
+        nq.load(path)

@@ -185,6 +185,8 @@ class LayerNorm(Module):
         super().__init__()
         self._param("weight", np.asarray(weight, np.float32))
         self._param("bias", np.asarray(bias, np.float32))
+        if not isinstance(eps, (int, float, np.number)) or not (np.isfinite(eps) and eps >= 0):
+            raise ValueError(f"LayerNorm: eps must be a finite number >= 0, got {eps!r}")
         self.eps = float(eps)
 
     def forward(self, x, residual=None):
