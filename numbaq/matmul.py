@@ -381,6 +381,12 @@ def _check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str) -> 
             f"{head}{name} is {block}: one block's int32 sum can overflow beyond "
             f"{MAX_BLOCK} values; use a smaller block"
         )
+    k = qweight.shape[1]
+    if k % block:
+        raise ValueError(
+            f"{head}in_features K = {k} is not a multiple of the {name} ({block}); pad the "
+            f"inputs and weights to a multiple of {block}, or pick a block that divides {k}"
+        )
 
 
 def _linear_blocks(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import html
 import threading
+import warnings
 
 import numpy as np
 
 from . import metrics
+from .checks import as_float32
 from .layers import Module
-from .ops import as_float32
 
 
 def _first(out):
@@ -36,6 +37,27 @@ def _check_model(model, name: str) -> None:
             f"{name} must be a numbaq Module (or a torch model from numbaq.torch), "
             f"got {type(model).__name__}"
         )
+
+
+def _weights_differ(float_model, quant_model) -> list[str]:
+    """Names of the dynamic Linears of ``quant_model`` whose int8 weights are not a
+    quantization of ``float_model``'s weights of the same name: some weight is further
+    from its dequantized code than half a quantization step (the most rounding moves it)."""
+    if not (isinstance(float_model, Module) and isinstance(quant_model, Module)):
+        return []
+    floats = dict(float_model.named_modules())
+    differ = []
+    for name, module in quant_model.named_modules():
+        w = getattr(floats.get(name), "weight", None)
+        if type(module).__name__ != "QuantLinear" or w is None or w.shape != module.qweight.shape:
+            continue
+        qw = module.qweight
+        step = qw.scale if qw.scale.ndim == 1 else np.repeat(qw.scale, qw.group_size, axis=1)
+        step = step[:, None] if step.ndim == 1 else step
+        error = np.abs(np.asarray(w, np.float64) - qw.dequantize())
+        if (error > 0.5 * step * (1 + 1e-5) + 1e-30).any():
+            differ.append(name or "(model)")
+    return differ
 
 
 class Trace(dict):
@@ -238,7 +260,9 @@ def compare(float_model: Module, quant_model: Module, *inputs, **kwargs) -> Comp
     """Run both models on ``inputs`` (and keyword ``kwargs``) and compare every layer's output.
 
     ``quant_model`` is ``float_model`` after :func:`numbaq.quantize_dynamic` (the same
-    tree of names). Each row: SQNR (dB), max abs error and cosine of the layer's output
+    tree of names); a ``UserWarning`` names the dynamic Linears whose int8 weights are not
+    a quantization of the float model's (another model's weights). Each row: SQNR (dB),
+    max abs error and cosine of the layer's output
     against the float model's, the range of the runtime activation scales, and the
     fraction of activations that were clipped. The float model's own layer outputs are
     the reference, so the error of each row includes what earlier layers let through.
@@ -273,6 +297,14 @@ def compare(float_model: Module, quant_model: Module, *inputs, **kwargs) -> Comp
     """
     _check_model(float_model, "float_model")
     _check_model(quant_model, "quant_model")
+    differ = _weights_differ(float_model, quant_model)
+    if differ:
+        warnings.warn(
+            f"compare: the weights of {differ[:3]}{' and more' if len(differ) > 3 else ''} "
+            "are not a quantization of float_model's: quant_model is not float_model "
+            "quantized, so the errors below also measure different weights",
+            stacklevel=2,
+        )
     reference = _record(float_model, *inputs, **kwargs)
     with _tracing(quant_model) as collect:  # outputs and scales from one run
         recorded = _record(quant_model, *inputs, **kwargs)

@@ -292,14 +292,26 @@ class QuantizedWeight:
         return state
 
     def dequantize(self) -> np.ndarray:
-        """The float weights this stands for, ``q * scale[:, None]``.
+        """The float weights this stands for: ``q * scale[:, None]``, or per group
+        ``q[n, k] * scale[n, k // group_size]``.
 
         Returns
         -------
         (N, K) float32 ndarray
-            ``q`` times its output channel's scale.
+            ``q`` times its output channel's (or group's) scale.
+
+        Examples
+        --------
+        >>> q = np.array([[1, 2, 3, 4]], np.int8)
+        >>> QuantizedWeight.from_int8(q, [[0.5, 2.0]]).dequantize().tolist()  # groups of 2
+        [[0.5, 1.0, 6.0, 8.0]]
         """
-        return self.q.astype(np.float32) * self.scale[:, None]
+        q = self.q.astype(np.float32)
+        if self.scale.ndim == 1:
+            return q * self.scale[:, None]
+        n, k = q.shape
+        groups = self.scale.shape[1]
+        return (q.reshape(n, groups, k // groups) * self.scale[:, :, None]).reshape(n, k)
 
     @property
     def nbytes(self) -> int:

@@ -340,3 +340,9 @@ def test_derived_values_are_made_once_and_forgotten_on_request():
     assert pickle.loads(pickle.dumps(qw))._derived == {}
     qw.forget()
     assert qw.packed("plain") is not packed
+
+
+def test_a_block_scheme_needs_k_a_multiple_of_its_block():
+    qw = mm.quantize_weight(np.ones((4, 48), np.float32))
+    with pytest.raises(ValueError, match=r"K = 48 is not a multiple of the block_size"):
+        mm.quantized_linear(np.ones((2, 48), np.float32), qw, scheme="BLOCK_Q8_0")

@@ -61,3 +61,32 @@ def test_compare_counts_clipping_per_block_too():
     for scheme in ("BLOCK_Q8_0", "PER_TOKEN_INT8", "ONNX", "TORCH"):
         row = nq.compare(model, nq.quantize_dynamic(model, scheme=scheme), x)[0]
         assert row["clipped"] == 0.0, (scheme, row["clipped"])
+
+
+def test_compare_says_so_when_the_weights_differ():
+    """A quantized model compared with a float model it was not made from: a warning names
+    the layers, rather than an error table that silently measures different weights. Its
+    own quantized copies (any scheme, per-group and int4 weights) raise no warning."""
+    import warnings
+
+    import pytest
+
+    from numbaq.layers import Linear, ReLU, Sequential
+
+    rng = np.random.default_rng(0)
+
+    def net():
+        return Sequential(
+            Linear(rng.standard_normal((32, 64)).astype(np.float32)),
+            ReLU(),
+            Linear(rng.standard_normal((4, 32)).astype(np.float32)),
+        )
+
+    model, other = net(), net()
+    x = rng.standard_normal((3, 64)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for kwargs in ({}, {"scheme": "BLOCK_Q8_0"}, {"group_size": 32, "weight_dtype": "int4"}):
+            nq.compare(model, nq.quantize_dynamic(model, **kwargs), x)
+    with pytest.warns(UserWarning, match=r"weights of \['0', '2'\] are not a quantization"):
+        nq.compare(model, nq.quantize_dynamic(other), x)
