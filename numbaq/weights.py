@@ -401,5 +401,10 @@ def quantize_weight(
         narrow_range=narrow_range,
         name="weights",
     )
+    if not np.isfinite(w).all():  # once per weights; names w, not the verb's x
+        raise ValueError(
+            "w contains NaN or Inf after conversion to float32 (float64 weights beyond "
+            "float32's range become Inf); clean or rescale w"
+        )
     q, qp = dynamic_quantize(w, scheme)
     return QuantizedWeight.from_int8(q, qp.scale, scheme)

@@ -1535,3 +1535,13 @@ def test_deeply_nested_model_descriptions_are_a_clear_error(tmp_path, depth):
     np.savez(path, __numbaq__=np.frombuffer(doc.encode(), np.uint8))
     with pytest.raises(ValueError, match=r"deep\.npz: its model description is nested too deeply"):
         nq.load(path)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e39])
+def test_quantize_weight_names_w_for_non_finite_weights(value):
+    """NaN, Inf, and float64 weights beyond float32's range (Inf once converted): the
+    error names ``w``, the argument of ``quantize_weight``."""
+    w = np.ones((4, 8))
+    w[1, 2] = value
+    with pytest.raises(ValueError, match=r"^w contains NaN or Inf after conversion to float32"):
+        nq.quantize_weight(w)
