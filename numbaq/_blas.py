@@ -11,8 +11,9 @@ int8 one, time int8 slower than fp32.
 :func:`park` calls each loaded OpenBLAS's own ``blas_thread_shutdown_``, which ends its
 workers (a no-op, about a microsecond, when they are already gone); OpenBLAS starts them
 again on its next multithreaded call (measured: 0.1-0.2 ms, once, on a 4 ms matmul).
-numpy's results do not change: only its idle threads go. The engine parks before every parallel GEMM kernel,
-so a notebook that alternates numpy and numbaq calls keeps numbaq at full speed.
+numpy's results do not change: only its idle threads go. The engine parks before every
+parallel GEMM kernel, so a notebook that alternates numpy and numbaq calls keeps numbaq at
+full speed.
 ``NUMBAQ_PARK_BLAS=0`` turns it off (:mod:`numbaq.config`).
 
 OpenBLAS's shutdown is not safe while another thread is inside OpenBLAS, so :func:`park`
