@@ -342,3 +342,178 @@ def tdpbusd(c, a, b):
     b4 = b.astype(np.int64).reshape(quads, n, 4)
     total = c.astype(np.int64) + np.einsum("mki,kni->mn", a4, b4)
     return ((total + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+# ---- GGUF blocks (llama.cpp's formats) ---------------------------------------------------
+# Twins of ``numbaq.models.gguf.dequantize_blocks``. A row of a GGUF tensor is a run of
+# blocks of 32 values, each block its scale(s) (IEEE half, little-endian) and its codes:
+#
+#     Q8_0  34 bytes: d (fp16), q[32] (int8)             x[i] = d * q[i]
+#     Q4_0  18 bytes: d (fp16), qs[16] (two 4-bit codes)  x[i] = d * (q[i] - 8)
+#     Q4_1  20 bytes: d (fp16), m (fp16), qs[16]          x[i] = d * q[i] + m
+#
+# where, for the 4-bit formats, q[j] = qs[j] & 0x0F and q[j + 16] = qs[j] >> 4 (the low
+# nibbles are elements 0..15, the high nibbles 16..31). Computed in float32, as gguf-py does.
+
+
+def _gguf_blocks(blocks, block_bytes: int) -> tuple[np.ndarray, tuple]:
+    """``blocks`` (..., n * block_bytes) uint8 as ``(n_blocks, block_bytes)``, and the
+    leading shape of the result."""
+    blocks = np.asarray(blocks, np.uint8)
+    return blocks.reshape(-1, block_bytes), blocks.shape[:-1]
+
+
+def _fp16(two_bytes: np.ndarray) -> np.ndarray:
+    """Little-endian IEEE half values, ``(n, 2)`` uint8 -> ``(n, 1)`` float32."""
+    return np.ascontiguousarray(two_bytes).view("<f2").astype(F32)
+
+
+def _nibbles(qs: np.ndarray) -> np.ndarray:
+    """``(n, 16)`` bytes -> ``(n, 32)`` 4-bit codes in [0, 15]: low nibbles, then high."""
+    return np.concatenate([qs & 0x0F, qs >> 4], axis=1)
+
+
+def dequantize_q8_0(blocks) -> np.ndarray:
+    """Q8_0 blocks to float32: ``x = d * q``.
+
+    Parameters
+    ----------
+    blocks : (..., n * 34) uint8
+        Rows of Q8_0 blocks (``d`` fp16, then 32 int8 codes).
+
+    Returns
+    -------
+    (..., n * 32) float32 ndarray
+        The block values, in order.
+
+    Examples
+    --------
+    >>> d = np.float16(0.5).tobytes()
+    >>> block = np.frombuffer(d + np.arange(-16, 16, dtype=np.int8).tobytes(), np.uint8)
+    >>> dequantize_q8_0(block)[:3].tolist()
+    [-8.0, -7.5, -7.0]
+    """
+    b, lead = _gguf_blocks(blocks, 34)
+    d = _fp16(b[:, 0:2])
+    q = b[:, 2:34].view(np.int8).astype(F32)
+    return (d * q).reshape(*lead, -1)
+
+
+def dequantize_q4_0(blocks) -> np.ndarray:
+    """Q4_0 blocks to float32: ``x = d * (q - 8)``.
+
+    Parameters
+    ----------
+    blocks : (..., n * 18) uint8
+        Rows of Q4_0 blocks (``d`` fp16, then 16 bytes of 4-bit codes).
+
+    Returns
+    -------
+    (..., n * 32) float32 ndarray
+        The block values, in order.
+
+    Examples
+    --------
+    >>> block = np.frombuffer(np.float16(2).tobytes() + bytes([0x9F] * 16), np.uint8)
+    >>> x = dequantize_q4_0(block)  # low nibble 0xF -> 2 * 7, high nibble 0x9 -> 2 * 1
+    >>> x[0].item(), x[16].item()
+    (14.0, 2.0)
+    """
+    b, lead = _gguf_blocks(blocks, 18)
+    d = _fp16(b[:, 0:2])
+    q = _nibbles(b[:, 2:18]).astype(F32)
+    return (d * (q - F32(8))).reshape(*lead, -1)
+
+
+def dequantize_q4_1(blocks) -> np.ndarray:
+    """Q4_1 blocks to float32: ``x = d * q + m`` (the product rounded, then the sum).
+
+    Parameters
+    ----------
+    blocks : (..., n * 20) uint8
+        Rows of Q4_1 blocks (``d`` fp16, ``m`` fp16, then 16 bytes of 4-bit codes).
+
+    Returns
+    -------
+    (..., n * 32) float32 ndarray
+        The block values, in order.
+
+    Examples
+    --------
+    >>> dm = np.array([0.5, -4], np.float16).tobytes()
+    >>> block = np.frombuffer(dm + bytes([0x30] * 16), np.uint8)
+    >>> x = dequantize_q4_1(block)  # low nibble 0 -> m, high nibble 3 -> 1.5 + m
+    >>> x[0].item(), x[16].item()
+    (-4.0, -2.5)
+    """
+    b, lead = _gguf_blocks(blocks, 20)
+    d = _fp16(b[:, 0:2])
+    m = _fp16(b[:, 2:4])
+    q = _nibbles(b[:, 4:20]).astype(F32)
+    return (d * q + m).reshape(*lead, -1)
+
+
+# ------------------------------------------------------------------ decoder (numbaq.models.llama)
+def rms_norm(h, weight, eps):
+    """``h / sqrt(mean(h^2) + eps) * weight`` over the last axis, in float64."""
+    h = np.asarray(h, np.float64)
+    inv = 1.0 / np.sqrt((h * h).mean(axis=-1, keepdims=True) + eps)
+    return h * inv * np.asarray(weight, np.float64)
+
+
+def rope(x, positions, theta):
+    """Rotary position embedding of ``x`` (T, heads, d) at ``positions`` (T,) (float64):
+    with ``x1, x2`` the halves of each head and ``a = p * theta^(-2i/d)``,
+    ``(x1, x2) -> (x1 cos a - x2 sin a, x2 cos a + x1 sin a)``."""
+    x = np.asarray(x, np.float64)
+    d = x.shape[-1]
+    a = np.asarray(positions, np.float64)[:, None] * theta ** (-np.arange(0, d, 2) / d)
+    cos, sin = np.cos(a)[:, None, :], np.sin(a)[:, None, :]
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+
+
+def gqa_attention(q, k, v):
+    """Causal grouped-query attention of one sequence (float64): ``q`` (T, H, d), ``k``,
+    ``v`` (T, H_kv, d); query head ``h`` reads key/value head ``h // (H / H_kv)``;
+    ``softmax(q k^T / sqrt(d) + mask) v`` with the mask hiding later positions."""
+    q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
+    t, heads, d = q.shape
+    group = heads // k.shape[1]
+    k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
+    s = np.einsum("thd,uhd->htu", q, k) / np.sqrt(d)
+    s[:, np.triu(np.ones((t, t), bool), 1)] = -np.inf
+    p = np.exp(s - s.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.einsum("htu,uhd->thd", p, v)
+
+
+def swiglu(gate, up):
+    """``silu(gate) * up`` with ``silu(g) = g / (1 + exp(-g))`` in float64."""
+    g = np.asarray(gate, np.float64)
+    return g / (1 + np.exp(-g)) * np.asarray(up, np.float64)
+
+
+def llama_forward(params, ids, config):
+    """Logits (T, vocab) of a Llama decoder on one sequence, every step in float64 from the
+    arrays in transformers' names (``embed_tokens.weight``, ``layers.{i}.*``,
+    ``norm.weight``, ``lm_head.weight``) and a :class:`numbaq.models.llama.LlamaConfig`."""
+    c = config
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    h = p["embed_tokens.weight"][np.asarray(ids)]
+    t, d = h.shape[0], c.head_dim
+    pos = np.arange(t)
+    for i in range(c.num_hidden_layers):
+        a = f"layers.{i}."
+        x = rms_norm(h, p[a + "input_layernorm.weight"], c.rms_norm_eps)
+        q = (x @ p[a + "self_attn.q_proj.weight"].T).reshape(t, -1, d)
+        k = (x @ p[a + "self_attn.k_proj.weight"].T).reshape(t, -1, d)
+        v = (x @ p[a + "self_attn.v_proj.weight"].T).reshape(t, -1, d)
+        q, k = rope(q, pos, c.rope_theta), rope(k, pos, c.rope_theta)
+        h = h + gqa_attention(q, k, v).reshape(t, -1) @ p[a + "self_attn.o_proj.weight"].T
+        x = rms_norm(h, p[a + "post_attention_layernorm.weight"], c.rms_norm_eps)
+        m = swiglu(x @ p[a + "mlp.gate_proj.weight"].T, x @ p[a + "mlp.up_proj.weight"].T)
+        h = h + m @ p[a + "mlp.down_proj.weight"].T
+    x = rms_norm(h, p["norm.weight"], c.rms_norm_eps)
+    head = p.get("lm_head.weight", p["embed_tokens.weight"])
+    return (x @ head.T).astype(np.float32)

@@ -133,7 +133,7 @@ def _empty(ws: Workspace | None, role: str, shape: tuple, dtype=np.float32) -> n
     return np.empty(shape, dtype) if ws is None else ws.get(role, shape, dtype)
 
 
-def _plain_quant(linear) -> bool:
+def plain_quant(linear) -> bool:
     """Whether ``linear`` is a dynamic int8 Linear the engine can run straight into a
     given output: per-token or per-tensor activations, per-channel weights, nothing
     (``numbaq.compare``, ``numbaq.trace``) watching its call."""
@@ -149,7 +149,7 @@ def _plain_quant(linear) -> bool:
 def linear_into(linear, x, ws: Workspace | None, role: str) -> np.ndarray:
     """``linear(x)`` for (T, K) float32 ``x``; a plain int8 Linear writes into the
     workspace buffer of ``role`` (the same bits: the engine call its ``forward`` makes)."""
-    if ws is None or not _plain_quant(linear) or x.ndim != 2 or x.dtype != np.float32:
+    if ws is None or not plain_quant(linear) or x.ndim != 2 or x.dtype != np.float32:
         return _call_linear(linear, x)
     if x.shape[1] != linear.in_features or not x.flags.c_contiguous:
         return _call_linear(linear, x)  # its own checks raise or convert
@@ -214,8 +214,8 @@ class LayerNorm(Module):
 
 def _fusable(norm, linear) -> bool:
     """Whether ``norm`` can write ``linear``'s quantized activations: a plain int8 Linear
-    (:func:`_plain_quant`), and nothing watching the LayerNorm's own call."""
-    return _plain_quant(linear) and type(norm) is LayerNorm and norm._recorder is None
+    (:func:`plain_quant`), and nothing watching the LayerNorm's own call."""
+    return plain_quant(linear) and type(norm) is LayerNorm and norm._recorder is None
 
 
 def norm_linear(norm, x, residual, linear, ws: Workspace | None = None, roles=("h", "y")):

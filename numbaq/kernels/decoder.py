@@ -1,0 +1,365 @@
+"""Decoder pieces for :mod:`numbaq.models.llama`: RMSNorm with its residual, rotary
+position embedding, grouped-query attention over a KV cache, and SwiGLU. Float32 data.
+
+Rows are the new tokens of a ragged batch, stacked: row ``t`` belongs to sequence
+``seq[t]`` at position ``pos[t]``. Each producer has a ``_quant`` twin that also writes
+the next Linear's quantized activations in the same call (``kernels.quantize._quantize_lhs``
+on the rows it produced: the codes the dynamic Linear would make from them, bit for bit).
+
+The KV cache of a layer: keys transposed, ``kt`` (B, H_kv, d, capacity), so a query's
+scores run along contiguous positions; values ``v`` (B, H_kv, capacity, d). Float32, or
+int8 codes with one runtime scale per (sequence, head, position) (``k_scale``/``v_scale``
+(B, H_kv, capacity)): ``k = k_scale * kq`` with ``k_scale = absmax / 127``. A float32
+cache carries scales of 1. One attention task is one (row, head); its arithmetic runs in
+the same order whichever thread runs it, so a row's result depends on neither its
+batch-mates nor the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from ..config import jit
+from .mathf import _exp
+from .quantize import _quantize_lhs
+from .simd import fadd16, fmul16, loadf16, splatf16, storef16
+
+_F = np.float32
+
+
+# ------------------------------------------------------------------ RMSNorm
+@jit()
+def _rms_row(h, t, weight, eps, out):
+    """``out[t] = h[t] / sqrt(mean(h[t]^2) + eps) * weight`` (float64 sum of squares)."""
+    d = h.shape[1]
+    ss = 0.0
+    for i in range(d):
+        v = np.float64(h[t, i])
+        ss += v * v
+    inv = _F(1.0) / _F(math.sqrt(_F(ss / d) + eps))
+    for i in range(d):
+        out[t, i] = weight[i] * (h[t, i] * inv)
+
+
+@jit()
+def _add_rms_norm(h, delta, add, weight, eps, out):
+    """``h += delta`` (when ``add``) in place, then ``out = rms_norm(h) * weight``.
+
+    ``h``, ``delta``, ``out`` (T, D) float32; ``weight`` (D,) float32.
+    """
+    for t in range(h.shape[0]):
+        if add:
+            for i in range(h.shape[1]):
+                h[t, i] += delta[t, i]
+        _rms_row(h, t, weight, eps, out)
+
+
+@jit(parallel=True)
+def _add_rms_norm_par(h, delta, add, weight, eps, out):
+    """Parallel twin of :func:`_add_rms_norm` (one row per task; the same arithmetic)."""
+    for t in prange(h.shape[0]):
+        if add:
+            for i in range(h.shape[1]):
+                h[t, i] += delta[t, i]
+        _rms_row(h, t, weight, eps, out)
+
+
+@jit()
+def _add_rms_norm_quant(h, delta, add, weight, eps, out, lhs, a, a_scale, a_zp):
+    """:func:`_add_rms_norm`, then ``out`` quantized for the next Linear (``lhs``, ``a``,
+    ``a_scale``, ``a_zp`` as in ``kernels.quantize._quantize_lhs``). Returns its status."""
+    _add_rms_norm(h, delta, add, weight, eps, out)
+    return _quantize_lhs(out, lhs, a, a_scale, a_zp)
+
+
+# ------------------------------------------------------------------ rotary embedding
+@jit()
+def _rope_row(x, t, c0, heads, d, cos, sin, p):
+    """Rotate ``heads`` heads of width ``d`` from column ``c0`` of row ``t`` by position
+    ``p``, in place: ``(x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin)`` with ``x1`` the
+    first half of the head and ``x2`` the second (transformers' ``rotate_half`` layout)."""
+    half = d // 2
+    for hh in range(heads):
+        b = c0 + hh * d
+        for i in range(half):
+            x1 = x[t, b + i]
+            x2 = x[t, b + half + i]
+            x[t, b + i] = x1 * cos[p, i] - x2 * sin[p, i]
+            x[t, b + half + i] = x2 * cos[p, i] + x1 * sin[p, i]
+
+
+# ------------------------------------------------------------------ KV cache
+@jit()
+def _store_kv(qkv, t, s, p, heads, kv_heads, d, kt, v, k_scale, v_scale):
+    """Write row ``t``'s keys and values (after the queries in ``qkv``) into the cache of
+    sequence ``s`` at position ``p``; int8 caches quantize each head's vector symmetric
+    with ``scale = absmax / 127`` (0 for an all-zero vector)."""
+    k0 = heads * d
+    v0 = (heads + kv_heads) * d
+    quant = kt.itemsize == 1  # int8 codes (float32 caches keep scales of 1)
+    for g in range(kv_heads):
+        if quant:
+            ka = _F(0.0)
+            va = _F(0.0)
+            for j in range(d):
+                ka = max(ka, abs(qkv[t, k0 + g * d + j]))
+                va = max(va, abs(qkv[t, v0 + g * d + j]))
+            ks = ka / _F(127.0)
+            vs = va / _F(127.0)
+            k_scale[s, g, p] = ks
+            v_scale[s, g, p] = vs
+            kinv = _F(0.0) if ks == 0 else _F(1.0) / ks
+            vinv = _F(0.0) if vs == 0 else _F(1.0) / vs
+            for j in range(d):
+                kt[s, g, j, p] = np.int8(np.rint(qkv[t, k0 + g * d + j] * kinv))
+                v[s, g, p, j] = np.int8(np.rint(qkv[t, v0 + g * d + j] * vinv))
+        else:
+            for j in range(d):
+                kt[s, g, j, p] = qkv[t, k0 + g * d + j]
+                v[s, g, p, j] = qkv[t, v0 + g * d + j]
+
+
+# ------------------------------------------------------------------ attention
+@jit()
+def _softmax_scores(scores, n, scale):
+    """``scores[:n] = exp(scale * s - max) / sum`` in place, float32 (``mathf._exp``);
+    ``scores[n:]`` up to the next multiple of 16 zeroed. Loops without a carried sum, so
+    that they vectorize, and the sum over 16 lanes."""
+    best = -np.inf
+    for i in range(n):
+        best = max(best, scores[i])
+    best *= scale
+    for i in range(n):
+        scores[i] = _exp(scores[i] * scale - best)
+    n16 = -(-n // 16) * 16
+    for i in range(n, n16):
+        scores[i] = 0
+    lanes = splatf16(_F(0.0))
+    for b0 in range(0, n16, 16):
+        lanes = fadd16(lanes, loadf16(scores, b0))
+    storef16(scores, n16, lanes)  # 16 scratch slots past the block (the capacity has them)
+    total = _F(0.0)
+    for i in range(16):
+        total += scores[n16 + i]
+    inv = _F(1.0) / total
+    for i in range(n):
+        scores[i] *= inv
+
+
+@jit()
+def _scores_f32(qkv, t, q0, d, ktf, kbase, cap, n, scores):
+    """``scores[b] = q . k_b`` for positions ``b < n`` (rounded up to 16): 64 positions
+    at a time in four vectors (four independent sums over ``j``), then 16 at a time."""
+    b0 = 0
+    while b0 + 64 <= n + 15:
+        a0 = splatf16(_F(0.0))
+        a1, a2, a3 = a0, a0, a0
+        for j in range(d):
+            qj = splatf16(qkv[t, q0 + j])
+            row = kbase + j * cap + b0
+            a0 = fadd16(a0, fmul16(qj, loadf16(ktf, row)))
+            a1 = fadd16(a1, fmul16(qj, loadf16(ktf, row + 16)))
+            a2 = fadd16(a2, fmul16(qj, loadf16(ktf, row + 32)))
+            a3 = fadd16(a3, fmul16(qj, loadf16(ktf, row + 48)))
+        storef16(scores, b0, a0)
+        storef16(scores, b0 + 16, a1)
+        storef16(scores, b0 + 32, a2)
+        storef16(scores, b0 + 48, a3)
+        b0 += 64
+    for b in range(b0, n, 16):
+        acc = splatf16(_F(0.0))
+        for j in range(d):
+            acc = fadd16(acc, fmul16(splatf16(qkv[t, q0 + j]), loadf16(ktf, kbase + j * cap + b)))
+        storef16(scores, b, acc)
+
+
+@jit()
+def _context_f32(scores, n, vf, vbase, d, out, o):
+    """``out[o + j] = sum_b scores[b] v[b, j]``, positions in order: 64 columns at a time
+    in four vectors, then 16, then one (a head width off the vector grid)."""
+    j0 = 0
+    while j0 + 64 <= d:
+        a0 = splatf16(_F(0.0))
+        a1, a2, a3 = a0, a0, a0
+        for i in range(n):
+            p = splatf16(scores[i])
+            row = vbase + i * d + j0
+            a0 = fadd16(a0, fmul16(p, loadf16(vf, row)))
+            a1 = fadd16(a1, fmul16(p, loadf16(vf, row + 16)))
+            a2 = fadd16(a2, fmul16(p, loadf16(vf, row + 32)))
+            a3 = fadd16(a3, fmul16(p, loadf16(vf, row + 48)))
+        storef16(out, o + j0, a0)
+        storef16(out, o + j0 + 16, a1)
+        storef16(out, o + j0 + 32, a2)
+        storef16(out, o + j0 + 48, a3)
+        j0 += 64
+    while j0 + 16 <= d:
+        acc = splatf16(_F(0.0))
+        for i in range(n):
+            acc = fadd16(acc, fmul16(splatf16(scores[i]), loadf16(vf, vbase + i * d + j0)))
+        storef16(out, o + j0, acc)
+        j0 += 16
+    for j in range(j0, d):
+        total = _F(0.0)
+        for i in range(n):
+            total += scores[i] * vf[vbase + i * d + j]
+        out[o + j] = total
+
+
+@jit()
+def _attend_f32(qkv, t, g, s, p, group, d, kt, v, scores, out):
+    """Causal attention of the ``group`` query heads of key/value head ``g``, row ``t``
+    (sequence ``s``, position ``p``), over cache positions ``0..p`` of a float32 cache:
+    ``softmax(q k^T / sqrt(d)) v`` into ``out[t, h*d:(h+1)*d]``. The positions past
+    ``p`` up to the next multiple of 64 are scored and ignored (the capacity is a
+    multiple of 64, ``scores`` 16 longer). One task's arithmetic is always in this order."""
+    n = p + 1
+    cap = kt.shape[3]
+    ktf = kt.reshape(kt.size)
+    vf = v.reshape(v.size)
+    kbase = ((s * kt.shape[1] + g) * d) * cap
+    vbase = ((s * v.shape[1] + g) * cap) * d
+    scale = _F(1.0) / _F(math.sqrt(d))
+    of = out.reshape(out.size)
+    for r in range(group):
+        q0 = (g * group + r) * d
+        _scores_f32(qkv, t, q0, d, ktf, kbase, cap, n, scores)
+        _softmax_scores(scores, n, scale)
+        _context_f32(scores, n, vf, vbase, d, of, t * out.shape[1] + q0)
+
+
+@jit()
+def _attend_i8(qkv, t, g, s, p, group, d, kt, v, k_scale, v_scale, scores, acc, out):
+    """:func:`_attend_f32` for an int8 cache: ``k = k_scale * kq``, ``v = v_scale * vq``
+    (scalar loops along positions and columns)."""
+    n = p + 1
+    scale = _F(1.0) / _F(math.sqrt(d))
+    for r in range(group):
+        hq = g * group + r
+        q0 = hq * d
+        for i in range(n):
+            scores[i] = 0
+        for j in range(d):  # along positions: contiguous in kt
+            qj = qkv[t, q0 + j]
+            for i in range(n):
+                scores[i] += qj * _F(kt[s, g, j, i])
+        for i in range(n):
+            scores[i] *= k_scale[s, g, i]
+        _softmax_scores(scores, n, scale)
+        for j in range(d):
+            acc[j] = 0
+        for i in range(n):
+            w = scores[i] * v_scale[s, g, i]
+            for j in range(d):
+                acc[j] += w * _F(v[s, g, i, j])
+        for j in range(d):
+            out[t, q0 + j] = acc[j]
+
+
+@jit()
+def _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale):
+    """Rotary embedding of every row's queries and keys in place, then its keys and values
+    into the cache."""
+    d = kt.shape[2]
+    for t in range(qkv.shape[0]):
+        _rope_row(qkv, t, 0, heads + kv_heads, d, cos, sin, pos[t])
+        _store_kv(qkv, t, seq[t], pos[t], heads, kv_heads, d, kt, v, k_scale, v_scale)
+
+
+@jit()
+def _attention_f32(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
+    """:func:`_rope_store`, then each (row, key/value head)'s attention over a float32
+    cache into ``out`` (T, heads * d), on one thread."""
+    _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale)
+    scores = np.zeros(kt.shape[3] + 16, np.float32)
+    for task in range(qkv.shape[0] * kv_heads):
+        t, g = task // kv_heads, task % kv_heads
+        _attend_f32(qkv, t, g, seq[t], pos[t], heads // kv_heads, kt.shape[2], kt, v, scores, out)
+
+
+@jit(parallel=True)
+def _attention_f32_par(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
+    """Parallel twin of :func:`_attention_f32`: the (row, key/value head) tasks split over
+    threads, each task's arithmetic the serial one's."""
+    _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale)
+    for task in prange(qkv.shape[0] * kv_heads):
+        t, g = task // kv_heads, task % kv_heads
+        scores = np.zeros(kt.shape[3] + 16, np.float32)
+        _attend_f32(qkv, t, g, seq[t], pos[t], heads // kv_heads, kt.shape[2], kt, v, scores, out)
+
+
+@jit()
+def _attention_i8(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
+    """:func:`_attention_f32` over an int8 cache."""
+    _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale)
+    scores = np.zeros(kt.shape[3] + 16, np.float32)
+    acc = np.empty(kt.shape[2], np.float32)
+    for task in range(qkv.shape[0] * kv_heads):
+        t, g = task // kv_heads, task % kv_heads
+        args = (seq[t], pos[t], heads // kv_heads, kt.shape[2], kt, v, k_scale, v_scale)
+        _attend_i8(qkv, t, g, *args, scores, acc, out)
+
+
+@jit(parallel=True)
+def _attention_i8_par(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
+    """Parallel twin of :func:`_attention_i8`."""
+    _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale)
+    for task in prange(qkv.shape[0] * kv_heads):
+        t, g = task // kv_heads, task % kv_heads
+        scores = np.zeros(kt.shape[3] + 16, np.float32)
+        acc = np.empty(kt.shape[2], np.float32)
+        args = (seq[t], pos[t], heads // kv_heads, kt.shape[2], kt, v, k_scale, v_scale)
+        _attend_i8(qkv, t, g, *args, scores, acc, out)
+
+
+@jit()
+def _quantize_out(out, lhs, a, a_scale, a_zp):
+    """``kernels.quantize._quantize_lhs`` of a producer's output (its ``_quant`` step)."""
+    return _quantize_lhs(out, lhs, a, a_scale, a_zp)
+
+
+# ------------------------------------------------------------------ SwiGLU
+@jit()
+def _swiglu(gu, out):
+    """``out = silu(gate) * up``, ``gate = gu[:, :F]``, ``up = gu[:, F:]``,
+    ``silu(g) = g / (1 + exp(-g))``; ``gu`` (T, 2F), ``out`` (T, F) float32."""
+    f = out.shape[1]
+    for t in range(gu.shape[0]):
+        for j in range(f):
+            g = gu[t, j]
+            out[t, j] = g / (_F(1.0) + _exp(-g)) * gu[t, f + j]
+
+
+@jit(parallel=True)
+def _swiglu_par(gu, out):
+    """Parallel twin of :func:`_swiglu` (rows split over threads)."""
+    f = out.shape[1]
+    for t in prange(gu.shape[0]):
+        for j in range(f):
+            g = gu[t, j]
+            out[t, j] = g / (_F(1.0) + _exp(-g)) * gu[t, f + j]
+
+
+@jit()
+def _swiglu_quant(gu, out, lhs, a, a_scale, a_zp):
+    """:func:`_swiglu`, then ``out`` quantized for the next Linear. Returns its status."""
+    _swiglu(gu, out)
+    return _quantize_lhs(out, lhs, a, a_scale, a_zp)
+
+
+# ------------------------------------------------------------------ embedding
+@jit()
+def _gather_rows(table, scale, ids, out):
+    """``out[t] = table[ids[t]] * scale[ids[t]]`` (per group of ``K // groups`` columns):
+    rows of an int8 (V, D) table with (V, groups) float32 scales, or of a float32 table
+    with scales of 1."""
+    d = table.shape[1]
+    groups = scale.shape[1]
+    width = d // groups
+    for t in range(ids.size):
+        r = ids[t]
+        for i in range(d):
+            out[t, i] = _F(table[r, i]) * scale[r, i // width]

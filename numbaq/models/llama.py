@@ -1,0 +1,817 @@
+"""Llama-family decoders on numpy, from a GGUF file or a checkpoint directory, without torch.
+
+``load(path)`` reads a GGUF file (``numbaq.models.gguf``: llama.cpp's F32, F16, Q8_0,
+Q4_0 and Q4_1 tensors, and the file's own tokenizer) or a transformers directory
+(``config.json``, ``model.safetensors``, ``tokenizer.json``) and builds a
+:class:`LlamaDecoder` of numbaq layers: token embedding; per layer RMSNorm, the query, key
+and value projections as one Linear, rotary position embedding, grouped-query attention
+over a KV cache, the output projection, RMSNorm, gate and up projections as one Linear,
+SwiGLU and the down projection (pre-norm residuals); a final RMSNorm and the output head
+(tied to the embedding or separate). :func:`numbaq.quantize_dynamic` makes its int8 twin.
+
+**Fused for speed** (``kernels.decoder``). Each RMSNorm adds the residual in the same pass
+and, before a plain int8 Linear, also writes that Linear's quantized activations; so do
+the attention (for the output projection) and SwiGLU (for the down projection): bit for
+bit the codes the Linear would make, one kernel call fewer each. The fused Q, K, V and the
+fused gate and up have per-channel weight scales and per-token activation scales, so they
+equal the separate Linears bit for bit.
+
+**The KV cache** keeps every layer's keys (transposed) and values per sequence; float32,
+or ``kv_cache="int8"``: symmetric int8 codes with one runtime scale per token and head
+(``absmax / 127``), a quarter of the bytes.
+
+**Ragged batches.** The new tokens of all sequences are stacked into one matrix, so every
+Linear sees only real tokens; each token attends to its own sequence's cache. A sequence's
+logits depend neither on its batch-mates nor on the thread count, bit for bit.
+
+Math (transformers' ``LlamaForCausalLM``), per layer, for hidden states ``h`` (T, D)::
+
+    x = rms_norm(h) * w_in            rms_norm(h) = h / sqrt(mean(h^2) + eps)
+    q, k, v = x Wq^T, x Wk^T, x Wv^T  then q, k rotated by position (rotate_half layout)
+    h = h + softmax(q k^T / sqrt(d) + causal) v Wo^T     (head i reads kv head i // group)
+    x = rms_norm(h) * w_post
+    h = h + (silu(x Wg^T) * (x Wu^T)) Wd^T
+    logits = (rms_norm(h) * w_norm) W_head^T
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import config as nq_config
+from .. import engine
+from ..kernels import decoder as kd
+from ..kernels.epilogue import SHIFT
+from ..layers import Linear, Module
+from ._checkpoint import read_safetensors
+from .bert_layers import Workspace, linear_into, plain_quant, timed
+
+KV_CACHE = ("float32", "int8")
+ATTENTION_KERNELS = {  # (int8 cache, parallel)
+    (False, False): kd._attention_f32,
+    (False, True): kd._attention_f32_par,
+    (True, False): kd._attention_i8,
+    (True, True): kd._attention_i8_par,
+}
+ATTENTION_PARALLEL_MIN = 200_000  # sum of keys x heads x head width, as in bert_layers
+
+_CONFIG_FIELDS = {  # transformers' names: (type, required)
+    "hidden_size": (int, True),
+    "intermediate_size": (int, True),
+    "num_hidden_layers": (int, True),
+    "num_attention_heads": (int, True),
+    "num_key_value_heads": (int, False),
+    "head_dim": (int, False),
+    "rms_norm_eps": (float, False),
+    "rope_theta": (float, False),
+    "vocab_size": (int, True),
+    "max_position_embeddings": (int, False),
+    "tie_word_embeddings": (bool, False),
+}
+
+
+@dataclass(frozen=True)
+class LlamaConfig:
+    """The hyper-parameters of a Llama-family decoder (transformers' names).
+
+    Examples
+    --------
+    >>> cfg = LlamaConfig.from_dict({"hidden_size": 8, "intermediate_size": 16,
+    ...     "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 10})
+    >>> cfg.head_dim, cfg.num_key_value_heads, cfg.group
+    (4, 2, 1)
+    """
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    vocab_size: int
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    max_position_embeddings: int = 2048
+    tie_word_embeddings: bool = False
+    bos_token_id: int | None = None
+    eos_token_id: tuple = ()
+    chat_template: str | None = None
+
+    @property
+    def group(self) -> int:
+        """Query heads per key/value head."""
+        return self.num_attention_heads // self.num_key_value_heads
+
+    @classmethod
+    def from_dict(cls, config: dict, source: str = "config") -> LlamaConfig:
+        """Check and complete a transformers-style config; ``ValueError`` names the field."""
+        if not isinstance(config, dict):
+            raise ValueError(f"{source}: the config must be a JSON object, got {type(config)}")
+        arch = config.get("model_type", "llama")
+        if arch not in ("llama", "mistral", "qwen2") or config.get("attention_bias"):
+            raise ValueError(
+                f"{source}: model_type {arch!r} (attention_bias="
+                f"{config.get('attention_bias')!r}) is not supported; numbaq.models.llama "
+                "reads Llama-family decoders (model_type 'llama' without attention biases)"
+            )
+        act = config.get("hidden_act", "silu")
+        if act != "silu":
+            raise ValueError(f"{source}: hidden_act must be 'silu' (SwiGLU), got {act!r}")
+        values = {}
+        for name, (kind, required) in _CONFIG_FIELDS.items():
+            value = config.get(name)
+            if value is None:
+                if required:
+                    raise ValueError(f"{source}: field {name!r} is missing")
+                continue
+            ok = (
+                isinstance(value, bool)
+                if kind is bool
+                else (
+                    isinstance(value, (int, float) if kind is float else int)
+                    and not isinstance(value, bool)
+                )
+            )
+            if not ok or (kind is not bool and not (math.isfinite(value) and value > 0)):
+                raise ValueError(
+                    f"{source}: field {name!r} must be a positive {kind.__name__}, got {value!r}"
+                )
+            values[name] = kind(value)
+        heads = values["num_attention_heads"]
+        kv = values.setdefault("num_key_value_heads", heads)
+        if heads % kv:
+            raise ValueError(
+                f"{source}: num_attention_heads ({heads}) must be a multiple of "
+                f"num_key_value_heads ({kv})"
+            )
+        d = values.setdefault("head_dim", values["hidden_size"] // heads)
+        if d % 2 or d * heads == 0:
+            raise ValueError(f"{source}: head_dim must be even and positive, got {d}")
+        rope = config.get("rope_scaling")
+        if rope not in (None, {}) and (rope or {}).get("rope_type", rope.get("type")) != "default":
+            raise ValueError(f"{source}: rope_scaling {rope!r} is not supported")
+        eos = config.get("eos_token_id")
+        eos = () if eos is None else tuple(int(e) for e in np.atleast_1d(eos))
+        bos = config.get("bos_token_id")
+        return cls(
+            **values,
+            bos_token_id=None if bos is None else int(bos),
+            eos_token_id=eos,
+            chat_template=config.get("chat_template"),
+        )
+
+
+# ------------------------------------------------------------------ KV cache
+class KVCache:
+    """Keys and values of every layer for a batch of sequences (``kernels.decoder``).
+
+    Parameters
+    ----------
+    config : LlamaConfig
+    batch : int
+        Sequences.
+    capacity : int
+        Positions held per sequence; :meth:`reserve` grows it.
+    dtype : {"float32", "int8"}
+        ``"int8"``: symmetric codes with one runtime scale per (sequence, head, position).
+
+    Attributes
+    ----------
+    lengths : (batch,) int64
+        Positions filled per sequence.
+    """
+
+    def __init__(self, config: LlamaConfig, batch: int, capacity: int, dtype: str = "float32"):
+        if dtype not in KV_CACHE:
+            raise ValueError(f"kv_cache must be one of {KV_CACHE}, got {dtype!r}")
+        self.config, self.dtype, self.batch = config, dtype, int(batch)
+        self.lengths = np.zeros(self.batch, np.int64)
+        self.capacity = 0
+        self.layers: list = []
+        self._allocate(max(int(capacity), 1))
+
+    def _allocate(self, capacity: int) -> None:
+        capacity = -(-capacity // 64) * 64  # the attention reads 64 positions at a time
+        cfg, b = self.config, self.batch
+        hkv, d = cfg.num_key_value_heads, cfg.head_dim
+        dt = np.int8 if self.dtype == "int8" else np.float32
+        old, filled = self.layers, self.capacity
+        self.layers = []
+        for i in range(cfg.num_hidden_layers):
+            kt = np.zeros((b, hkv, d, capacity), dt)
+            v = np.zeros((b, hkv, capacity, d), dt)
+            ks = np.ones((b, hkv, capacity), np.float32)
+            vs = np.ones((b, hkv, capacity), np.float32)
+            if old:
+                kt[..., :filled] = old[i][0]
+                v[:, :, :filled] = old[i][1]
+                ks[..., :filled] = old[i][2]
+                vs[..., :filled] = old[i][3]
+            self.layers.append((kt, v, ks, vs))
+        self.capacity = capacity
+
+    def reserve(self, positions: int) -> None:
+        """Make room for ``positions`` per sequence (doubling, contents kept)."""
+        if positions > self.capacity:
+            self._allocate(max(positions, 2 * self.capacity))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for layer in self.layers for a in layer)
+
+
+# ------------------------------------------------------------------ layers
+def _rope_tables(config: LlamaConfig, positions: int) -> tuple[np.ndarray, np.ndarray]:
+    """``cos``, ``sin`` (positions, head_dim / 2) float32 of ``p * theta^(-2i/d)``."""
+    d = config.head_dim
+    inv_freq = (1.0 / config.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d)).astype(
+        np.float32
+    )
+    angles = np.arange(positions, dtype=np.float32)[:, None] * inv_freq[None, :]
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+class RMSNorm(Module):
+    """``h / sqrt(mean(h^2) + eps) * weight`` over the last axis (float64 sum of squares).
+
+    Examples
+    --------
+    >>> RMSNorm(np.ones(2, np.float32), 0.0)(np.array([[3.0, 4.0]], np.float32)).round(3)
+    array([[0.849, 1.131]], dtype=float32)
+    """
+
+    def __init__(self, weight, eps: float):
+        super().__init__()
+        self._param("weight", np.asarray(weight, np.float32))
+        if not isinstance(eps, (int, float, np.number)) or not (np.isfinite(eps) and eps >= 0):
+            raise ValueError(f"RMSNorm: eps must be a finite number >= 0, got {eps!r}")
+        self.eps = float(eps)
+
+    def forward(self, x):
+        x = np.array(x, np.float32, ndmin=2, copy=True)
+        d = self.weight.shape[0]
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValueError(f"RMSNorm: x must have shape (T, {d}), got {x.shape}")
+        out = np.empty_like(x)
+        kd._add_rms_norm(x, x, False, self.weight, np.float32(self.eps), out)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps:g}"
+
+
+def _quant_target(linear):
+    """The lhs parameters a producer should quantize for, or None (not a plain int8
+    Linear: the Linear quantizes its own input)."""
+    return engine.lhs_params(linear.scheme) if plain_quant(linear) else None
+
+
+def _lhs(ws: Workspace, role: str, m: int, k: int):
+    a = ws.get(role, (m, 4 * -(-k // 4)), np.uint8)
+    a[:, k:] = 0
+    return a, np.empty(m, np.float32), np.empty(m, np.int32)
+
+
+def _project(linear, x, codes, ws: Workspace, role: str):
+    """``linear(x)``; from the producer's ``codes`` when it wrote them."""
+    if codes is None:
+        return linear_into(linear, x, ws, role)
+    lhs, (a, a_scale, a_zp) = codes
+    if lhs.signed:
+        a_zp -= SHIFT  # the scheme's own zero points
+    bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
+    y = ws.get(role, (x.shape[0], linear.out_features))
+    args = (a, a_scale, a_zp, lhs.signed, linear.qweight, bias, 0, y, lhs.qmax)
+    timed("linear", engine.linear, *args)
+    return y
+
+
+def _check(status: int, piece: str) -> None:
+    if status:
+        raise ValueError(f"{piece}: its output holds NaN or Inf, or its range overflows float32")
+
+
+def _norm_into(norm: RMSNorm, h, delta, add: bool, linear, ws: Workspace, role: str):
+    """``h += delta``; ``x = norm(h)``, and ``linear``'s codes of ``x`` when it takes them."""
+    x = ws.get(role, h.shape)
+    eps = np.float32(norm.eps)
+    lhs = _quant_target(linear)
+    if lhs is None:
+        par = h.size >= nq_config.PARALLEL_MIN and nq_config.num_threads() > 1
+        kernel = kd._add_rms_norm_par if par else kd._add_rms_norm
+        timed("rmsnorm", kernel, h, delta, add, norm.weight, eps, x)
+        return x, None
+    buf = _lhs(ws, "codes", *h.shape)
+    status = timed("rmsnorm", kd._add_rms_norm_quant, h, delta, add, norm.weight, eps, x, lhs, *buf)
+    _check(status, "RMSNorm")
+    return x, (lhs, buf)
+
+
+class LlamaLayer(Module):
+    """One decoder layer: attention and SwiGLU blocks, each after its RMSNorm.
+
+    Children: ``input_norm``, ``qkv`` (Linear (H d + 2 H_kv d, D)), ``o``, ``post_norm``,
+    ``gate_up`` (Linear (2 F, D): gate rows, then up rows), ``down``.
+    """
+
+    def __init__(self, params: dict, i: int, config: LlamaConfig):
+        super().__init__()
+        p = f"layers.{i}."
+        eps = config.rms_norm_eps
+        att = p + "self_attn."
+        qkv = np.concatenate([params[att + f"{n}_proj.weight"] for n in "qkv"])
+        gate_up = np.concatenate(
+            [params[p + "mlp.gate_proj.weight"], params[p + "mlp.up_proj.weight"]]
+        )
+        self._child("input_norm", RMSNorm(params[p + "input_layernorm.weight"], eps))
+        self._child("qkv", Linear(qkv))
+        self._child("o", Linear(params[att + "o_proj.weight"]))
+        self._child("post_norm", RMSNorm(params[p + "post_attention_layernorm.weight"], eps))
+        self._child("gate_up", Linear(gate_up))
+        self._child("down", Linear(params[p + "mlp.down_proj.weight"]))
+        self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
+
+    def forward(self, *args):
+        raise TypeError("LlamaLayer runs inside LlamaDecoder (it needs the KV cache)")
+
+    def run(self, h, delta, add: bool, rows, cache_layer, rope, ws: Workspace):
+        """Add ``delta`` (the previous layer's last residual branch) to ``h`` in place and
+        run this layer on it; returns this layer's last branch (``down``'s output)."""
+        seq, pos = rows
+        x, codes = _norm_into(self.input_norm, h, delta, add, self.qkv, ws, "x")
+        qkv = _project(self.qkv, x, codes, ws, "qkv")
+        ctx = ws.get(
+            "ctx", (h.shape[0], self.heads * (qkv.shape[1] // (self.heads + 2 * self.kv_heads)))
+        )
+        work = int(np.sum(pos + 1)) * ctx.shape[1]
+        par = work >= ATTENTION_PARALLEL_MIN and nq_config.num_threads() > 1
+        kernel = ATTENTION_KERNELS[cache_layer[0].dtype == np.int8, par]
+        args = (qkv, seq, pos, *rope, self.heads, self.kv_heads, *cache_layer, ctx)
+        timed("attention", kernel, *args)
+        lhs = _quant_target(self.o)
+        codes = None
+        if lhs is not None:
+            buf = _lhs(ws, "codes", *ctx.shape)
+            _check(timed("attention", kd._quantize_out, ctx, lhs, *buf), "attention")
+            codes = (lhs, buf)
+        o = _project(self.o, ctx, codes, ws, "o")
+        x, codes = _norm_into(self.post_norm, h, o, True, self.gate_up, ws, "x")
+        gu = _project(self.gate_up, x, codes, ws, "gu")
+        m = ws.get("m", (h.shape[0], gu.shape[1] // 2))
+        lhs = _quant_target(self.down)
+        codes = None
+        if lhs is None:
+            par = gu.size >= nq_config.PARALLEL_MIN and nq_config.num_threads() > 1
+            timed("swiglu", kd._swiglu_par if par else kd._swiglu, gu, m)
+        else:
+            buf = _lhs(ws, "codes", *m.shape)
+            _check(timed("swiglu", kd._swiglu_quant, gu, m, lhs, *buf), "SwiGLU")
+            codes = (lhs, buf)
+        return _project(self.down, m, codes, ws, "down")
+
+
+# ------------------------------------------------------------------ the decoder
+class LlamaDecoder(Module):
+    """A Llama-family decoder: ``model(ids)`` gives the logits, :meth:`generate` continues
+    a prompt. Build it with :func:`load`.
+
+    Parameters
+    ----------
+    params : dict of str to array
+        Arrays by transformers' names without the ``model.`` prefix (``embed_tokens.weight``,
+        ``layers.{i}.self_attn.q_proj.weight``, ..., ``norm.weight``, ``lm_head.weight``).
+    config : LlamaConfig or dict
+    tokenizer : tokenizers.Tokenizer, optional
+    kv_cache : {"float32", "int8"}
+        The KV cache's storage (module notes).
+
+    Attributes
+    ----------
+    stats : dict
+        Of the last :meth:`generate`: ``prompt_tokens``, ``new_tokens``, ``prefill_s``,
+        ``decode_s``, ``decode_tokens_per_s``.
+    """
+
+    def __init__(self, params: dict, config, tokenizer=None, kv_cache: str = "float32"):
+        super().__init__()
+        cfg = config if isinstance(config, LlamaConfig) else LlamaConfig.from_dict(config)
+        _check_params(params, cfg)
+        embed = np.ascontiguousarray(params["embed_tokens.weight"], np.float32)
+        self._param("embed_tokens", embed)
+        for i in range(cfg.num_hidden_layers):
+            self._child(f"layer{i}", LlamaLayer(params, i, cfg))
+        self._child("norm", RMSNorm(params["norm.weight"], cfg.rms_norm_eps))
+        head = params.get("lm_head.weight")
+        self._child("lm_head", Linear(embed if head is None else head))
+        self.config = cfg
+        self.tokenizer = tokenizer
+        if kv_cache not in KV_CACHE:
+            raise ValueError(f"kv_cache must be one of {KV_CACHE}, got {kv_cache!r}")
+        self.kv_cache = kv_cache
+        self.stats: dict = {}
+        self._rope = _rope_tables(cfg, min(cfg.max_position_embeddings, 4096))
+
+    @property
+    def layers(self) -> list:
+        return [self._modules[f"layer{i}"] for i in range(self.config.num_hidden_layers)]
+
+    # -------------------------------------------------------------- text
+    def tokenize(self, text: str, chat: bool = False) -> np.ndarray:
+        """Token ids (T,) int64 of ``text``; ``chat=True`` wraps it as one user turn with
+        the checkpoint's chat template (and the assistant's prompt)."""
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer; pass token ids")
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if chat:
+            text = apply_chat_template(self.config, [{"role": "user", "content": text}])
+        return np.asarray(self.tokenizer.encode(text, add_special_tokens=not chat).ids, np.int64)
+
+    def detokenize(self, ids) -> str:
+        """The text of token ids (special tokens dropped)."""
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer")
+        return self.tokenizer.decode([int(i) for i in np.asarray(ids).reshape(-1)])
+
+    # -------------------------------------------------------------- forward
+    def _ids(self, ids, name: str = "ids") -> np.ndarray:
+        arr = np.asarray(ids)
+        if arr.dtype.kind not in "iu" or arr.ndim != 1 or arr.size == 0:
+            raise ValueError(
+                f"{name} must be a non-empty 1-D array of token ids, got {arr.dtype} {arr.shape}"
+            )
+        v = self.config.vocab_size
+        if arr.min() < 0 or arr.max() >= v:
+            raise ValueError(
+                f"{name}: token ids must lie in [0, vocab_size = {v}), got {arr.min()}..{arr.max()}"
+            )
+        return arr.astype(np.int64)
+
+    def new_cache(self, batch: int = 1, capacity: int = 256) -> KVCache:
+        """An empty :class:`KVCache` in this model's ``kv_cache`` storage."""
+        return KVCache(self.config, batch, capacity, self.kv_cache)
+
+    def step(self, ids: list, cache: KVCache, last_only: bool = False) -> np.ndarray:
+        """Feed new tokens: ``ids[s]`` (possibly empty) continues sequence ``s`` of
+        ``cache``. Returns the logits of every new token, stacked in order (T, vocab), or
+        with ``last_only`` one row per sequence that got tokens."""
+        if len(ids) != cache.batch:
+            raise ValueError(f"ids: one array per cached sequence ({cache.batch}), got {len(ids)}")
+        ids = [
+            self._ids(x, f"ids[{s}]") if np.size(x) else np.zeros(0, np.int64)
+            for s, x in enumerate(ids)
+        ]
+        counts = np.array([x.size for x in ids], np.int64)
+        if not counts.sum():
+            raise ValueError("ids: no new tokens")
+        start = cache.lengths.copy()
+        end = start + counts
+        limit = self._rope[0].shape[0]
+        if end.max() > limit:
+            raise ValueError(
+                f"a sequence would reach {end.max()} tokens, past this model's {limit} positions"
+            )
+        cache.reserve(int(end.max()))
+        seq = np.repeat(np.arange(cache.batch), counts)
+        pos = np.concatenate([np.arange(a, b) for a, b in zip(start, end)])
+        flat = np.concatenate(ids)
+        ws = Workspace()
+        h = self.embed_tokens[flat]
+        delta = h  # not added on the first layer
+        for i, layer in enumerate(self.layers):
+            delta = layer.run(h, delta, i > 0, (seq, pos), cache.layers[i], self._rope, ws)
+        cache.lengths = end
+        if last_only:
+            h, delta = (
+                h[np.cumsum(counts)[counts > 0] - 1],
+                delta[np.cumsum(counts)[counts > 0] - 1],
+            )
+            h = np.ascontiguousarray(h)
+            delta = np.ascontiguousarray(delta)
+        x, codes = _norm_into(self.norm, h, delta, True, self.lm_head, ws, "x")
+        logits = _project(self.lm_head, x, codes, ws, "logits")
+        return logits.copy()
+
+    def forward(self, ids):
+        """Logits (T, vocab) float32 of one sequence of token ids (T,), from a fresh cache."""
+        ids = self._ids(ids)
+        return self.step([ids], self.new_cache(1, ids.size))
+
+    # -------------------------------------------------------------- generation
+    def stream(
+        self,
+        ids,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop=None,
+    ):
+        """Generate like :meth:`generate`, yielding each new token id as it is made."""
+        ids = self._ids(ids)
+        sampler = Sampler(temperature, top_k, top_p, seed)
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, (int, np.integer))
+            or max_new_tokens < 0
+        ):
+            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        stop = set(self.config.eos_token_id if stop is None else _stop_ids(stop))
+        cache = self.new_cache(1, ids.size + max_new_tokens)
+        self.stats = {"prompt_tokens": int(ids.size), "new_tokens": 0}
+        t0 = time.perf_counter()
+        if not max_new_tokens:
+            return
+        logits = self.step([ids], cache, last_only=True)
+        t1 = time.perf_counter()
+        self.stats["prefill_s"] = t1 - t0
+        for n in range(max_new_tokens):
+            token = sampler(logits[0])
+            self.stats["new_tokens"] = n + 1
+            decode_s = time.perf_counter() - t1
+            self.stats["decode_s"] = decode_s
+            self.stats["decode_tokens_per_s"] = n / decode_s if n else float("nan")
+            yield token
+            if token in stop or n + 1 == max_new_tokens:
+                return
+            logits = self.step([np.array([token])], cache, last_only=True)
+
+    def generate(
+        self,
+        ids,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop=None,
+        callback=None,
+    ) -> np.ndarray:
+        """Continue ``ids`` (T,) by up to ``max_new_tokens`` tokens.
+
+        Parameters
+        ----------
+        ids : (T,) int array
+            The prompt's token ids.
+        max_new_tokens : int
+        temperature : float
+            0: greedy (the most likely token, the first on ties); else sample from
+            ``softmax(logits / temperature)``.
+        top_k : int
+            Keep the ``top_k`` most likely tokens (0: all).
+        top_p : float
+            Keep the smallest set of most likely tokens whose probability reaches ``top_p``.
+        seed : int, optional
+            For sampling; the same seed gives the same tokens.
+        stop : int or iterable of int, optional
+            Token ids that end generation (kept in the output); default the checkpoint's
+            end-of-sequence ids.
+        callback : callable, optional
+            Called with each new token id as soon as it is made (streaming).
+
+        Returns
+        -------
+        (n,) int64
+            The new token ids; :attr:`stats` has the timings.
+        """
+        out = []
+        for token in self.stream(ids, max_new_tokens, temperature, top_k, top_p, seed, stop):
+            out.append(token)
+            if callback is not None:
+                callback(token)
+        return np.array(out, np.int64)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (
+            f"layers={c.num_hidden_layers}, hidden={c.hidden_size}, heads={c.num_attention_heads}"
+            f"/{c.num_key_value_heads}, vocab={c.vocab_size}, kv_cache={self.kv_cache}"
+        )
+
+
+def _stop_ids(stop) -> tuple:
+    stop = [stop] if isinstance(stop, (int, np.integer)) else list(stop)
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in stop):
+        raise TypeError(f"stop must be a token id or an iterable of token ids, got {stop!r}")
+    return tuple(int(s) for s in stop)
+
+
+class Sampler:
+    """Picks the next token from logits: greedy at temperature 0, else top-k / top-p
+    sampling from ``softmax(logits / temperature)`` (float64) with its own generator.
+
+    Examples
+    --------
+    >>> Sampler()(np.array([0.1, 2.0, 2.0, -1.0], np.float32))
+    1
+    """
+
+    def __init__(self, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed=None):
+        if not isinstance(temperature, (int, float, np.number)) or not (
+            np.isfinite(temperature) and temperature >= 0
+        ):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+            raise ValueError(f"top_k must be an int >= 0 (0: no limit), got {top_k!r}")
+        if not isinstance(top_p, (int, float, np.number)) or not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+        self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, logits: np.ndarray) -> int:
+        if not np.isfinite(logits).all():
+            raise ValueError("logits hold NaN or Inf")
+        if self.temperature == 0:
+            return int(np.argmax(logits))
+        z = logits.astype(np.float64) / self.temperature
+        order = np.argsort(-z, kind="stable")
+        if self.top_k:
+            order = order[: self.top_k]
+        p = np.exp(z[order] - z[order[0]])
+        p /= p.sum()
+        if self.top_p < 1:
+            keep = int(np.searchsorted(np.cumsum(p), self.top_p)) + 1
+            order, p = order[:keep], p[:keep] / p[:keep].sum()
+        return int(order[self.rng.choice(p.size, p=p)])
+
+
+def apply_chat_template(
+    config: LlamaConfig, messages: list, add_generation_prompt: bool = True
+) -> str:
+    """The checkpoint's chat template (Jinja) applied to ``messages`` (``role``/``content``
+    dicts), as transformers' ``apply_chat_template`` renders it."""
+    if not config.chat_template:
+        raise ValueError("this checkpoint has no chat template (chat_template)")
+    try:
+        import jinja2
+    except ImportError as err:  # pragma: no cover - jinja2 comes with transformers
+        raise ImportError("chat templates need jinja2: pip install jinja2") from err
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(config.chat_template).render(
+        messages=messages,
+        add_generation_prompt=add_generation_prompt,
+        bos_token="",
+        eos_token="",
+    )
+
+
+def perplexity(model: LlamaDecoder, text, window: int = 512) -> float:
+    """``exp(mean negative log-likelihood)`` of ``text`` under ``model``.
+
+    The tokens are cut into consecutive windows of ``window`` tokens, each run from an empty
+    cache; every token but a window's first is scored from the logits of the one before
+    (float64 log-softmax).
+
+    Parameters
+    ----------
+    model : LlamaDecoder
+    text : str or (T,) int array
+        Text (tokenized with the model's tokenizer) or token ids.
+    window : int
+        Tokens per window (at least 2).
+    """
+    ids = model.tokenize(text) if isinstance(text, str) else model._ids(text, "text")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+        raise ValueError(f"window must be an int >= 2, got {window!r}")
+    if ids.size < 2:
+        raise ValueError("text must hold at least 2 tokens")
+    nll, count = 0.0, 0
+    for lo in range(0, ids.size - 1, window):
+        chunk = ids[lo : lo + window]
+        if chunk.size < 2:
+            break
+        z = model(chunk)[:-1].astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        nll -= logp[np.arange(chunk.size - 1), chunk[1:]].sum()
+        count += chunk.size - 1
+    return float(np.exp(nll / count))
+
+
+# ------------------------------------------------------------------ loading
+def _check_params(params: dict, cfg: LlamaConfig) -> None:
+    """Every array the config implies, with its shape; ``ValueError`` names array and field."""
+    d, f, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    hd, h, kv = cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
+    want = {
+        "embed_tokens.weight": ((v, d), "vocab_size, hidden_size"),
+        "norm.weight": ((d,), "hidden_size"),
+    }
+    if "lm_head.weight" in params or not cfg.tie_word_embeddings:
+        want["lm_head.weight"] = ((v, d), "vocab_size, hidden_size")
+    for i in range(cfg.num_hidden_layers):
+        p = f"layers.{i}."
+        want.update(
+            {
+                p + "input_layernorm.weight": ((d,), "hidden_size"),
+                p + "post_attention_layernorm.weight": ((d,), "hidden_size"),
+                p + "self_attn.q_proj.weight": (
+                    (h * hd, d),
+                    "num_attention_heads * head_dim, hidden_size",
+                ),
+                p + "self_attn.k_proj.weight": (
+                    (kv * hd, d),
+                    "num_key_value_heads * head_dim, hidden_size",
+                ),
+                p + "self_attn.v_proj.weight": (
+                    (kv * hd, d),
+                    "num_key_value_heads * head_dim, hidden_size",
+                ),
+                p + "self_attn.o_proj.weight": (
+                    (d, h * hd),
+                    "hidden_size, num_attention_heads * head_dim",
+                ),
+                p + "mlp.gate_proj.weight": ((f, d), "intermediate_size, hidden_size"),
+                p + "mlp.up_proj.weight": ((f, d), "intermediate_size, hidden_size"),
+                p + "mlp.down_proj.weight": ((d, f), "hidden_size, intermediate_size"),
+            }
+        )
+    for name, (shape, fields) in want.items():
+        if name not in params:
+            raise ValueError(f"the checkpoint has no array {name!r} (the config implies it)")
+        got = tuple(np.shape(params[name]))
+        if got != shape:
+            raise ValueError(
+                f"array {name!r} has shape {got}, but the config ({fields}) gives {shape}"
+            )
+
+
+def _chat_template(path: Path) -> str | None:
+    """The chat template of a transformers directory (``chat_template.jinja``, or the
+    ``chat_template`` field of ``tokenizer_config.json``), or None."""
+    if (path / "chat_template.jinja").is_file():
+        return (path / "chat_template.jinja").read_text()
+    if (path / "tokenizer_config.json").is_file():
+        template = json.loads((path / "tokenizer_config.json").read_text()).get("chat_template")
+        return template if isinstance(template, str) else None
+    return None
+
+
+def _strip(params: dict) -> dict:
+    return {k[len("model.") :] if k.startswith("model.") else k: v for k, v in params.items()}
+
+
+def load(path, kv_cache: str = "float32") -> LlamaDecoder:
+    """Build a :class:`LlamaDecoder` from a GGUF file or a transformers directory.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.gguf`` file (its weights dequantized to float32, the tokenizer from its own
+        vocabulary), or a directory with ``config.json``, ``model.safetensors`` and
+        (optionally) ``tokenizer.json``.
+    kv_cache : {"float32", "int8"}
+
+    Returns
+    -------
+    LlamaDecoder
+        The float model; :func:`numbaq.quantize_dynamic` makes its int8 twin.
+    """
+    path = Path(path)
+    if path.is_file():
+        params, config, tokenizer = _from_gguf(path)
+        return LlamaDecoder(params, LlamaConfig.from_dict(config, str(path)), tokenizer, kv_cache)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such GGUF file or checkpoint directory")
+    for name in ("config.json", "model.safetensors"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path}: no {name}")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path / 'config.json'}: not valid JSON ({err})") from None
+    if isinstance(config, dict) and "chat_template" not in config:
+        config["chat_template"] = _chat_template(path)
+    cfg = LlamaConfig.from_dict(config, str(path / "config.json"))
+    tokenizer = None
+    if (path / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    params = _strip(read_safetensors(path / "model.safetensors"))
+    return LlamaDecoder(params, cfg, tokenizer, kv_cache)
+
+
+def _from_gguf(path: Path):
+    """``(params, config, tokenizer)`` of a GGUF file (``numbaq.models.gguf``), in
+    transformers' names and row order, the weights dequantized to float32."""
+    from . import gguf
+
+    f = gguf.read(path)
+    config = gguf.config(f)
+    params = {}
+    for name, tensor in f.tensors.items():
+        key = gguf.role(name)[len("model.") if name != "output.weight" else 0 :]
+        w = gguf.dequantize(tensor)
+        if ".attn_q." in name or ".attn_k." in name:  # llama.cpp's rotary row order, undone
+            heads = config["num_attention_heads" if ".attn_q." in name else "num_key_value_heads"]
+            w = gguf.unpermute_rows(w, heads)
+        params[key] = w
+    return params, config, gguf.tokenizer(f)
