@@ -1,4 +1,5 @@
-"""Command line: ``numbaq demo`` (also ``python -m numbaq demo``)."""
+"""Command line: ``numbaq demo``, ``numbaq info``, ``numbaq generate`` (also ``python -m
+numbaq ...``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ._torch_hint import TORCH_INSTALL
 from .codes import dequantize, dynamic_quantize
 from .kernels import paths
 from .matmul import gemm_path, info, quantize_weight, quantized_linear
+from .models import generate_cli
 from .qparams import QScheme
 from .roofline import median_us
 from .schemes import DEFAULT_SCHEME
@@ -446,7 +448,10 @@ def main(argv=None) -> int:
         "--no-torch", action="store_true", help="skip PyTorch's quantize_dynamic beside numbaq's"
     )
     sub.add_parser("info", help="CPU features, GEMM path and threads")
+    generate_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "generate":
+        return generate_cli.run(args)
     if args.command == "info":
         from .matmul import info
 

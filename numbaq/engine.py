@@ -251,6 +251,42 @@ def linear(
         mod.linear_f32(*args)
 
 
+def prepared_linear(sch: QScheme, qweight, bias, act: int) -> tuple:
+    """The GEMM call of a dynamic Linear whose activations a producer (a norm, attention,
+    SwiGLU) quantizes itself under ``sch``: ``(lhs, path, module, static)``, made once
+    and kept with the weights' derived data (:meth:`QuantizedWeight.derived`); run it
+    with :func:`linear_prepared`. At M = 1 the lookups it saves cost as much as a small
+    kernel (``numbaq.models.llama``'s decode step)."""
+    key = ("prepared", config.GEMM_PATH, id(sch), id(bias), act)
+    entry = qweight.derived(key, _make_prepared, sch, qweight, bias, act)
+    if entry[0] is not sch or entry[1] is not bias:  # ids of objects since collected
+        qweight.forget(key)
+        entry = qweight.derived(key, _make_prepared, sch, qweight, bias, act)
+    return entry[2:]
+
+
+def _make_prepared(sch: QScheme, qweight, bias, act: int) -> tuple:
+    lhs = lhs_params(sch)
+    path, mod = lhs_kernels(lhs.signed, lhs.qmax)
+    n, k = qweight.shape
+    static = (qweight.packed(path), -(-k // 4), n, qweight.scale, qweight.col_sums, bias, act)
+    return (sch, bias, lhs, path, mod, static)
+
+
+def linear_prepared(prepared: tuple, a, a_scale, a_zp_effective, y) -> None:
+    """:func:`linear` through a :func:`prepared_linear` call: ``a`` (M, lda) uint8 codes,
+    ``a_scale`` (M,) float32 and ``a_zp_effective`` (M,) int32 as the quantize kernels
+    write them (``zero_point + SHIFT`` for int8 codes), ``y`` (M, N) float32."""
+    _, path, mod, (packed, kq_n, n, w_scale, col_sums, bias, act) = prepared
+    m, lda = a.shape
+    args = (a.reshape(-1), lda, m, packed, kq_n, n, a_scale, a_zp_effective, w_scale, col_sums)
+    block = _plan(m, n, lda, path)
+    if block:
+        mod.linear_f32_par(*args, bias, act, y, block)
+    else:
+        mod.linear_f32(*args, bias, act, y)
+
+
 def _dynamic_call(sch: QScheme, qweight):
     """``(sch, path, module, signed, args)`` of the fused dynamic Linear for ``qweight``
     under ``sch`` on the configured path: everything in the kernel call that does not

@@ -47,7 +47,6 @@ import numpy as np
 from .. import config as nq_config
 from .. import engine
 from ..kernels import decoder as kd
-from ..kernels.epilogue import SHIFT
 from ..layers import Linear, Module
 from ._checkpoint import read_safetensors
 from .bert_layers import Workspace, linear_into, plain_quant, timed
@@ -267,28 +266,31 @@ class RMSNorm(Module):
 
 
 def _quant_target(linear):
-    """The lhs parameters a producer should quantize for, or None (not a plain int8
-    Linear: the Linear quantizes its own input)."""
-    return engine.lhs_params(linear.scheme) if plain_quant(linear) else None
+    """The GEMM call (:func:`numbaq.engine.prepared_linear`) of a plain int8 Linear, whose
+    input a producer quantizes; None for any other Linear (it quantizes its own input)."""
+    if not plain_quant(linear):
+        return None
+    bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
+    return engine.prepared_linear(linear.scheme, linear.qweight, bias, 0)
 
 
-def _lhs(ws: Workspace, role: str, m: int, k: int):
-    a = ws.get(role, (m, 4 * -(-k // 4)), np.uint8)
-    a[:, k:] = 0
-    return a, np.empty(m, np.float32), np.empty(m, np.int32)
+def _codes(ws: Workspace, m: int, k: int):
+    """Workspace buffers for a producer's codes: ``a`` (M, lda) uint8 (K padding zeroed),
+    ``a_scale`` (M,) float32, ``a_zp`` (M,) int32."""
+    lda = 4 * -(-k // 4)
+    a = ws.get("codes", (m, lda), np.uint8)
+    if lda != k:
+        a[:, k:] = 0
+    return a, ws.get("a_scale", (m,)), ws.get("a_zp", (m,), np.int32)
 
 
 def _project(linear, x, codes, ws: Workspace, role: str):
     """``linear(x)``; from the producer's ``codes`` when it wrote them."""
     if codes is None:
         return linear_into(linear, x, ws, role)
-    lhs, (a, a_scale, a_zp) = codes
-    if lhs.signed:
-        a_zp -= SHIFT  # the scheme's own zero points
-    bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
+    prepared, buf = codes
     y = ws.get(role, (x.shape[0], linear.out_features))
-    args = (a, a_scale, a_zp, lhs.signed, linear.qweight, bias, 0, y, lhs.qmax)
-    timed("linear", engine.linear, *args)
+    timed("linear", engine.linear_prepared, prepared, *buf, y)
     return y
 
 
@@ -297,20 +299,25 @@ def _check(status: int, piece: str) -> None:
         raise ValueError(f"{piece}: its output holds NaN or Inf, or its range overflows float32")
 
 
+def _quantize_for(linear, producer, piece: str, args: tuple, ws: Workspace, out):
+    """Run ``producer(*args, out)``; for a plain int8 ``linear`` its ``_quant`` twin, which
+    also writes ``linear``'s codes of ``out``. Returns the codes (or None)."""
+    prepared = _quant_target(linear)
+    if prepared is None:
+        timed(piece.lower(), producer[0], *args, out)
+        return None
+    buf = _codes(ws, *out.shape)
+    _check(timed(piece.lower(), producer[1], *args, out, prepared[0], *buf), piece)
+    return prepared, buf
+
+
 def _norm_into(norm: RMSNorm, h, delta, add: bool, linear, ws: Workspace, role: str):
     """``h += delta``; ``x = norm(h)``, and ``linear``'s codes of ``x`` when it takes them."""
     x = ws.get(role, h.shape)
-    eps = np.float32(norm.eps)
-    lhs = _quant_target(linear)
-    if lhs is None:
-        par = h.size >= nq_config.PARALLEL_MIN and nq_config.num_threads() > 1
-        kernel = kd._add_rms_norm_par if par else kd._add_rms_norm
-        timed("rmsnorm", kernel, h, delta, add, norm.weight, eps, x)
-        return x, None
-    buf = _lhs(ws, "codes", *h.shape)
-    status = timed("rmsnorm", kd._add_rms_norm_quant, h, delta, add, norm.weight, eps, x, lhs, *buf)
-    _check(status, "RMSNorm")
-    return x, (lhs, buf)
+    par = h.size >= nq_config.PARALLEL_MIN and nq_config.num_threads() > 1
+    kernels = (kd._add_rms_norm_par if par else kd._add_rms_norm, kd._add_rms_norm_quant)
+    args = (h, delta, add, norm.weight, np.float32(norm.eps))
+    return x, _quantize_for(linear, kernels, "RMSNorm", args, ws, x)
 
 
 class LlamaLayer(Module):
@@ -354,25 +361,19 @@ class LlamaLayer(Module):
         kernel = ATTENTION_KERNELS[cache_layer[0].dtype == np.int8, par]
         args = (qkv, seq, pos, *rope, self.heads, self.kv_heads, *cache_layer, ctx)
         timed("attention", kernel, *args)
-        lhs = _quant_target(self.o)
         codes = None
-        if lhs is not None:
-            buf = _lhs(ws, "codes", *ctx.shape)
-            _check(timed("attention", kd._quantize_out, ctx, lhs, *buf), "attention")
-            codes = (lhs, buf)
+        prepared = _quant_target(self.o)
+        if prepared is not None:
+            buf = _codes(ws, *ctx.shape)
+            _check(timed("attention", kd._quantize_out, ctx, prepared[0], *buf), "attention")
+            codes = (prepared, buf)
         o = _project(self.o, ctx, codes, ws, "o")
         x, codes = _norm_into(self.post_norm, h, o, True, self.gate_up, ws, "x")
         gu = _project(self.gate_up, x, codes, ws, "gu")
         m = ws.get("m", (h.shape[0], gu.shape[1] // 2))
-        lhs = _quant_target(self.down)
-        codes = None
-        if lhs is None:
-            par = gu.size >= nq_config.PARALLEL_MIN and nq_config.num_threads() > 1
-            timed("swiglu", kd._swiglu_par if par else kd._swiglu, gu, m)
-        else:
-            buf = _lhs(ws, "codes", *m.shape)
-            _check(timed("swiglu", kd._swiglu_quant, gu, m, lhs, *buf), "SwiGLU")
-            codes = (lhs, buf)
+        par = gu.size >= nq_config.PARALLEL_MIN and nq_config.num_threads() > 1
+        kernels = (kd._swiglu_par if par else kd._swiglu, kd._swiglu_quant)
+        codes = _quantize_for(self.down, kernels, "SwiGLU", (gu,), ws, m)
         return _project(self.down, m, codes, ws, "down")
 
 
