@@ -36,9 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="Numba threads to use")
 
 
-def run(args, out=sys.stdout, err=sys.stderr) -> int:
-    """Run ``numbaq generate`` with parsed ``args``: the new text on ``out`` as it is
-    made, a progress line and the timings on ``err``."""
+def run(args, out=None, err=None) -> int:
+    """Run ``numbaq generate`` with parsed ``args``: the new text on ``out`` (stdout) as it
+    is made, a progress line and the timings on ``err`` (stderr)."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     import numbaq
 
     from . import llama, smollm2

@@ -1034,7 +1034,7 @@ def load(path, kv_cache: str = "float32") -> LlamaDecoder:
     """
     path = Path(path)
     if path.is_file():
-        params, config, tokenizer = _from_gguf(path)
+        params, config, tokenizer = read_gguf(path)
         return LlamaDecoder(params, LlamaConfig.from_dict(config, str(path)), tokenizer, kv_cache)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such GGUF file or checkpoint directory")
@@ -1057,9 +1057,35 @@ def load(path, kv_cache: str = "float32") -> LlamaDecoder:
     return LlamaDecoder(params, cfg, tokenizer, kv_cache)
 
 
-def _from_gguf(path: Path):
-    """``(params, config, tokenizer)`` of a GGUF file (``numbaq.models.gguf``), in
-    transformers' names and row order, the weights dequantized to float32."""
+def read_gguf(path) -> tuple[dict, dict, object]:
+    """The arrays, config and tokenizer of a Llama GGUF file, as a transformers
+    checkpoint would hold them.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.gguf`` file (read with :mod:`numbaq.models.gguf`).
+
+    Returns
+    -------
+    params : dict of str to float32 array
+        transformers' names without the ``model.`` prefix, the weights dequantized and
+        the query and key rows back in transformers' order.
+    config : dict
+        :func:`numbaq.models.gguf.config`.
+    tokenizer : tokenizers.Tokenizer
+        From the file's own vocabulary.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> from numbaq.models import smollm2
+    >>> if not smollm2.available():
+    ...     pytest.skip(smollm2.INSTALL)
+    >>> params, config, _ = read_gguf(smollm2.path())
+    >>> params["layers.0.self_attn.k_proj.weight"].shape, config["num_key_value_heads"]
+    ((192, 576), 3)
+    """
     from . import gguf
 
     f = gguf.read(path)
