@@ -1,20 +1,14 @@
-"""What :mod:`numbaq.torch` builds on: tensor <-> array rules, the layer description its
-state dicts carry, and the hooks :func:`numbaq.compare` uses on torch models.
+"""What :mod:`numbaq.torch` builds on: tensor <-> array rules and the hooks
+:func:`numbaq.compare` uses on torch models. (The layer description its state dicts carry
+is :func:`numbaq.io.describe_layer`'s.)
 
 Private; imports PyTorch.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
-
-from . import layers as nql
-from .io import CELL_CONFIG, RNN_CONFIG
-from .qparams import QScheme
-from .weights import QuantizedWeight
 
 _AUTOGRAD = (
     "{layer}: numbaq layers run inference only (int8 weights, no gradients), but {name} "
@@ -22,49 +16,6 @@ _AUTOGRAD = (
     "torch.inference_mode(), or keep this layer in float with quantize_dynamic(..., "
     "exclude=[...])"
 )
-
-
-_RNN_KINDS = {"QuantLSTM": nql.QuantLSTM, "QuantGRU": nql.QuantGRU}
-_CELL_KINDS = {"QuantLSTMCell": nql.QuantLSTMCell, "QuantGRUCell": nql.QuantGRUCell}
-
-
-def describe_layer(layer: nql.Module) -> tuple[dict, dict]:
-    """``(node, arrays)``: a numbaq quantized layer's type, configuration and schemes
-    (plain Python values), and its arrays by parameter name."""
-    kind = type(layer).__name__
-    qweights = {"weight": layer.qweight} if kind == "QuantLinear" else layer.qweights
-    node = {
-        "type": kind,
-        "scheme": dataclasses.asdict(layer.scheme),
-        "weight_schemes": {k: dataclasses.asdict(q.scheme) for k, q in qweights.items()},
-        "activation": getattr(layer, "activation", None),
-    }
-    if kind in _RNN_KINDS:
-        node["config"] = {k: getattr(layer, k) for k in RNN_CONFIG}
-    elif kind in _CELL_KINDS:
-        node["config"] = {k: getattr(layer, k) for k in CELL_CONFIG}
-    return node, dict(layer._params)
-
-
-def build_layer(node: dict, arrays: dict) -> nql.Module:
-    """The numbaq layer of :func:`describe_layer`'s ``node`` on ``arrays`` (zero-copy)."""
-    weights = {
-        name: QuantizedWeight.from_int8(
-            arrays[f"{name}_int8"], arrays[f"{name}_scale"], QScheme(**scheme)
-        )
-        for name, scheme in node["weight_schemes"].items()
-    }
-    biases = {k: v for k, v in arrays.items() if k.startswith("bias")}
-    scheme = QScheme(**node["scheme"])
-    kind = node["type"]
-    if kind == "QuantLinear":
-        return nql.QuantLinear(weights["weight"], biases.get("bias"), scheme, node["activation"])
-    if kind in _RNN_KINDS:
-        return _RNN_KINDS[kind].from_int8(node["config"], weights, biases, scheme)
-    config = node["config"]
-    return _CELL_KINDS[kind].from_int8(
-        config["input_size"], config["hidden_size"], weights, biases, scheme
-    )
 
 
 def to_array(layer, x, name: str = "input"):
@@ -128,7 +79,7 @@ def record_calls(model, *inputs, **kwargs) -> dict:
         def hook(mod, args, out, name=name):
             # copies: a later in-place op must not change what was recorded; the input
             # only where compare needs it (the clipped fraction of a QuantLinear)
-            x = _first_array(args) if hasattr(type(mod), "_kind") else None
+            x = _first_array(args) if hasattr(type(mod), "numbaq_kind") else None
             y = _first_array(out)
             seen[name] = (None if x is None else x.copy(), None if y is None else y.copy())
 

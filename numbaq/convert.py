@@ -5,39 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import schemes
-from .layers import (
-    GRU,
-    LSTM,
-    GRUCell,
-    Linear,
-    LSTMCell,
-    Module,
-    QuantGRU,
-    QuantGRUCell,
-    QuantLinear,
-    QuantLSTM,
-    QuantLSTMCell,
-)
+from .layers import Linear, Module, quantized_twins
 from .layers.base import replace_modules
 from .ops import minmax
 
-
-def _recurrent(cls):
-    def make(module, scheme, per_channel, dtype, group_size):
-        return cls(module, scheme, per_channel, dtype)
-
-    return make
-
-
-QUANTIZED = {
-    Linear: QuantLinear.from_float,
-    LSTM: _recurrent(QuantLSTM),
-    LSTMCell: _recurrent(QuantLSTMCell),
-    GRU: _recurrent(QuantGRU),
-    GRUCell: _recurrent(QuantGRUCell),
-}
-"""Float layer type -> its quantized twin (a callable ``(layer, scheme, per_channel,
-dtype, group_size)``)."""
+QUANTIZED = {float_kind: kind.from_float for float_kind, kind in quantized_twins().items()}
+"""Float layer type -> its quantized twin's ``from_float`` (a callable ``(layer, scheme,
+per_channel, dtype, group_size)``), as the kinds declared it (``float_twin``) when numbaq
+was imported; :func:`quantize_dynamic` reads the declarations themselves."""
 
 DEFAULT_LAYERS = tuple(QUANTIZED)
 
@@ -45,7 +20,7 @@ DEFAULT_LAYERS = tuple(QUANTIZED)
 def quantize_dynamic(
     model: Module,
     scheme=None,
-    layers=DEFAULT_LAYERS,
+    layers=None,
     exclude=(),
     per_channel: bool = True,
     weight_dtype: str = "int8",
@@ -64,8 +39,9 @@ def quantize_dynamic(
     scheme : QScheme or str, optional
         Activation scheme, default ``PER_TOKEN_UINT8`` (per token: the most accurate of
         the fast schemes, and batch-independent); ``PER_TOKEN_INT8`` with ``group_size``.
-    layers : tuple of types
-        Layer types to quantize (``Linear``, ``LSTM``, ``LSTMCell``, ``GRU``, ``GRUCell``).
+    layers : tuple of types, optional
+        Layer types to quantize; default every float kind with a quantized twin
+        (``Linear``, ``LSTM``, ``LSTMCell``, ``GRU``, ``GRUCell``).
     exclude : iterable of str
         Dotted names (as in ``model.named_modules()``) to keep in float.
     per_channel : bool
@@ -111,7 +87,8 @@ def quantize_dynamic(
         )
     try:
         exclude = [exclude] if isinstance(exclude, str) else list(exclude)  # a name, not chars
-        layers = (layers,) if isinstance(layers, type) else tuple(layers)
+        if layers is not None:
+            layers = (layers,) if isinstance(layers, type) else tuple(layers)
     except TypeError:
         raise TypeError(
             "exclude must be layer names (a str or a list of str) and layers a tuple of layer "
@@ -122,17 +99,24 @@ def quantize_dynamic(
     if isinstance(scheme, str) and scheme.upper() in schemes.OUTLIER_SCHEMES:
         return _outlier_aware(model, scheme.upper(), exclude, calibration, alpha, threshold)
     scheme = schemes.resolve(scheme, group_size=group_size)
-    unknown = [t for t in layers if t not in QUANTIZED]
+    twins = quantized_twins()
+    layers = tuple(twins) if layers is None else layers
+    unknown = [t for t in layers if t not in twins]
     if unknown:
-        raise ValueError(f"cannot quantize layer types {unknown}; choose from {list(QUANTIZED)}")
+        raise ValueError(f"cannot quantize layer types {unknown}; choose from {list(twins)}")
     exclude = set(exclude)
     names = {name for name, _ in model.named_modules()}
     missing = exclude - names
     if missing:
         raise ValueError(f"exclude names {sorted(missing)} are not in the model")
     targets = [n for n, m in model.named_modules() if type(m) in layers and n not in exclude]
-    if group_size and any(type(m) is not Linear for n, m in model.named_modules() if n in targets):
-        raise ValueError("group_size (per-group weights) applies to Linear layers only")
+    grouped = [f.__name__ for f, q in twins.items() if q.per_group_weights]
+    if group_size and any(
+        not twins[type(m)].per_group_weights for n, m in model.named_modules() if n in targets
+    ):
+        raise ValueError(
+            f"group_size (per-group weights) applies to {' and '.join(grouped)} layers only"
+        )
     weights = {"per_channel": per_channel, "dtype": weight_dtype, "group_size": group_size}
     bar = _progress(len(targets), progress)
 
@@ -141,7 +125,7 @@ def quantize_dynamic(
             return None
         if bar is not None:
             bar.update(1)
-        return QUANTIZED[type(module)](module, scheme, **weights)
+        return twins[type(module)].from_float(module, scheme, **weights)
 
     converted = replace_modules(model, replace)
     if bar is not None:

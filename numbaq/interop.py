@@ -7,32 +7,18 @@ PyTorch's *dynamically quantized* ``Linear``, ``LSTM`` and ``GRU`` (from
 int8 weights and scales as they are. With ``scheme=numbaq.schemes.TORCH`` (the default
 for those) a converted model reproduces PyTorch's output: the same 7-bit activation
 codes, the same int32 accumulators, float outputs within float32 rounding.
+
+Which torch classes convert, and how, each layer kind declares itself (``torch_twins``
+and ``from_torch`` in :mod:`numbaq.layers`): :func:`torch_twins` collects them.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import importlib
 
 from . import schemes
 from ._torch_hint import TORCH_INSTALL
-from .layers import (
-    GELU,
-    GRU,
-    LSTM,
-    GRUCell,
-    Linear,
-    LSTMCell,
-    Module,
-    QuantGRU,
-    QuantLinear,
-    QuantLSTM,
-    ReLU,
-    Sequential,
-    Sigmoid,
-    Tanh,
-)
-from .matmul import QuantizedWeight
-from .qparams import QScheme
+from .layers import LAYER_KINDS, Module
 
 
 def _torch():
@@ -43,41 +29,56 @@ def _torch():
     return torch
 
 
-def _numpy(t) -> np.ndarray:
-    """A float tensor's values as float32 numpy (bfloat16 has no numpy dtype: through
-    float32 first, exactly)."""
-    t = t.detach().cpu()
-    if t.is_floating_point():
-        t = t.float()
-    return t.numpy().astype(np.float32)
+def _resolve(qualified: str):
+    """The class a qualified name (``"torch.nn.Linear"``) names, or None where this
+    torch has none."""
+    module, _, name = qualified.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
 
 
-def _qweight(qtensor) -> QuantizedWeight:
-    """A torch qint8 weight (per tensor or per channel, symmetric) as a QuantizedWeight."""
-    torch = _torch()
-    per_channel = qtensor.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
-    if per_channel:
-        if qtensor.q_per_channel_axis() != 0:
-            raise ValueError("per-channel torch weights must be quantized along axis 0")
-        scale = qtensor.q_per_channel_scales().numpy()
-        zero_point = qtensor.q_per_channel_zero_points().numpy()
-    else:
-        scale, zero_point = qtensor.q_scale(), qtensor.q_zero_point()
-    if np.any(np.asarray(zero_point) != 0):
-        raise ValueError("numbaq needs symmetric int8 weights (zero point 0)")
-    scheme = QScheme("int8", True, "row" if per_channel else "tensor", name="torch weights")
-    return QuantizedWeight.from_int8(qtensor.int_repr().numpy(), scale, scheme)
+def torch_twins() -> dict[type, type[Module]]:
+    """``{torch class: numbaq layer kind}``, from the ``torch_twins`` each kind declares.
+
+    Imports PyTorch (and the torch modules the names live in).
+
+    Returns
+    -------
+    dict of type to type
+        Every torch class that :func:`from_torch` converts, with the kind it becomes.
+
+    Raises
+    ------
+    ImportError
+        If PyTorch is not installed.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> torch = pytest.importorskip("torch")  # PyTorch is optional
+    >>> torch_twins()[torch.nn.Linear].__name__
+    'Linear'
+    """
+    _torch()
+    twins = {}
+    for kind in LAYER_KINDS.values():
+        for name in kind.torch_twins:
+            cls = _resolve(name)
+            if cls is not None:
+                twins[cls] = kind
+    return twins
 
 
-def _rnn_config(module) -> dict:
-    return {
-        "input_size": module.input_size,
-        "hidden_size": module.hidden_size,
-        "num_layers": module.num_layers,
-        "bias": module.bias,
-        "batch_first": module.batch_first,
-        "bidirectional": module.bidirectional,
-    }
+def _kind_of(module, twins: dict):
+    """The kind whose torch twin ``module`` is an instance of (the nearest class of its
+    MRO; a subclass only where the kind takes subclasses), or None."""
+    for base in type(module).__mro__:
+        kind = twins.get(base)
+        if kind is not None and (base is type(module) or kind.torch_subclasses):
+            return kind
+    return None
 
 
 def from_torch(module, scheme=None) -> Module:
@@ -105,7 +106,7 @@ def from_torch(module, scheme=None) -> Module:
 
     Examples
     --------
-    >>> import pytest
+    >>> import numpy as np, pytest
     >>> torch = pytest.importorskip("torch")  # PyTorch is optional
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
     >>> model = from_torch(net)
@@ -118,45 +119,13 @@ def from_torch(module, scheme=None) -> Module:
     >>> bool(np.allclose(model(x), net(torch.from_numpy(x)).detach().numpy(), atol=1e-6))
     True
     """
-    torch = _torch()
-    nn = torch.nn
-    qdyn = torch.ao.nn.quantized.dynamic
+    twins = torch_twins()
     scheme = schemes.resolve(scheme, default=schemes.TORCH_INTEROP_DEFAULT)
-    if isinstance(module, qdyn.Linear):
-        return QuantLinear(_qweight(module.weight()), _bias_of(module.bias()), scheme)
-    if isinstance(module, (qdyn.LSTM, qdyn.GRU)):
-        if getattr(module, "proj_size", 0):
-            raise ValueError("LSTM with proj_size is not supported")
-        cls = QuantLSTM if isinstance(module, qdyn.LSTM) else QuantGRU
-        weights = {k: _qweight(v) for k, v in module.get_weight().items()}
-        biases = {k: _numpy(v) for k, v in module.get_bias().items() if v is not None}
-        return cls.from_int8(_rnn_config(module), weights, biases, scheme)
-    if isinstance(module, nn.Linear):
-        return Linear(_numpy(module.weight), _bias_of(module.bias))
-    if isinstance(module, (nn.LSTM, nn.GRU)):
-        if getattr(module, "proj_size", 0):
-            raise ValueError("LSTM with proj_size is not supported")
-        cls = LSTM if isinstance(module, nn.LSTM) else GRU
-        params = {k: _numpy(v) for k, v in module.state_dict().items()}
-        return cls(**_rnn_config(module), params=params)
-    if isinstance(module, (nn.LSTMCell, nn.GRUCell)):
-        cls = LSTMCell if isinstance(module, nn.LSTMCell) else GRUCell
-        params = {k: _numpy(v) for k, v in module.state_dict().items()}
-        return cls(module.input_size, module.hidden_size, module.bias, params=params)
-    if isinstance(module, nn.Sequential):
-        return Sequential(*(from_torch(child, scheme) for child in module))
-    elementwise = {nn.ReLU: ReLU, nn.Tanh: Tanh, nn.Sigmoid: Sigmoid}
-    if type(module) in elementwise:
-        return elementwise[type(module)]()
-    if isinstance(module, nn.GELU):
-        if module.approximate != "none":
-            raise ValueError("only the exact GELU (approximate='none') is supported")
-        return GELU()
-    raise TypeError(
-        f"cannot convert {type(module).__name__}; supported: Linear, LSTM, LSTMCell, GRU, "
-        "GRUCell, Sequential, ReLU, GELU, Tanh, Sigmoid and their dynamically quantized forms"
-    )
-
-
-def _bias_of(bias):
-    return None if bias is None else _numpy(bias)
+    kind = _kind_of(module, twins)
+    if kind is None:
+        names = [k.__name__ for k in dict.fromkeys(twins.values()) if not k.quantized]
+        raise TypeError(
+            f"cannot convert {type(module).__name__}; supported: {', '.join(names)} and their "
+            "dynamically quantized forms"
+        )
+    return kind.from_torch(module, scheme, lambda child: from_torch(child, scheme))

@@ -22,66 +22,76 @@ from pathlib import Path
 
 import numpy as np
 
-from .layers import (
-    GELU,
-    GRU,
-    LSTM,
-    GRUCell,
-    Linear,
-    LSTMCell,
-    Module,
-    QuantGRU,
-    QuantGRUCell,
-    QuantLinear,
-    QuantLSTM,
-    QuantLSTMCell,
-    ReLU,
-    Sequential,
-    Sigmoid,
-    Tanh,
-)
+from .layers import LAYER_KINDS, Module, Sequential
+from .layers.cells import CELL_CONFIG as CELL_CONFIG  # the settings stored, as before
+from .layers.rnn import RNN_CONFIG as RNN_CONFIG
 from .matmul import QuantizedWeight
 from .qparams import QScheme
 
 FORMAT_VERSION = 2
 """Format of the files :func:`save` writes (2: with digests). :func:`load` reads 1 and 2."""
-_FLOAT_RNN = {"LSTM": LSTM, "GRU": GRU}
-_QUANT_RNN = {"QuantLSTM": QuantLSTM, "QuantGRU": QuantGRU}
-_CELLS = {"LSTMCell": LSTMCell, "GRUCell": GRUCell}
-_QUANT_CELLS = {"QuantLSTMCell": QuantLSTMCell, "QuantGRUCell": QuantGRUCell}
-_ELEMENTWISE = {"ReLU": ReLU, "GELU": GELU, "Tanh": Tanh, "Sigmoid": Sigmoid}
-_ALL = {"Linear", "QuantLinear", *_FLOAT_RNN, *_QUANT_RNN, *_CELLS, *_QUANT_CELLS, *_ELEMENTWISE}
 
 
-RNN_CONFIG = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
-CELL_CONFIG = ("input_size", "hidden_size", "bias")
+def describe_layer(module: Module) -> dict:
+    """The description :func:`save` stores for one layer (its arrays aside).
+
+    What goes in comes from the layer's kind (:data:`numbaq.layers.LAYER_KINDS`): its
+    ``config()``, its fused ``activation`` and, for a quantized kind, its activation
+    ``scheme`` and the schemes of its ``qweights``.
+
+    Parameters
+    ----------
+    module : Module
+        One layer of a registered kind (not a container).
+
+    Returns
+    -------
+    dict
+        ``{"type": ..., ...}``, plain JSON values.
+
+    Raises
+    ------
+    TypeError
+        If ``module`` is not of a registered layer kind.
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear
+    >>> describe_layer(Linear(np.eye(2), activation="relu"))
+    {'type': 'Linear', 'activation': 'relu'}
+    """
+    kind = type(module).__name__
+    if LAYER_KINDS.get(kind) is not type(module):
+        raise TypeError(f"save: cannot store a {kind} (custom modules are not supported)")
+    node: dict = {"type": kind}
+    activation = getattr(module, "activation", None)
+    if activation is not None and not module.quantized:
+        node["activation"] = activation
+    if module.config_fields:
+        node["config"] = module.config()
+    if module.quantized:
+        node["scheme"] = dataclasses.asdict(module.scheme)
+        node["weight_schemes"] = {
+            k: dataclasses.asdict(q.scheme) for k, q in module.qweights.items()
+        }
+        node["activation"] = activation
+    return node
 
 
 def _describe(module: Module, prefix: str, arrays: dict) -> dict:
     """The JSON node of ``module``; its arrays go to ``arrays`` under dotted names."""
-    kind = type(module).__name__
-    node: dict = {"type": kind, "name": prefix}
     if isinstance(module, Sequential):
-        node["children"] = [
-            _describe(child, f"{prefix}.{name}" if prefix else name, arrays)
-            for name, child in module._modules.items()
-        ]
-        return node
-    if kind not in _ALL:
-        raise TypeError(f"save: cannot store a {kind} (custom modules are not supported)")
+        return {
+            "type": "Sequential",
+            "name": prefix,
+            "children": [
+                _describe(child, f"{prefix}.{name}" if prefix else name, arrays)
+                for name, child in module._modules.items()
+            ],
+        }
+    node = {"name": prefix, **describe_layer(module)}
     for name, value in module._params.items():
         arrays[f"{prefix}.{name}" if prefix else name] = value
-    if kind == "Linear" and getattr(module, "activation", None) is not None:
-        node["activation"] = module.activation
-    if kind in _FLOAT_RNN or kind in _QUANT_RNN:
-        node["config"] = {k: getattr(module, k) for k in RNN_CONFIG}
-    elif kind in _CELLS or kind in _QUANT_CELLS:
-        node["config"] = {k: getattr(module, k) for k in CELL_CONFIG}
-    if module.quantized:
-        qweights = {"weight": module.qweight} if kind == "QuantLinear" else module.qweights
-        node["scheme"] = dataclasses.asdict(module.scheme)
-        node["weight_schemes"] = {k: dataclasses.asdict(q.scheme) for k, q in qweights.items()}
-        node["activation"] = getattr(module, "activation", None)
     return node
 
 
@@ -225,27 +235,40 @@ def _check_config(node: dict, keys: tuple) -> dict:
     return config
 
 
-def _build(node: dict, arrays: dict, used: set) -> Module:
+def build_layer(node: dict, params: dict) -> Module:
+    """The layer of :func:`describe_layer`'s ``node`` on its arrays, each checked
+    against the other first (names, dtypes, configuration keys).
+
+    Parameters
+    ----------
+    node : dict
+        A layer's description, as :func:`describe_layer` makes it.
+    params : dict of str to ndarray
+        The layer's arrays by parameter name (used without a copy).
+
+    Returns
+    -------
+    Module
+        The layer, built by its kind's ``from_saved``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        If the description and the arrays do not make a layer of a known kind.
+
+    Examples
+    --------
+    >>> build_layer({"type": "Linear"}, {"weight": np.eye(2, dtype=np.float32)})
+    Linear(in_features=2, out_features=2, bias=False)
+    """
     _expect(isinstance(node, dict), node, f"a layer must be a JSON object, got {node!r}")
     kind = node.get("type")
-    _expect(isinstance(node.get("name"), str), node, "no name")
-    if kind == "Sequential":
-        children = node.get("children")
-        _expect(isinstance(children, list), node, "Sequential without a list of children")
-        return Sequential(*(_build(child, arrays, used) for child in children))
-    _expect(kind in _ALL, node, f"unknown layer type {kind!r}")
-    if kind in _ELEMENTWISE:
-        return _ELEMENTWISE[kind]()
-    params = _params(node, arrays, used)
+    cls = LAYER_KINDS.get(kind) if isinstance(kind, str) else None
+    _expect(cls is not None and cls is not Sequential, node, f"unknown layer type {kind!r}")
     _check_arrays(node, params)
-    if kind == "Linear":
-        _expect(set(params) in ({"weight"}, {"weight", "bias"}), node, f"arrays {sorted(params)}")
-        act = node.get("activation")
-        return Linear(params["weight"], params.get("bias"), **({"activation": act} if act else {}))
-    if kind in _FLOAT_RNN:
-        return _FLOAT_RNN[kind](**_check_config(node, RNN_CONFIG), params=params)
-    if kind in _CELLS:
-        return _CELLS[kind](**_check_config(node, CELL_CONFIG), params=params)
+    config = _check_config(node, cls.config_fields) if cls.config_fields else {}
+    if not cls.quantized:
+        return cls.from_saved(config, params, activation=node.get("activation"))
     schemes_ = node.get("weight_schemes")
     _expect(isinstance(schemes_, dict) and schemes_, node, "no weight_schemes")
     _expect(isinstance(node.get("scheme"), dict), node, "no activation scheme")
@@ -261,17 +284,19 @@ def _build(node: dict, arrays: dict, used: set) -> Module:
     known = {f"{w}{s}" for w in weights for s in ("_int8", "_scale")} | set(biases)
     _expect(set(params) <= known, node, f"unexpected arrays {sorted(set(params) - known)}")
     scheme = QScheme(**node["scheme"])
-    if kind == "QuantLinear":
-        _expect(set(weights) == {"weight"}, node, f"weights {sorted(weights)}, not ['weight']")
-        _expect(set(biases) <= {"bias"}, node, f"biases {sorted(biases)}, not ['bias']")
-        return QuantLinear(weights["weight"], biases.get("bias"), scheme, node.get("activation"))
-    if kind in _QUANT_RNN:
-        config = _check_config(node, RNN_CONFIG)
-        return _QUANT_RNN[kind].from_int8(config, weights, biases, scheme)
-    config = _check_config(node, CELL_CONFIG)
-    return _QUANT_CELLS[kind].from_int8(
-        config["input_size"], config["hidden_size"], weights, biases, scheme, bias=config["bias"]
+    return cls.from_saved(
+        config, biases, weights=weights, scheme=scheme, activation=node.get("activation")
     )
+
+
+def _build(node: dict, arrays: dict, used: set) -> Module:
+    _expect(isinstance(node, dict), node, f"a layer must be a JSON object, got {node!r}")
+    _expect(isinstance(node.get("name"), str), node, "no name")
+    if node.get("type") == "Sequential":
+        children = node.get("children")
+        _expect(isinstance(children, list), node, "Sequential without a list of children")
+        return Sequential(*(_build(child, arrays, used) for child in children))
+    return build_layer(node, _params(node, arrays, used))
 
 
 def _read(path: Path) -> tuple[dict, str | None]:

@@ -23,8 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import schemes
-from .checks import check_bias, layer_input
-from .layers import Linear, Module
+from .layers import Linear, QuantLinearBase
 from .layers.linear import activate
 from .matmul import ACTIVATIONS, check_linear_scheme, linear_2d, quantize_weight
 from .ops import minmax
@@ -98,7 +97,7 @@ def smoothing_factors(weight, act_absmax=None, alpha: float = 0.5) -> np.ndarray
     return s.astype(np.float32)
 
 
-class SmoothQuantLinear(Module):
+class SmoothQuantLinear(QuantLinearBase):
     """A dynamic int8 Linear with SmoothQuant smoothing folded into its weights.
 
     Parameters
@@ -125,8 +124,6 @@ class SmoothQuantLinear(Module):
     True
     """
 
-    quantized = True
-
     def __init__(
         self,
         linear: Linear,
@@ -140,42 +137,20 @@ class SmoothQuantLinear(Module):
         self.activation = getattr(linear, "activation", None)  # applied in the epilogue
         self.alpha = alpha
         s = smoothing_factors(linear.weight, act_absmax, alpha)
-        self.qweight = quantize_weight(linear.weight * s, per_channel=per_channel)
-        self.scheme = _scheme("SmoothQuantLinear", scheme, self.qweight)
+        qweight = quantize_weight(linear.weight * s, per_channel=per_channel)
+        self.scheme = _scheme("SmoothQuantLinear", scheme, qweight)
         self._param("inv_smoothing", (1 / s).astype(np.float32))
-        self._param("weight_int8", self.qweight.q)
-        self._param("weight_scale", self.qweight.scale)
-        self._param("bias", None if linear.bias is None else linear.bias)
-        self.trace_log = None
+        self._set_weights(qweight, linear.bias)
 
-    def forward(self, x):
-        """``(x / s) (W s)^T + b`` through int8, with runtime activation scales.
-
-        Parameters
-        ----------
-        x : (..., K) float array
-            Inputs; float16 and float64 are converted to float32.
-
-        Returns
-        -------
-        (..., N) float32 ndarray
-            The outputs.
-        """
-        n, k = self.qweight.shape
-        x = layer_input(self, x, k)
-        x2d = np.ascontiguousarray(x.reshape(-1, k) * self.inv_smoothing)
-        bias = self.qweight.zero_bias if self.bias is None else self.bias
-        act = ACTIVATIONS[self.activation]
-        y, scale, zero_point = linear_2d(x2d, self.qweight, bias, self.scheme, act)
-        if self.trace_log is not None:
-            self.trace_log.append({"scale": scale, "zero_point": zero_point})
-        return y.reshape(x.shape[:-1] + (n,))
+    def _product(self, x2d, bias):
+        """``(x / s) (W s)^T + b`` through int8, with runtime activation scales."""
+        return super()._product(np.ascontiguousarray(x2d * self.inv_smoothing), bias)
 
     def extra_repr(self) -> str:
         return f"{self.qweight.shape[1]}, {self.qweight.shape[0]}, alpha={self.alpha}"
 
 
-class LLMInt8Linear(Module):
+class LLMInt8Linear(QuantLinearBase):
     """A dynamic int8 Linear whose outlier input channels run in float32.
 
     At every call, the input channels whose ``max |x|`` exceeds ``threshold`` are taken out
@@ -203,8 +178,6 @@ class LLMInt8Linear(Module):
     ([1], 100.0)
     """
 
-    quantized = True
-
     def __init__(
         self, linear: Linear, threshold: float = 6.0, scheme=None, per_channel: bool = True
     ):
@@ -216,37 +189,18 @@ class LLMInt8Linear(Module):
         self.threshold = float(threshold)
         if not np.isfinite(self.threshold):
             raise ValueError("LLMInt8Linear: threshold must be finite")
-        self.qweight = quantize_weight(linear.weight, per_channel=per_channel)
-        self.scheme = _scheme("LLMInt8Linear", scheme, self.qweight)
+        qweight = quantize_weight(linear.weight, per_channel=per_channel)
+        self.scheme = _scheme("LLMInt8Linear", scheme, qweight)
         self._param("weight", linear.weight)
-        self._param("weight_int8", self.qweight.q)
-        self._param("weight_scale", self.qweight.scale)
-        self._param(
-            "bias", None if linear.bias is None else check_bias(linear.bias, linear.weight.shape[0])
-        )
+        self._set_weights(qweight, linear.bias)
         self.outlier_channels: np.ndarray = np.zeros(0, np.int64)
-        self.trace_log = None
 
-    def forward(self, x):
-        """The int8 product of the inlier channels plus the float product of the outliers.
-
-        Parameters
-        ----------
-        x : (..., K) float array
-            Inputs; float16 and float64 are converted to float32.
-
-        Returns
-        -------
-        (..., N) float32 ndarray
-            The outputs.
-        """
-        n, k = self.qweight.shape
-        x = layer_input(self, x, k)
-        x2d = x.reshape(-1, k)
+    def _product(self, x2d, bias):
+        """The int8 product of the inlier channels plus the float product of the outliers
+        (channels whose ``max |x|`` passes ``threshold`` in this input)."""
         lo, hi = minmax(x2d, "column")
         outliers = np.flatnonzero(np.maximum(-lo, hi) > self.threshold)
         self.outlier_channels = outliers
-        bias = self.qweight.zero_bias if self.bias is None else self.bias
         inliers = x2d
         if outliers.size:
             inliers = x2d.copy()
@@ -259,11 +213,7 @@ class LLMInt8Linear(Module):
             y += x2d[:, outliers] @ self.weight[:, outliers].T
         if outliers.size and self.activation is not None:
             y = activate(np.ascontiguousarray(y), self.activation)
-        if self.trace_log is not None:
-            self.trace_log.append(
-                {"scale": scale, "zero_point": zero_point, "outlier_channels": outliers}
-            )
-        return y.reshape(x.shape[:-1] + (n,))
+        return y, {"scale": scale, "zero_point": zero_point, "outlier_channels": outliers}
 
     def extra_repr(self) -> str:
         return f"{self.qweight.shape[1]}, {self.qweight.shape[0]}, threshold={self.threshold}"

@@ -19,10 +19,10 @@ import numpy as np
 
 from . import engine
 from . import matmul as mm
-from .checks import check_bias, check_finite, layer_input
+from .checks import check_finite
 from .codes import check_qparams
 from .kernels import quantize as kq
-from .layers import Linear, Module
+from .layers import Linear, Module, QuantLinearBase
 from .layers.base import replace_modules
 from .matmul import QuantizedWeight, quantize_weight
 from .observers import OBSERVERS, Observer
@@ -94,7 +94,7 @@ def calibrate(
     return observers
 
 
-class StaticQuantLinear(Module):
+class StaticQuantLinear(QuantLinearBase):
     """A Linear with int8 weights and *fixed* activation qparams (static quantization).
 
     Notes
@@ -122,8 +122,6 @@ class StaticQuantLinear(Module):
     ([[0.5, 1.0]], 1)
     """
 
-    quantized = True
-
     def __init__(self, qweight: QuantizedWeight, bias, act_qparams: QParams):
         super().__init__()
         self.activation = None  # from_float takes the float Linear's
@@ -144,15 +142,11 @@ class StaticQuantLinear(Module):
             )
         except ValueError as err:
             raise ValueError(f"StaticQuantLinear: {err}") from None
-        self.qweight = qweight
         self.act_qparams = act_qparams
         self.scheme = act_qparams.scheme
-        self._param("weight_int8", qweight.q)
-        self._param("weight_scale", qweight.scale)
-        self._param("bias", None if bias is None else check_bias(bias, qweight.shape[0]))
+        self._set_weights(qweight, bias)
         self.clipped = 0
         self.seen = 0
-        self.trace_log = None
 
     @classmethod
     def from_float(
@@ -162,25 +156,12 @@ class StaticQuantLinear(Module):
         layer.activation = getattr(linear, "activation", None)  # in the epilogue
         return layer
 
-    def forward(self, x):
-        """Quantize ``x`` with the calibrated parameters, int8 GEMM, dequantize.
-
-        Parameters
-        ----------
-        x : (..., K) float array
-            Inputs; values outside the calibrated range clip (counted in ``clipped``).
-
-        Returns
-        -------
-        (..., N) float32 ndarray
-            The outputs.
-        """
-        n, k = self.qweight.shape
-        x = layer_input(self, x, k)
-        x2d = x.reshape(-1, k)
+    def _product(self, x2d, bias):
+        """Quantize ``x2d`` with the calibrated parameters (values outside the range clip,
+        counted in ``clipped``), then the int8 GEMM."""
         check_finite(x2d, "StaticQuantLinear: input")  # the fixed-scale kernel clips NaN
         qp = self.act_qparams
-        m = x2d.shape[0]
+        m, k = x2d.shape
         signed = qp.storage is np.int8
         a = engine.lhs_buffer(m, k)
         reciprocal = bool(qp.scheme is not None and qp.scheme.reciprocal)
@@ -199,13 +180,10 @@ class StaticQuantLinear(Module):
         self.seen += x2d.size
         scale = np.full(m, qp.scale, np.float32)
         zero_point = np.full(m, int(qp.zero_point), np.int32)
-        if self.trace_log is not None:
-            self.trace_log.append({"scale": scale, "zero_point": zero_point})
-        y = np.empty((m, n), np.float32)
-        bias = self.qweight.zero_bias if self.bias is None else self.bias
+        y = np.empty((m, self.out_features), np.float32)
         act = mm.ACTIVATIONS[self.activation]
         engine.linear(a, scale, zero_point, signed, self.qweight, bias, act, y, qp.qmax)
-        return y.reshape(x.shape[:-1] + (n,))
+        return y, {"scale": scale, "zero_point": zero_point}
 
     def extra_repr(self) -> str:
         qp = self.act_qparams

@@ -6,14 +6,18 @@ any depth, is replaced by a torch module that runs numbaq's int8 kernels; everyt
 else (embeddings, attention, LayerNorm, your own code) stays PyTorch. It is a drop-in for
 ``torch.ao.quantization.quantize_dynamic``, which torch 2.13 deprecates.
 
-The replacements (:class:`QuantLinear`, :class:`QuantLSTM`, :class:`QuantGRU`,
-:class:`QuantLSTMCell`, :class:`QuantGRUCell`) take and return torch tensors and follow
+The replacements (:class:`TorchQuantLinear`, :class:`TorchQuantLSTM`,
+:class:`TorchQuantGRU`, :class:`TorchQuantLSTMCell`, :class:`TorchQuantGRUCell`; the
+names ``QuantLinear``, ``QuantLSTM``, ... of earlier releases still import) are torch
+modules: they take and return torch tensors and follow
 the arguments of the layers they replace (``(..., in_features)`` for Linear;
 ``batch_first``, ``bidirectional``, ``num_layers``, ``hx`` and unbatched input for the
 recurrent ones). Inside, each converts its weights once (:func:`numbaq.from_torch`, then
 :func:`numbaq.quantize_dynamic`) and runs the numbaq layer on ``tensor.numpy()``, a
 zero-copy view of a contiguous CPU float32 tensor; the result comes back with
-``torch.from_numpy``, also without a copy.
+``torch.from_numpy``, also without a copy. Which torch layers are replaced comes from the
+numbaq layer kinds' declarations (a float kind's ``torch_twins``, its quantized twin);
+a kind without a module here of its own runs in :class:`TorchQuantModule`.
 
 Rules (each broken one is a clear error, never a wrong result):
 
@@ -40,7 +44,7 @@ Examples
 >>> model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
 >>> qmodel = numbaq.torch.quantize_dynamic(model, exclude=["2"])
 >>> [type(m).__name__ for m in qmodel]
-['QuantLinear', 'ReLU', 'Linear']
+['TorchQuantLinear', 'ReLU', 'Linear']
 >>> qmodel(torch.ones(3, 5, 8)).shape
 torch.Size([3, 5, 2])
 """
@@ -62,52 +66,82 @@ except ImportError:  # pragma: no cover - exercised without torch only
 from . import convert, schemes
 from . import layers as nql
 from ._torch_support import (  # noqa: F401  (record_calls, run_inference: for numbaq.compare / trace)
-    CELL_CONFIG,
-    RNN_CONFIG,
-    build_layer,
-    describe_layer,
     record_calls,
     run_inference,
     to_array,
     to_tensor,
 )
-from .interop import from_torch
+from .interop import from_torch, torch_twins
+from .io import build_layer, describe_layer
 
 nn = torch.nn
 
 __all__ = [
     "LAYERS",
-    "QuantGRU",
-    "QuantGRUCell",
-    "QuantLSTM",
-    "QuantLSTMCell",
-    "QuantLinear",
+    "TorchQuantGRU",
+    "TorchQuantGRUCell",
+    "TorchQuantLSTM",
+    "TorchQuantLSTMCell",
+    "TorchQuantLinear",
     "quantize_dynamic",
 ]
 
+WRAPPERS: dict[str, type] = {}
+"""numbaq quantized kind name -> the torch module class that runs it (filled by the
+classes below, and by :func:`wrapper` for kinds without a class of their own)."""
 
-class QuantModule(nn.Module):
-    """Base of the torch modules that run a numbaq quantized layer.
+
+class TorchQuantModule(nn.Module):
+    """Base of the torch modules that run a numbaq quantized layer (``numbaq_kind``).
 
     The buffers (int8 weights, float32 scales and biases, named as in the numbaq layer)
     are the source of truth; the numbaq layer (``.numbaq``) is rebuilt from them, with
-    zero-copy views, after ``load_state_dict``, unpickling and ``.to()``.
+    zero-copy views, after ``load_state_dict``, unpickling and ``.to()``. The layer's
+    settings (its kind's ``config_fields``) read through as attributes. By itself it runs
+    a layer of one input and one output (``forward(input)``).
     """
+
+    numbaq_kind = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("numbaq_kind"):  # declared here, not inherited
+            WRAPPERS[cls.numbaq_kind] = cls
 
     def __init__(self, layer: nql.Module, name: str = ""):
         super().__init__()
         if not getattr(layer, "quantized", False):
             raise TypeError(f"{type(self).__name__} wraps a numbaq quantized layer")
-        if type(layer).__name__ != self._kind:
-            raise TypeError(f"{type(self).__name__} wraps a numbaq {self._kind}, got {layer}")
-        self._node, arrays = describe_layer(layer)
-        for key, value in arrays.items():
+        if type(layer).__name__ != self.numbaq_kind:
+            raise TypeError(f"{type(self).__name__} wraps a numbaq {self.numbaq_kind}, got {layer}")
+        self._node = describe_layer(layer)
+        for key, value in layer.parameters().items():
             self.register_buffer(key, torch.from_numpy(np.ascontiguousarray(value)))
-        if "bias" not in arrays and self._kind in ("QuantLinear",):
-            self.register_buffer("bias", None)  # as nn.Linear(bias=False): .bias is None
         self.layer_name = name
         self._layer = layer
         self._rebuild()
+
+    def __getattr__(self, name):
+        layer = self.__dict__.get("_layer")
+        if layer is not None and name in layer.config_fields:
+            return getattr(layer, name)
+        return super().__getattr__(name)
+
+    def forward(self, input):
+        """Run the numbaq layer on ``input``.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            On the CPU; float16, bfloat16 and float64 are computed in float32.
+
+        Returns
+        -------
+        torch.Tensor
+            The layer's output, of the input's dtype.
+        """
+        x, restore = to_array(self, input)
+        return to_tensor(self._layer(x), restore)
 
     def _label(self) -> str:
         return (
@@ -155,11 +189,11 @@ class QuantModule(nn.Module):
         return copy.deepcopy(self._node)
 
     def set_extra_state(self, state: dict) -> None:
-        if not isinstance(state, dict) or state.get("type") != self._kind:
+        if not isinstance(state, dict) or state.get("type") != self.numbaq_kind:
             raise ValueError(
                 f"{self._label()}: the state_dict holds a "
                 f"{state.get('type') if isinstance(state, dict) else type(state).__name__}, "
-                f"not a numbaq {self._kind}"
+                f"not a numbaq {self.numbaq_kind}"
             )
         self._node = copy.deepcopy(state)
 
@@ -185,7 +219,7 @@ class QuantModule(nn.Module):
         return self._layer.extra_repr()
 
 
-class QuantLinear(QuantModule):
+class TorchQuantLinear(TorchQuantModule):
     """``nn.Linear`` on numbaq's dynamic int8 kernels: ``y = x W^T + b``.
 
     Input ``(..., in_features)`` float tensor; output ``(..., out_features)``, same dtype.
@@ -209,14 +243,19 @@ class QuantLinear(QuantModule):
     --------
     >>> layer = quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 3)))[0]
     >>> type(layer).__name__, layer.in_features, layer.out_features
-    ('QuantLinear', 4, 3)
+    ('TorchQuantLinear', 4, 3)
     >>> with torch.inference_mode():
     ...     y = layer(torch.ones(2, 4))
     >>> tuple(y.shape), y.dtype
     ((2, 3), torch.float32)
     """
 
-    _kind = "QuantLinear"
+    numbaq_kind = "QuantLinear"
+
+    def __init__(self, layer: nql.Module, name: str = ""):
+        super().__init__(layer, name)
+        if "bias" not in self._buffers:
+            self.register_buffer("bias", None)  # as nn.Linear(bias=False): .bias is None
 
     @property
     def in_features(self) -> int:
@@ -253,16 +292,9 @@ class QuantLinear(QuantModule):
         return to_tensor(self._layer(x), restore)
 
 
-class _Stateful(QuantModule):
-    """What the recurrent modules and the cells share: their configuration read from the
-    numbaq layer (``_config``), and the state ``hx`` converted to arrays."""
-
-    _config: tuple[str, ...] = ()
-
-    def __getattr__(self, name):
-        if name in self._config:
-            return getattr(self._layer, name)
-        return super().__getattr__(name)
+class _Stateful(TorchQuantModule):
+    """What the recurrent modules and the cells share: the state ``hx`` converted to
+    arrays."""
 
     def _state(self, hx, pair: tuple[str, str] | None, single: str):
         """``hx`` as numbaq arrays: a pair named ``pair`` (an LSTM's ``(h, c)``), or one
@@ -278,8 +310,6 @@ class _Stateful(QuantModule):
 
 class _Recurrent(_Stateful):
     """The torch face of numbaq's ``QuantLSTM`` / ``QuantGRU``."""
-
-    _config = RNN_CONFIG
 
     def flatten_parameters(self) -> None:
         """A no-op, as on ``torch.nn.LSTM``/``GRU`` on the CPU (cuDNN's weight layout):
@@ -309,7 +339,7 @@ class _Recurrent(_Stateful):
                 "torch.nn.utils.rnn.pad_packed_sequence and pass the padded tensor"
             )
         x, restore = to_array(self, input)
-        lstm = self._kind == "QuantLSTM"
+        lstm = self._layer.mode == "LSTM"
         hx = self._state(hx, ("h_0", "c_0") if lstm else None, "h_0")
         out, state = self._layer(x, hx)
         if lstm:
@@ -317,7 +347,7 @@ class _Recurrent(_Stateful):
         return to_tensor(out, restore), to_tensor(state, restore)
 
 
-class QuantLSTM(_Recurrent):
+class TorchQuantLSTM(_Recurrent):
     """``nn.LSTM`` on numbaq's int8 kernels: ``output, (h_n, c_n) = lstm(x, (h_0, c_0))``.
 
     ``x`` is (seq, batch, input_size), (batch, seq, input_size) with ``batch_first``, or
@@ -338,16 +368,16 @@ class QuantLSTM(_Recurrent):
     >>> with torch.inference_mode():
     ...     out, (h, c) = qlstm(torch.randn(3, 7, 6))
     >>> type(qlstm).__name__, tuple(out.shape), tuple(c.shape)
-    ('QuantLSTM', (3, 7, 5), (1, 3, 5))
+    ('TorchQuantLSTM', (3, 7, 5), (1, 3, 5))
     """
 
-    _kind = "QuantLSTM"
+    numbaq_kind = "QuantLSTM"
 
 
-class QuantGRU(_Recurrent):
+class TorchQuantGRU(_Recurrent):
     """``nn.GRU`` on numbaq's int8 kernels: ``output, h_n = gru(x, h_0)``; gates r, z, n.
 
-    Shapes as :class:`QuantLSTM`.
+    Shapes as :class:`TorchQuantLSTM`.
 
     Parameters
     ----------
@@ -362,14 +392,14 @@ class QuantGRU(_Recurrent):
     >>> with torch.inference_mode():
     ...     out, h = qgru(torch.randn(7, 3, 6))
     >>> type(qgru).__name__, tuple(out.shape), tuple(h.shape)
-    ('QuantGRU', (7, 3, 5), (1, 3, 5))
+    ('TorchQuantGRU', (7, 3, 5), (1, 3, 5))
     """
 
-    _kind = "QuantGRU"
+    numbaq_kind = "QuantGRU"
 
 
 class _Cell(_Stateful):
-    _config = CELL_CONFIG
+    """The torch face of numbaq's ``QuantLSTMCell`` / ``QuantGRUCell``."""
 
     def forward(self, input, hx=None):
         """One step, as ``nn.LSTMCell`` / ``nn.GRUCell`` do.
@@ -387,14 +417,14 @@ class _Cell(_Stateful):
             The new state: ``(h', c')`` or ``h'``.
         """
         x, restore = to_array(self, input)
-        hx = self._state(hx, ("h", "c") if self._kind == "QuantLSTMCell" else None, "hx")
+        hx = self._state(hx, ("h", "c") if self._layer.mode == "LSTM" else None, "hx")
         out = self._layer(x, hx)
         if isinstance(out, tuple):
             return tuple(to_tensor(s, restore) for s in out)
         return to_tensor(out, restore)
 
 
-class QuantLSTMCell(_Cell):
+class TorchQuantLSTMCell(_Cell):
     """``nn.LSTMCell`` on numbaq's int8 kernels: ``(h', c') = cell(x, (h, c))``.
 
     ``x`` (batch, input_size) or (input_size,); ``h``, ``c`` (batch, hidden_size).
@@ -412,13 +442,13 @@ class QuantLSTMCell(_Cell):
     >>> with torch.inference_mode():
     ...     h, c = cell(torch.randn(3, 6))
     >>> type(cell).__name__, tuple(h.shape)
-    ('QuantLSTMCell', (3, 5))
+    ('TorchQuantLSTMCell', (3, 5))
     """
 
-    _kind = "QuantLSTMCell"
+    numbaq_kind = "QuantLSTMCell"
 
 
-class QuantGRUCell(_Cell):
+class TorchQuantGRUCell(_Cell):
     """``nn.GRUCell`` on numbaq's int8 kernels: ``h' = cell(x, h)``.
 
     Parameters
@@ -434,23 +464,70 @@ class QuantGRUCell(_Cell):
     >>> with torch.inference_mode():
     ...     h = cell(torch.randn(3, 6))
     >>> type(cell).__name__, tuple(h.shape)
-    ('QuantGRUCell', (3, 5))
+    ('TorchQuantGRUCell', (3, 5))
     """
 
-    _kind = "QuantGRUCell"
+    numbaq_kind = "QuantGRUCell"
 
 
-LAYERS = {
-    nn.Linear: QuantLinear,
-    nn.LSTM: QuantLSTM,
-    nn.GRU: QuantGRU,
-    nn.LSTMCell: QuantLSTMCell,
-    nn.GRUCell: QuantGRUCell,
-}
-"""torch layer type -> the numbaq-backed module that replaces it."""
+# The names of earlier releases (they read like numbaq.layers' own classes)
+QuantModule = TorchQuantModule
+QuantLinear = TorchQuantLinear
+QuantLSTM = TorchQuantLSTM
+QuantGRU = TorchQuantGRU
+QuantLSTMCell = TorchQuantLSTMCell
+QuantGRUCell = TorchQuantGRUCell
 
 
-def _convert(child, name, scheme, weights) -> QuantModule:
+def wrapper(kind: type) -> type[TorchQuantModule]:
+    """The torch module class that runs numbaq quantized layer kind ``kind``.
+
+    A kind without a class of its own here gets a :class:`TorchQuantModule` subclass
+    named ``Torch<kind>`` (made once, and reachable as ``numbaq.torch.Torch<kind>`` so
+    that pickle finds it).
+
+    Parameters
+    ----------
+    kind : type
+        A quantized layer kind of :data:`numbaq.layers.LAYER_KINDS`.
+
+    Returns
+    -------
+    type
+        A :class:`TorchQuantModule` subclass.
+
+    Examples
+    --------
+    >>> wrapper(nql.QuantLSTM).__name__
+    'TorchQuantLSTM'
+    """
+    cls = WRAPPERS.get(kind.__name__)
+    if cls is None:
+        name = f"Torch{kind.__name__}"
+        doc = f"numbaq's ``{kind.__name__}`` as a torch module (see :class:`TorchQuantModule`)."
+        cls = type(name, (TorchQuantModule,), {"numbaq_kind": kind.__name__, "__doc__": doc})
+        cls.__module__ = __name__
+        globals()[name] = cls
+    return cls
+
+
+def _layers() -> dict:
+    """torch layer type -> the module that replaces it: the torch twins of each float
+    kind that has a quantized twin, from the kinds' declarations."""
+    quantized = nql.quantized_twins()
+    return {
+        torch_cls: wrapper(quantized[kind])
+        for torch_cls, kind in torch_twins().items()
+        if kind in quantized
+    }
+
+
+LAYERS = _layers()
+"""torch layer type -> the numbaq-backed module that replaces it (as declared by the
+layer kinds when numbaq.torch was imported; :func:`quantize_dynamic` reads them anew)."""
+
+
+def _convert(child, name, scheme, weights, table) -> TorchQuantModule:
     if any(p.device.type != "cpu" for p in child.parameters()):
         raise ValueError(
             f"quantize_dynamic: {name} has weights on {next(child.parameters()).device}; "
@@ -462,7 +539,7 @@ def _convert(child, name, scheme, weights) -> QuantModule:
             f"numbaq does not support; keep it in float with exclude=[{name!r}]"
         )
     layer = convert.quantize_dynamic(from_torch(child), scheme, **weights)
-    new = LAYERS[type(child)](layer, name)
+    new = table[type(child)](layer, name)
     new.train(child.training)
     return new
 
@@ -506,8 +583,8 @@ def quantize_dynamic(
     Returns
     -------
     torch.nn.Module
-        The same structure and module names, with :class:`QuantLinear`,
-        :class:`QuantLSTM`, ... in place of the float layers.
+        The same structure and module names, with :class:`TorchQuantLinear`,
+        :class:`TorchQuantLSTM`, ... in place of the float layers.
 
     Examples
     --------
@@ -516,7 +593,7 @@ def quantize_dynamic(
     >>> with torch.inference_mode():
     ...     out, (h, c) = qlstm(torch.randn(3, 7, 6))
     >>> type(qlstm).__name__, tuple(out.shape), tuple(h.shape)
-    ('QuantLSTM', (3, 7, 5), (2, 3, 5))
+    ('TorchQuantLSTM', (3, 7, 5), (2, 3, 5))
     """
     if isinstance(module, nql.Module):
         raise TypeError(
@@ -532,12 +609,13 @@ def quantize_dynamic(
             "convert the model with numbaq.from_torch and use numbaq.quantize_dynamic"
         )
     scheme = schemes.resolve(scheme, group_size=group_size)
-    layers = tuple(LAYERS) if layers is None else tuple(layers)
-    unknown = [t for t in layers if t not in LAYERS]
+    table = _layers()
+    layers = tuple(table) if layers is None else tuple(layers)
+    unknown = [t for t in layers if t not in table]
     if unknown:
         raise ValueError(
             f"quantize_dynamic: layers {unknown} cannot be replaced; choose from "
-            f"{[t.__name__ for t in LAYERS]}"
+            f"{[t.__name__ for t in table]}"
         )
     if isinstance(exclude, str):
         exclude = [exclude]  # one name, not its characters
@@ -564,10 +642,10 @@ def quantize_dynamic(
         if type(child) in layers and not excluded(name)
     ]
     weights = {"per_channel": per_channel, "weight_dtype": weight_dtype, "group_size": group_size}
-    done: dict[int, QuantModule] = {}  # a layer shared by two parents stays shared
+    done: dict[int, TorchQuantModule] = {}  # a layer shared by two parents stays shared
     for name, child in targets:
         if id(child) not in done:
-            done[id(child)] = _convert(child, name, scheme, weights)
+            done[id(child)] = _convert(child, name, scheme, weights, table)
         if not name:
             return done[id(child)]
         parent_name, _, attr = name.rpartition(".")

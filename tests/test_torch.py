@@ -145,7 +145,7 @@ def test_recurrent_follows_pytorch_arguments(kind, options):
     torch.manual_seed(2)
     rnn = getattr(nn, kind)(12, 20, **options).eval()
     qrnn = nqt.quantize_dynamic(rnn)
-    assert type(qrnn).__name__ == f"Quant{kind}"
+    assert type(qrnn).__name__ == f"TorchQuant{kind}"  # a torch module, by its name
     assert (qrnn.hidden_size, qrnn.num_layers) == (20, options.get("num_layers", 1))
     numbaq_rnn = nq.quantize_dynamic(nq.from_torch(rnn))
     layers = options.get("num_layers", 1) * (2 if options.get("bidirectional") else 1)
@@ -183,7 +183,7 @@ def test_cells(kind):
     model = nn.Sequential(nn.Linear(10, 10), cell)  # at depth, inside a container
     qmodel = nqt.quantize_dynamic(model)
     qcell = qmodel[1]
-    assert type(qcell).__name__ == f"Quant{kind}" and qcell.hidden_size == 14
+    assert type(qcell).__name__ == f"TorchQuant{kind}" and qcell.hidden_size == 14
     x, h = torch.randn(4, 10), torch.randn(4, 14)
     state = (h, torch.randn(4, 14)) if kind == "LSTMCell" else h
     for inp, hx in [(x, None), (x, state), (x[0], None)]:
@@ -195,7 +195,7 @@ def test_cells(kind):
 def test_custom_model_against_fp32_and_torch_ao(text_model):
     qmodel = nqt.quantize_dynamic(text_model)
     names = {n: type(m).__name__ for n, m in qmodel.named_modules()}
-    assert names["lstm"] == "QuantLSTM" and names["head.0"] == "QuantLinear"
+    assert names["lstm"] == "TorchQuantLSTM" and names["head.0"] == "TorchQuantLinear"
     assert names["embed"] == "Embedding" and names["norm"] == "LayerNorm"
     assert isinstance(text_model.lstm, nn.LSTM)  # the original is untouched
     ao = _ao(text_model, {nn.LSTM, nn.Linear})
@@ -209,7 +209,7 @@ def test_custom_model_against_fp32_and_torch_ao(text_model):
 
 def test_exclude_names_as_pytorch_prints_them(text_model):
     qmodel = nqt.quantize_dynamic(text_model, exclude=["head"])
-    assert type(qmodel.lstm).__name__ == "QuantLSTM"
+    assert type(qmodel.lstm).__name__ == "TorchQuantLSTM"
     assert all(type(m) is not nqt.QuantLinear for m in qmodel.head)
     qmodel = nqt.quantize_dynamic(text_model, exclude="head.2")  # one name, as a string
     assert isinstance(qmodel.head[2], nn.Linear) and isinstance(qmodel.head[0], nqt.QuantLinear)

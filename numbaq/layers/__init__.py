@@ -11,16 +11,29 @@ float              quantized               notes
 ``Sequential``     (holds either)
 ``ReLU``, ``GELU``, ``Tanh``, ``Sigmoid``  elementwise
 =================  ======================  ===========================================
+
+Each of these is a *layer kind* (``class X(Module, kind=True)``, in :data:`LAYER_KINDS`)
+that declares its float twin, its PyTorch twins, its stored settings and how it is
+rebuilt (see :class:`Module`). Adding a kind is one module in this folder: every module
+here is imported with the package, so its kinds are registered.
 """
 
-from .base import GELU, Module, ReLU, Sequential, Sigmoid, Tanh
+import importlib
+import pkgutil
+
+from .base import GELU, LAYER_KINDS, Module, ReLU, Sequential, Sigmoid, Tanh, quantized_twins
 from .cells import GRUCell, LSTMCell, QuantGRUCell, QuantLSTMCell
-from .linear import Linear, QuantLinear
+from .linear import Linear, QuantLinear, QuantLinearBase
 from .rnn import GRU, LSTM, QuantGRU, QuantLSTM
+
+for _module in pkgutil.iter_modules(__path__):  # the other modules' kinds register too
+    importlib.import_module(f"{__name__}.{_module.name}")
+del _module
 
 __all__ = [
     "GELU",
     "GRU",
+    "LAYER_KINDS",
     "LSTM",
     "GRUCell",
     "LSTMCell",
@@ -31,8 +44,10 @@ __all__ = [
     "QuantLSTM",
     "QuantLSTMCell",
     "QuantLinear",
+    "QuantLinearBase",
     "ReLU",
     "Sequential",
     "Sigmoid",
     "Tanh",
+    "quantized_twins",
 ]

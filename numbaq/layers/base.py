@@ -2,6 +2,13 @@
 
 A module is a callable on numpy arrays with named parameters (numpy arrays) and named
 child modules, like a very small ``torch.nn.Module`` without autograd.
+
+A *layer kind* is a class defined with ``kind=True`` (``class Linear(Module, kind=True)``):
+it is entered in :data:`LAYER_KINDS` under its name and declares, as class attributes and
+class methods, everything the converters and the file format need (see :class:`Module`).
+:func:`numbaq.quantize_dynamic`, :func:`numbaq.save` / :func:`numbaq.load`,
+:func:`numbaq.from_torch` and :mod:`numbaq.torch` read these declarations; none of them
+keeps a table of kinds.
 """
 
 from __future__ import annotations
@@ -16,6 +23,42 @@ from ..checks import as_float32
 
 _TRACES = threading.local()  # per thread: {id(module): list} while numbaq.trace runs
 
+LAYER_KINDS: dict[str, type[Module]] = {}
+"""Every layer kind by its class name, in the order they were defined: what
+:func:`numbaq.load` looks a stored ``type`` up in. Filled by ``class X(Module, kind=True)``."""
+
+
+def _register(cls: type[Module]) -> None:
+    name = cls.__name__
+    old = LAYER_KINDS.get(name)
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise TypeError(
+            f"a layer kind named {name!r} exists already ({old.__module__}.{old.__qualname__}); "
+            "numbaq.save stores kinds by name: give this one another name"
+        )
+    twin = cls.float_twin
+    if twin is not None and LAYER_KINDS.get(twin.__name__) is not twin:
+        raise TypeError(f"{name}: float_twin {twin.__name__} is not a layer kind")
+    LAYER_KINDS[name] = cls
+
+
+def quantized_twins() -> dict[type[Module], type[Module]]:
+    """``{float kind: its dynamically quantized kind}``, from the ``float_twin`` each
+    quantized kind declares: what :func:`numbaq.quantize_dynamic` replaces.
+
+    Returns
+    -------
+    dict of type to type
+        In the order the kinds were defined.
+
+    Examples
+    --------
+    >>> from numbaq.layers import Linear
+    >>> quantized_twins()[Linear].__name__
+    'QuantLinear'
+    """
+    return {k.float_twin: k for k in LAYER_KINDS.values() if k.float_twin is not None}
+
 
 class Module:
     """Base class: children in ``self._modules``, arrays in ``self._params``.
@@ -23,6 +66,13 @@ class Module:
     Subclasses set parameters with :meth:`_param` and children with :meth:`_child`, and
     implement ``forward``. ``__call__`` runs ``forward`` (and records the output for
     :func:`numbaq.compare` when a recorder is attached).
+
+    A subclass defined with ``kind=True`` is a *layer kind* (in :data:`LAYER_KINDS`): its
+    class attributes ``quantized``, ``float_twin``, ``per_group_weights``,
+    ``torch_twins``, ``torch_subclasses`` and ``config_fields``, and its class methods
+    ``from_float``, ``from_saved`` and ``from_torch``, are all that
+    :func:`numbaq.quantize_dynamic`, :func:`numbaq.save` / :func:`numbaq.load`,
+    :func:`numbaq.from_torch` and :mod:`numbaq.torch` know of it.
 
     Examples
     --------
@@ -32,7 +82,33 @@ class Module:
     (['', '0', '1'], ['0.weight'])
     """
 
-    quantized = False  # True for the dynamically quantized layers
+    # ------------------------------------------------ what a layer kind declares
+    quantized: bool = False
+    """True for the quantized kinds: :func:`numbaq.save` stores their activation
+    ``scheme``, the schemes of their ``qweights`` (as ``<name>_int8`` and ``<name>_scale``
+    arrays) and their float ``bias*`` arrays."""
+    float_twin: type[Module] | None = None
+    """A dynamically quantized kind: the float kind :func:`numbaq.quantize_dynamic`
+    replaces with it, through :meth:`from_float`."""
+    per_group_weights: bool = False
+    """Whether :meth:`from_float` takes ``group_size`` (one weight scale per group)."""
+    torch_twins: tuple[str, ...] = ()
+    """Qualified names of the PyTorch classes :func:`numbaq.from_torch` converts to this
+    kind with :meth:`from_torch` (``"torch.nn.Linear"``; a quantized kind:
+    ``"torch.ao.nn.quantized.dynamic.Linear"``). Names, so that importing numbaq never
+    imports torch. :mod:`numbaq.torch` replaces the torch twins of a float kind with a
+    torch module running its quantized twin."""
+    torch_subclasses: bool = True
+    """Whether subclasses of the torch twins convert too (False for activations:
+    ``torch.ao``'s quantized ``ReLU6`` subclasses ``nn.ReLU``)."""
+    config_fields: tuple[str, ...] = ()
+    """The constructor settings :func:`numbaq.save` stores (``config()``) beside the
+    arrays; :meth:`from_saved` receives them back."""
+
+    def __init_subclass__(cls, kind: bool = False, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind:
+            _register(cls)
 
     def __init__(self):
         self._modules: OrderedDict[str, Module] = OrderedDict()
@@ -161,6 +237,68 @@ class Module:
     def extra_repr(self) -> str:
         return ""
 
+    # ---------------------------------------------- a layer kind's converters
+    def config(self) -> dict:
+        """The settings named by ``config_fields``, as :func:`numbaq.save` stores them.
+
+        Returns
+        -------
+        dict
+            ``{field: value}`` (plain Python values); empty for kinds without settings.
+        """
+        return {k: getattr(self, k) for k in self.config_fields}
+
+    @classmethod
+    def from_saved(cls, config: dict, arrays: dict, **stored) -> Module:
+        """The layer :func:`numbaq.load` rebuilds from what :func:`numbaq.save` stored.
+
+        The default builds ``cls(**config)`` and takes no arrays; kinds with arrays
+        override it.
+
+        Parameters
+        ----------
+        config : dict
+            The stored ``config()``, its keys checked against ``config_fields``.
+        arrays : dict of str to ndarray
+            The layer's arrays by parameter name (quantized kinds: the ``bias*`` ones).
+        **stored
+            ``activation`` (its fused activation or None) and, for quantized kinds,
+            ``weights`` (``{name: QuantizedWeight}``) and ``scheme`` (a ``QScheme``).
+
+        Returns
+        -------
+        Module
+            The layer.
+
+        Raises
+        ------
+        ValueError
+            If the arrays do not fit the layer.
+        """
+        if arrays:
+            raise ValueError(f"{cls.__name__}: unexpected arrays {sorted(arrays)}")
+        return cls(**config)
+
+    @classmethod
+    def from_torch(cls, module, scheme=None, convert=None) -> Module:
+        """This kind from one of its ``torch_twins`` (see :func:`numbaq.from_torch`).
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            An instance of one of ``torch_twins``.
+        scheme : QScheme, optional
+            Activation scheme of a quantized kind.
+        convert : callable, optional
+            ``convert(child)`` converts a child module (containers use it).
+
+        Returns
+        -------
+        Module
+            The numbaq layer, weights copied.
+        """
+        raise NotImplementedError(f"{cls.__name__} declares no from_torch")
+
     def __repr__(self) -> str:
         head = f"{type(self).__name__}({self.extra_repr()}"
         if not self._modules:
@@ -172,7 +310,7 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
-class Sequential(Module):
+class Sequential(Module, kind=True):
     """Modules applied one after the other: ``Sequential(Linear(...), ReLU(), ...)``.
 
     Parameters
@@ -187,6 +325,8 @@ class Sequential(Module):
     >>> model(np.array([[1.0, -1.0]])).tolist()
     [[1.0, 0.0]]
     """
+
+    torch_twins = ("torch.nn.Sequential",)
 
     def __init__(self, *modules: Module):
         super().__init__()
@@ -218,15 +358,41 @@ class Sequential(Module):
             x = module(x)
         return x
 
+    @classmethod
+    def from_torch(cls, module, scheme=None, convert=None) -> Sequential:
+        """A torch ``nn.Sequential`` with each child converted by ``convert``.
+
+        Parameters
+        ----------
+        module : torch.nn.Sequential
+            The container.
+        scheme : QScheme, optional
+            Unused here: ``convert`` carries it to the children.
+        convert : callable
+            ``convert(child)`` -> numbaq Module.
+
+        Returns
+        -------
+        Sequential
+            The converted children, in order.
+        """
+        return cls(*(convert(child) for child in module))
+
 
 class _Elementwise(Module):
     """An activation applied elementwise, in float32."""
 
+    torch_subclasses = False
+
     def forward(self, x):
         return self.fn(as_float32(x)).astype(np.float32, copy=False)
 
+    @classmethod
+    def from_torch(cls, module, scheme=None, convert=None) -> Module:
+        return cls()
 
-class ReLU(_Elementwise):
+
+class ReLU(_Elementwise, kind=True):
     """``max(x, 0)``, in float32.
 
     Examples
@@ -235,12 +401,14 @@ class ReLU(_Elementwise):
     [0.0, 2.0]
     """
 
+    torch_twins = ("torch.nn.ReLU",)
+
     @staticmethod
     def fn(x):
         return np.maximum(x, np.float32(0))
 
 
-class GELU(_Elementwise):
+class GELU(_Elementwise, kind=True):
     """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``, in float32 (erf to 5e-7).
 
     Examples
@@ -248,6 +416,15 @@ class GELU(_Elementwise):
     >>> GELU()(np.array([-1.0, 0.0, 1.0])).astype(float).round(4).tolist()
     [-0.1587, 0.0, 0.8413]
     """
+
+    torch_twins = ("torch.nn.GELU",)
+    torch_subclasses = True
+
+    @classmethod
+    def from_torch(cls, module, scheme=None, convert=None) -> GELU:
+        if module.approximate != "none":
+            raise ValueError("only the exact GELU (approximate='none') is supported")
+        return cls()
 
     @staticmethod
     def fn(x):
@@ -258,7 +435,7 @@ class GELU(_Elementwise):
         return out
 
 
-class Tanh(_Elementwise):
+class Tanh(_Elementwise, kind=True):
     """``tanh(x)``, in float32.
 
     Examples
@@ -267,10 +444,12 @@ class Tanh(_Elementwise):
     [0.0, 0.7616]
     """
 
+    torch_twins = ("torch.nn.Tanh",)
+
     fn = staticmethod(np.tanh)
 
 
-class Sigmoid(_Elementwise):
+class Sigmoid(_Elementwise, kind=True):
     """``1 / (1 + exp(-x))``, in float32.
 
     Examples
@@ -278,6 +457,8 @@ class Sigmoid(_Elementwise):
     >>> Sigmoid()(np.array([0.0, 2.0])).astype(float).round(4).tolist()
     [0.5, 0.8808]
     """
+
+    torch_twins = ("torch.nn.Sigmoid",)
 
     @staticmethod
     def fn(x):

@@ -14,10 +14,15 @@ import numpy as np
 from ..kernels.rnn import _gru_step, _lstm_step
 from .base import Module
 from .rnn import GATES, Projections, check_flag, check_size, checked_input, state_pair
+from .tensors import tensor_array
+
+CELL_CONFIG = ("input_size", "hidden_size", "bias")
+"""The settings of a recurrent cell, as :func:`numbaq.save` stores them."""
 
 
 class _Cell(Projections):
     mode = "LSTM"
+    config_fields = CELL_CONFIG
 
     def _configure(self, input_size: int, hidden_size: int, bias: bool):
         kind = type(self).__name__
@@ -103,8 +108,17 @@ class _FloatCell(_Cell):
         super().__init__()
         self._init_float(self._configure(input_size, hidden_size, bias), params, seed, hidden_size)
 
+    @classmethod
+    def from_saved(cls, config: dict, arrays: dict, **stored):
+        return cls(**config, params=arrays)
 
-class LSTMCell(_FloatCell):
+    @classmethod
+    def from_torch(cls, module, scheme=None, convert=None):
+        params = {k: tensor_array(v) for k, v in module.state_dict().items()}
+        return cls(module.input_size, module.hidden_size, module.bias, params=params)
+
+
+class LSTMCell(_FloatCell, kind=True):
     """One LSTM step, as ``torch.nn.LSTMCell``: ``(h', c') = cell(x, (h, c))``.
 
     Parameters ``weight_ih`` (4H, F), ``weight_hh`` (4H, H), ``bias_ih``, ``bias_hh`` (4H,);
@@ -133,9 +147,10 @@ class LSTMCell(_FloatCell):
     """
 
     mode = "LSTM"
+    torch_twins = ("torch.nn.LSTMCell",)
 
 
-class GRUCell(_FloatCell):
+class GRUCell(_FloatCell, kind=True):
     """One GRU step, as ``torch.nn.GRUCell``: ``h' = cell(x, h)``; gates r, z, n.
 
     Parameters
@@ -158,6 +173,7 @@ class GRUCell(_FloatCell):
     """
 
     mode = "GRU"
+    torch_twins = ("torch.nn.GRUCell",)
 
 
 class _QuantCell(_Cell):
@@ -192,8 +208,14 @@ class _QuantCell(_Cell):
         cell._init_int8(weights, biases, scheme, shapes)
         return cell
 
+    @classmethod
+    def from_saved(cls, config, arrays, weights=None, scheme=None, activation=None):
+        return cls.from_int8(
+            config["input_size"], config["hidden_size"], weights, arrays, scheme, config["bias"]
+        )
 
-class QuantLSTMCell(_QuantCell):
+
+class QuantLSTMCell(_QuantCell, kind=True):
     """:class:`LSTMCell` with int8 ``W_ih``, ``W_hh`` and dynamic activation quantization.
 
     Parameters
@@ -217,9 +239,10 @@ class QuantLSTMCell(_QuantCell):
     """
 
     mode = "LSTM"
+    float_twin = LSTMCell
 
 
-class QuantGRUCell(_QuantCell):
+class QuantGRUCell(_QuantCell, kind=True):
     """:class:`GRUCell` with int8 ``W_ih``, ``W_hh`` and dynamic activation quantization.
 
     Parameters
@@ -243,3 +266,4 @@ class QuantGRUCell(_QuantCell):
     """
 
     mode = "GRU"
+    float_twin = GRUCell

@@ -1,4 +1,10 @@
-"""Linear layers: float :class:`Linear` and dynamically quantized :class:`QuantLinear`."""
+"""Linear layers: float :class:`Linear` and dynamically quantized :class:`QuantLinear`.
+
+:class:`QuantLinearBase` holds what every int8 Linear shares (here and in
+:mod:`numbaq.static` and :mod:`numbaq.outliers`): int8 weights, the bias, and one
+``forward`` that checks the input, runs the subclass's int8 product and records the
+runtime scales for :func:`numbaq.trace`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from .. import schemes
 from ..checks import check_bias, layer_input
 from ..matmul import ACTIVATIONS, QuantizedWeight, check_linear_scheme, linear_2d, quantize_weight
 from .base import Module
+from .tensors import tensor_array, tensor_qweight
 
 
 def activate(y: np.ndarray, activation: str) -> np.ndarray:
@@ -21,7 +28,7 @@ def activate(y: np.ndarray, activation: str) -> np.ndarray:
     return out
 
 
-class Linear(Module):
+class Linear(Module, kind=True):
     """``y = x W^T + b`` in float32, as ``torch.nn.Linear``.
 
     Parameters
@@ -39,6 +46,8 @@ class Linear(Module):
     >>> Linear(np.array([[1.0, 2.0]]), np.array([0.5]))(np.array([[3.0, 4.0]])).tolist()
     [[11.5]]
     """
+
+    torch_twins = ("torch.nn.Linear",)
 
     def __init__(self, weight, bias=None, activation=None):
         super().__init__()
@@ -102,8 +111,91 @@ class Linear(Module):
             f"bias={self.bias is not None}{act}"
         )
 
+    @classmethod
+    def from_saved(cls, config: dict, arrays: dict, activation=None, **stored) -> Linear:
+        if set(arrays) not in ({"weight"}, {"weight", "bias"}):
+            raise ValueError(f"Linear: arrays {sorted(arrays)}, not ['weight'] (and 'bias')")
+        return cls(arrays["weight"], arrays.get("bias"), activation or None)
 
-class QuantLinear(Module):
+    @classmethod
+    def from_torch(cls, module, scheme=None, convert=None) -> Linear:
+        return cls(tensor_array(module.weight), tensor_array(module.bias))
+
+
+class QuantLinearBase(Module):
+    """What the int8 Linears share: int8 weights, a bias, and one ``forward``.
+
+    ``forward`` checks the input against ``in_features``, flattens it to rows, runs
+    :meth:`_product` (each subclass's int8 product: dynamic, static, smoothed or split),
+    records its runtime scales for :func:`numbaq.trace` and restores the leading axes.
+    Subclasses call :meth:`_set_weights` and set ``scheme``, ``activation`` and, where
+    their product differs from the dynamic one, override :meth:`_product`.
+    """
+
+    quantized = True
+
+    def _set_weights(self, qweight: QuantizedWeight, bias) -> None:
+        """Keep ``qweight`` and register ``weight_int8``, ``weight_scale``, ``bias``."""
+        self.qweight = qweight
+        self._param("weight_int8", qweight.q)
+        self._param("weight_scale", qweight.scale)
+        self._param("bias", None if bias is None else check_bias(bias, qweight.shape[0]))
+        self.trace_log: list | None = None
+
+    @property
+    def qweights(self) -> dict[str, QuantizedWeight]:
+        """``{"weight": qweight}``: the int8 weights by name, as :func:`numbaq.save`
+        stores them."""
+        return {"weight": self.qweight}
+
+    @property
+    def in_features(self) -> int:
+        """Input features, ``K``."""
+        return self.qweight.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        """Output features, ``N``."""
+        return self.qweight.shape[0]
+
+    def forward(self, x):
+        """The int8 Linear: quantize ``x``, int8 GEMM, dequantize (the activation fused).
+
+        Parameters
+        ----------
+        x : (..., K) float array
+            Inputs; float16 and float64 are converted to float32.
+
+        Returns
+        -------
+        (..., N) float32 ndarray
+            The outputs (after the fused activation, if any).
+
+        Raises
+        ------
+        ValueError
+            If the last axis of ``x`` is not K, or ``x`` holds NaN or Inf.
+        """
+        x = layer_input(self, x, self.in_features)
+        bias = self.qweight.zero_bias if self.bias is None else self.bias
+        y, record = self._product(x.reshape(-1, self.in_features), bias)
+        if self.trace_log is not None:
+            self.trace_log.append(record)
+        return y.reshape(x.shape[:-1] + (self.out_features,))
+
+    def _product(self, x2d: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, dict]:
+        """``(y, trace record)`` for rows ``x2d`` (M, K): the dynamic int8 product, the
+        activation scale and zero point from each row's own range (or the scheme's)."""
+        try:
+            y, scale, zero_point = linear_2d(
+                x2d, self.qweight, bias, self.scheme, ACTIVATIONS[self.activation]
+            )
+        except ValueError as err:
+            raise ValueError(f"{type(self).__name__}: {err}") from None
+        return y, {"scale": scale, "zero_point": zero_point}
+
+
+class QuantLinear(QuantLinearBase, kind=True):
     """A dynamically quantized Linear: int8 weights packed once, activations quantized
     from their own range on every call.
 
@@ -133,7 +225,9 @@ class QuantLinear(Module):
     [[-1.0, 4.5]]
     """
 
-    quantized = True
+    float_twin = Linear
+    per_group_weights = True
+    torch_twins = ("torch.ao.nn.quantized.dynamic.Linear",)
 
     def __init__(self, qweight: QuantizedWeight, bias=None, scheme=None, activation=None):
         super().__init__()
@@ -141,14 +235,10 @@ class QuantLinear(Module):
             raise TypeError(f"QuantLinear: qweight must be a QuantizedWeight, got {type(qweight)}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"QuantLinear: activation must be one of {list(ACTIVATIONS)}")
-        self.qweight = qweight
         self.scheme = schemes.resolve(scheme)
         check_linear_scheme(self.scheme, qweight, "QuantLinear")
         self.activation = activation
-        self._param("weight_int8", qweight.q)
-        self._param("weight_scale", qweight.scale)
-        self._param("bias", None if bias is None else check_bias(bias, qweight.shape[0]))
-        self.trace_log: list | None = None
+        self._set_weights(qweight, bias)
 
     @classmethod
     def from_float(
@@ -166,45 +256,6 @@ class QuantLinear(Module):
         )
         return cls(qweight, linear.bias, scheme, getattr(linear, "activation", None))
 
-    @property
-    def in_features(self) -> int:
-        return self.qweight.shape[1]
-
-    @property
-    def out_features(self) -> int:
-        return self.qweight.shape[0]
-
-    def forward(self, x):
-        """The dynamic Linear: quantize ``x`` from its own range, int8 GEMM, dequantize.
-
-        Parameters
-        ----------
-        x : (..., K) float array
-            Inputs; float16 and float64 are converted to float32.
-
-        Returns
-        -------
-        (..., N) float32 ndarray
-            The outputs (after the fused activation, if any).
-
-        Raises
-        ------
-        ValueError
-            If the last axis of ``x`` is not K, or ``x`` holds NaN or Inf.
-        """
-        x = layer_input(self, x, self.in_features)
-        bias = self.qweight.zero_bias if self.bias is None else self.bias
-        x2d = x.reshape(-1, self.in_features)
-        try:
-            y, scale, zero_point = linear_2d(
-                x2d, self.qweight, bias, self.scheme, ACTIVATIONS[self.activation]
-            )
-        except ValueError as err:
-            raise ValueError(f"QuantLinear: {err}") from None
-        if self.trace_log is not None:
-            self.trace_log.append({"scale": scale, "zero_point": zero_point})
-        return y.reshape(x.shape[:-1] + (self.out_features,))
-
     def extra_repr(self) -> str:
         granularity = {"row": "per channel", "tensor": "per tensor"}.get(
             self.qweight.scheme.granularity, f"per group of {self.qweight.group_size}"
@@ -214,3 +265,16 @@ class QuantLinear(Module):
             f"bias={self.bias is not None}, weights={self.qweight.scheme.dtype} {granularity}, "
             f"activations={self.scheme.name or self.scheme.describe()}"
         )
+
+    @classmethod
+    def from_saved(cls, config, arrays, weights=None, scheme=None, activation=None):
+        if set(weights) != {"weight"} or not set(arrays) <= {"bias"}:
+            raise ValueError(
+                f"QuantLinear: weights {sorted(weights)} and biases {sorted(arrays)}, not "
+                "['weight'] and ['bias'] or none"
+            )
+        return cls(weights["weight"], arrays.get("bias"), scheme, activation)
+
+    @classmethod
+    def from_torch(cls, module, scheme=None, convert=None) -> QuantLinear:
+        return cls(tensor_qweight(module.weight()), tensor_array(module.bias()), scheme)

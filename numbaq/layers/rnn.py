@@ -19,6 +19,7 @@ from ..kernels.rnn import _gru_step, _lstm_step
 from ..matmul import QuantizedWeight, check_linear_scheme, linear_2d, quantize_weight
 from ..ops import as_float32
 from .base import Module
+from .tensors import tensor_array, tensor_qweight
 
 CHUNK_BYTES = 1 << 20
 """Input projections per chunk of steps of the fused recurrence (per-token schemes): a
@@ -26,7 +27,15 @@ chunk is projected just before its steps run, while it fits in L2 (measured on a
 core, LSTM 256 -> 512 at batch 16, 64 steps: see ``_Recurrent._fused_recurrence``)."""
 
 GATES = {"LSTM": 4, "GRU": 3}
-_RNN_KEYS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
+RNN_CONFIG = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional")
+"""The settings of a recurrent layer, as :func:`numbaq.save` stores them."""
+
+
+def torch_rnn(module):
+    """A torch LSTM/GRU's settings as ``RNN_CONFIG``, refusing ``proj_size``."""
+    if getattr(module, "proj_size", 0):
+        raise ValueError("LSTM with proj_size is not supported")
+    return {k: getattr(module, k) for k in RNN_CONFIG}
 
 
 def checked_input(module: Module, x, name: str) -> np.ndarray:
@@ -92,6 +101,14 @@ class Projections(Module):
     """What float and quantized recurrent modules share: ``_project`` and its weights."""
 
     quantized = False
+
+    @classmethod
+    def from_float(cls, layer, scheme=None, per_channel=True, dtype="int8", group_size=None):
+        """A quantized kind from its float twin: ``cls(layer, scheme, per_channel, dtype)``
+        (the signature :func:`numbaq.quantize_dynamic` calls; no per-group weights)."""
+        if group_size:
+            raise ValueError(f"{cls.__name__} takes no group_size (per-group weights)")
+        return cls(layer, scheme, per_channel, dtype)
 
     def _init_float(self, shapes: dict[str, tuple], params, seed: int, hidden: int):
         rng = np.random.default_rng(seed)
@@ -183,6 +200,7 @@ class Projections(Module):
 # ------------------------------------------------------------------ sequences
 class _Recurrent(Projections):
     mode = "LSTM"
+    config_fields = RNN_CONFIG
 
     def _configure(self, input_size, hidden_size, num_layers, bias, batch_first, bidirectional):
         kind = type(self).__name__
@@ -405,8 +423,17 @@ class _FloatRecurrent(_Recurrent):
         )
         self._init_float(shapes, params, seed, hidden_size)
 
+    @classmethod
+    def from_saved(cls, config: dict, arrays: dict, **stored):
+        return cls(**config, params=arrays)
 
-class LSTM(_FloatRecurrent):
+    @classmethod
+    def from_torch(cls, module, scheme=None, convert=None):
+        params = {k: tensor_array(v) for k, v in module.state_dict().items()}
+        return cls(**torch_rnn(module), params=params)
+
+
+class LSTM(_FloatRecurrent, kind=True):
     """Multi-layer LSTM, as ``torch.nn.LSTM``: ``output, (h_n, c_n) = lstm(x, (h_0, c_0))``.
 
     ``x`` is (seq, batch, input_size), or (batch, seq, input_size) with ``batch_first``,
@@ -443,9 +470,10 @@ class LSTM(_FloatRecurrent):
     """
 
     mode = "LSTM"
+    torch_twins = ("torch.nn.LSTM",)
 
 
-class GRU(_FloatRecurrent):
+class GRU(_FloatRecurrent, kind=True):
     """Multi-layer GRU, as ``torch.nn.GRU``: ``output, h_n = gru(x, h_0)``; gates r, z, n.
 
     Shapes and parameter names as :class:`LSTM` (``3H`` gate rows instead of ``4H``).
@@ -478,6 +506,7 @@ class GRU(_FloatRecurrent):
     """
 
     mode = "GRU"
+    torch_twins = ("torch.nn.GRU",)
 
 
 class _QuantRecurrent(_Recurrent):
@@ -506,28 +535,25 @@ class _QuantRecurrent(_Recurrent):
         ``weights`` maps ``weight_ih_l0``... to :class:`QuantizedWeight`."""
         rnn = cls.__new__(cls)
         Module.__init__(rnn)
-        if not isinstance(config, dict) or set(config) != set(_RNN_KEYS):
-            raise ValueError(f"{cls.__name__}: config must have the keys {list(_RNN_KEYS)}")
+        if not isinstance(config, dict) or set(config) != set(RNN_CONFIG):
+            raise ValueError(f"{cls.__name__}: config must have the keys {list(RNN_CONFIG)}")
         shapes = rnn._configure(**config)
         rnn._init_int8(weights, biases, scheme, shapes)
         return rnn
 
-    def config(self) -> dict:
-        """The constructor arguments (without weights)."""
-        return {
-            k: getattr(self, k)
-            for k in (
-                "input_size",
-                "hidden_size",
-                "num_layers",
-                "bias",
-                "batch_first",
-                "bidirectional",
-            )
-        }
+    @classmethod
+    def from_saved(cls, config, arrays, weights=None, scheme=None, activation=None):
+        return cls.from_int8(config, weights, arrays, scheme)
+
+    @classmethod
+    def from_torch(cls, module, scheme=None, convert=None):
+        config = torch_rnn(module)
+        weights = {k: tensor_qweight(v) for k, v in module.get_weight().items()}
+        biases = {k: tensor_array(v) for k, v in module.get_bias().items() if v is not None}
+        return cls.from_int8(config, weights, biases, scheme)
 
 
-class QuantLSTM(_QuantRecurrent):
+class QuantLSTM(_QuantRecurrent, kind=True):
     """:class:`LSTM` with int8 weights and dynamic activation quantization.
 
     Build it from a float LSTM: ``QuantLSTM(lstm, scheme="PER_TOKEN_INT8")``.
@@ -554,9 +580,11 @@ class QuantLSTM(_QuantRecurrent):
     """
 
     mode = "LSTM"
+    float_twin = LSTM
+    torch_twins = ("torch.ao.nn.quantized.dynamic.LSTM",)
 
 
-class QuantGRU(_QuantRecurrent):
+class QuantGRU(_QuantRecurrent, kind=True):
     """:class:`GRU` with int8 weights and dynamic activation quantization.
 
     Parameters
@@ -581,3 +609,5 @@ class QuantGRU(_QuantRecurrent):
     """
 
     mode = "GRU"
+    float_twin = GRU
+    torch_twins = ("torch.ao.nn.quantized.dynamic.GRU",)
