@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench_minilm",
     "bench_bert",
     "bench_static",
+    "bench_llama",
     "readme",
 ]
 

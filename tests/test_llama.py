@@ -134,7 +134,9 @@ def test_threads_do_not_change_bits(ours):
     np.testing.assert_array_equal(one, many)
 
 
-@pytest.mark.parametrize("scheme", [None, "ONNX", "TORCH", "BLOCK_Q8_0", "PER_TOKEN_INT8", "PER_TOKEN_UINT7"])
+@pytest.mark.parametrize(
+    "scheme", [None, "ONNX", "TORCH", "BLOCK_Q8_0", "PER_TOKEN_INT8", "PER_TOKEN_UINT7"]
+)
 def test_quantized_close_to_float(ours, scheme):
     q = numbaq.quantize_dynamic(ours, scheme=scheme, progress=False)
     assert _cosine(q(IDS), ours(IDS)).min() > 0.999
