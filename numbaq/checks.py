@@ -10,10 +10,15 @@ paths whose kernels do not (fixed quantization parameters).
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import config
 from .kernels import stats as ks
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest finite float32 (3.4028235e38)."""
 
 
 def as_float32(x, name: str = "x") -> np.ndarray:
@@ -148,9 +153,15 @@ def check_bias(bias, n: int) -> np.ndarray:
         raise TypeError(f"bias must be a float array, got {arr.dtype}")
     if arr.shape != (n,):
         raise ValueError(f"bias must have shape ({n},), got {arr.shape}")
-    arr = np.ascontiguousarray(arr, np.float32)
+    if arr.dtype != np.float32:  # np.errstate costs 2 us: only where a cast happens
+        with np.errstate(over="ignore"):  # float64 beyond float32 becomes Inf, refused next
+            arr = arr.astype(np.float32)
+    arr = np.ascontiguousarray(arr)
     if ks._minmax_flat(arr)[2]:  # one exact pass over the bits, faster than np.isfinite
-        raise ValueError("bias contains NaN or Inf; clean it first, e.g. np.nan_to_num(bias)")
+        raise ValueError(
+            "bias contains NaN or Inf (after conversion to float32: float64 values beyond "
+            "float32's range become Inf); clean or rescale it, e.g. np.nan_to_num(bias)"
+        )
     return arr
 
 
@@ -190,3 +201,203 @@ def layer_input(layer, x, k: int) -> np.ndarray:
             f"{type(layer).__name__}: input must have shape (..., {k}) (in_features), got {x.shape}"
         )
     return x
+
+
+def finite_float32(value, name: str) -> np.ndarray:
+    """Real ``value`` (any shape) as float32, or an error naming ``name``.
+
+    For parameters given as numbers (ranges, epsilons): integers and floats are taken,
+    booleans, complex numbers, strings and objects are refused, and so are NaN, Inf and
+    float64 values beyond float32's range (they would become Inf).
+
+    Parameters
+    ----------
+    value : array_like
+        Real numbers.
+    name : str
+        How the error message calls ``value``.
+
+    Returns
+    -------
+    float32 ndarray
+        ``value`` converted, finite.
+
+    Raises
+    ------
+    TypeError
+        For a non-real dtype.
+    ValueError
+        For NaN, Inf or a value beyond float32's range.
+
+    Examples
+    --------
+    >>> finite_float32([1, 2.5], "min").tolist()
+    [1.0, 2.5]
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be real numbers (int or float), got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got NaN or Inf; clean {name} first")
+    if arr.size and float(np.max(np.abs(arr), initial=0)) > FLOAT32_MAX:
+        raise ValueError(
+            f"{name} must lie within float32's range (|value| <= {FLOAT32_MAX:.7g}); rescale {name}"
+        )
+    return arr.astype(np.float32)
+
+
+def check_axis(axis, ndim: int, name: str = "axis") -> int:
+    """``axis`` as an index in ``[0, ndim)``, or an error naming ``name``.
+
+    Parameters
+    ----------
+    axis : int
+        An axis of an array with ``ndim`` axes; negative counts from the end.
+    ndim : int
+        The array's number of axes.
+    name : str
+        How the error message calls ``axis``.
+
+    Returns
+    -------
+    int
+        The axis, non-negative.
+
+    Raises
+    ------
+    TypeError
+        If ``axis`` is not an integer (``bool`` and ``float`` included).
+    ValueError
+        If ``axis`` is outside ``[-ndim, ndim)``.
+
+    Examples
+    --------
+    >>> check_axis(-1, 3)
+    2
+    """
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {axis!r}")
+    try:
+        index = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {axis!r}") from None
+    if not -ndim <= index < ndim:
+        raise ValueError(
+            f"{name}={index} is out of range for an array with {ndim} axes; "
+            f"use an axis in [{-ndim}, {ndim - 1}]"
+        )
+    return index % ndim
+
+
+def check_shape(arr: np.ndarray, shapes, name: str, what: str = "") -> None:
+    """Refuse ``arr`` unless its shape is one of ``shapes``; never reshape silently.
+
+    Parameters
+    ----------
+    arr : ndarray
+        A parameter array (scales, zero points).
+    shapes : sequence of tuple
+        The shapes accepted.
+    name : str
+        How the error message calls ``arr``.
+    what : str
+        What the shapes mean, for the message (``"one per output channel"``).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, the shapes accepted and the shape got.
+
+    Examples
+    --------
+    >>> check_shape(np.ones(3), [(), (3,)], "scale")
+    """
+    if arr.shape in [tuple(s) for s in shapes]:
+        return
+    accepted = " or ".join(str(tuple(s)) for s in shapes)
+    why = f" ({what})" if what else ""
+    raise ValueError(
+        f"{name} must have shape {accepted}{why}, got {arr.shape}; it is not reshaped for "
+        f"you: a transposed or extra axis is a different layout"
+    )
+
+
+def output_overflow(name: str, fix: str) -> ValueError:
+    """The ``ValueError`` for a result that overflows float32 from finite inputs.
+
+    Parameters
+    ----------
+    name : str
+        What overflowed, as the message calls it (``"the output"``).
+    fix : str
+        What to rescale (``"rescale x or the weights"``).
+
+    Returns
+    -------
+    ValueError
+        To raise.
+    """
+    return ValueError(
+        f"{name} overflows float32 (|value| > {FLOAT32_MAX:.7g}): no float32 can hold it, so "
+        f"it would be Inf or NaN; {fix}"
+    )
+
+
+def all_finite(y: np.ndarray) -> bool:
+    """Whether float32 ``y`` holds no NaN or Inf (one exact pass over the bits)."""
+    flat = np.ascontiguousarray(y).reshape(-1)
+    return not ks._minmax_flat(flat)[2]
+
+
+def largest(values: np.ndarray) -> float:
+    """The largest of float32 ``values`` (any shape, C-contiguous, no NaN), at the cost
+    of a few hundred nanoseconds: a Python ``max`` for the few values of a small batch,
+    an exact kernel pass for more (``ndarray.max`` costs a microsecond at any size)."""
+    flat = values if values.ndim == 1 else values.reshape(-1)
+    if flat.size <= 32:
+        return flat.item() if flat.size == 1 else max(flat.tolist())
+    return float(ks._minmax_flat(flat)[1])
+
+
+def check_number(value, name: str, low: float, high: float, low_open: bool = True) -> float:
+    """``value`` as a float in ``(low, high]`` (``[low, high]`` unless ``low_open``), or an
+    error naming ``name``: booleans, strings and NaN are refused.
+
+    Parameters
+    ----------
+    value : int or float
+        A scalar setting (a constant, a percentile).
+    name : str
+        How the error message calls it.
+    low, high : float
+        The range it must lie in.
+    low_open : bool
+        Whether ``low`` itself is excluded.
+
+    Returns
+    -------
+    float
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        For a non-number (``bool`` included).
+    ValueError
+        Outside the range, or NaN.
+
+    Examples
+    --------
+    >>> check_number(0.5, "alpha", 0, 1)
+    0.5
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if np.iscomplexobj(value):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    number = float(value)
+    above = number > low if low_open else number >= low
+    if not (above and number <= high):  # NaN fails both
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")
+    return number

@@ -14,7 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 from . import schemes
-from .checks import as_float32, check_finite, check_scales, raise_nonfinite
+from .checks import (
+    FLOAT32_MAX,
+    all_finite,
+    as_float32,
+    check_finite,
+    check_scales,
+    output_overflow,
+    raise_nonfinite,
+)
 from .kernels import quantize as kq
 from .ops import (
     choose_qparams,
@@ -125,6 +133,9 @@ def dequantize(q, qparams: QParams) -> np.ndarray:
     ------
     TypeError
         If ``q``'s dtype is not the storage dtype of ``qparams``.
+    ValueError
+        If ``q`` does not fit ``qparams``, or the result overflows float32 (scales
+        near float32's largest value).
 
     Notes
     -----
@@ -139,6 +150,12 @@ def dequantize(q, qparams: QParams) -> np.ndarray:
     >>> dequantize(quantize(x, qp), qp).astype(float).round(4).tolist()
     [-1.0, 0.0, 0.4941, 2.0]
     """
+    return dequantize_as(q, qparams, "(q - zero_point) * scale", "use smaller qparams.scale")
+
+
+def dequantize_as(q, qparams: QParams, name: str, fix: str) -> np.ndarray:
+    """:func:`dequantize`; a result beyond float32's range is an error calling the result
+    ``name`` and saying ``fix`` (the verbs that dequantize their own codes name their input)."""
     if not isinstance(qparams, QParams):
         raise TypeError(f"qparams must be a QParams, got {type(qparams).__name__}")
     q = np.asarray(q)
@@ -163,6 +180,9 @@ def dequantize(q, qparams: QParams) -> np.ndarray:
             row_params(qparams.zero_point, q2d.shape[0], np.int32),
             out,
         )
+    # |q - zero_point| <= 255: only a scale past FLOAT32_MAX / 256 can overflow
+    if float(qparams.scale.max()) * 256 > FLOAT32_MAX and not all_finite(out):
+        raise output_overflow(name, fix)
     return out.reshape(q.shape)
 
 
@@ -266,7 +286,8 @@ def fake_quantize(x, scheme=None, **overrides) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``x`` holds NaN or Inf.
+        If ``x`` holds NaN or Inf, or lies so close to float32's largest value that
+        its dequantized codes overflow float32.
 
     Notes
     -----
@@ -278,12 +299,14 @@ def fake_quantize(x, scheme=None, **overrides) -> np.ndarray:
     >>> fake_quantize(np.array([0.1, -0.7, 1.0]), "PER_TOKEN_INT8").astype(float).round(4).tolist()
     [0.1024, -0.7008, 1.0]
     """
+    name = "x quantized and dequantized"
+    fix = "x lies within one quantization step of float32's largest value: rescale x"
     if isinstance(scheme, QParams):
         if overrides:
             raise TypeError("overrides apply to a scheme, not to fixed QParams")
-        return dequantize(quantize(x, scheme), scheme)
+        return dequantize_as(quantize(x, scheme), scheme, name, fix)
     q, qparams = dynamic_quantize(x, scheme, **overrides)
-    return dequantize(q, qparams)
+    return dequantize_as(q, qparams, name, fix)
 
 
 def dynamic_quantize_linear(x):

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from . import config, engine, schemes
-from .checks import as_float32, check_bias
+from .checks import all_finite, as_float32, check_bias, check_shape, largest, output_overflow
 from .codes import dynamic_quantize_2d
 from .engine import gemm_path
 from .kernels import epilogue as ke
@@ -104,6 +104,13 @@ def max_k(a_span: int, b_span: int) -> int:
     >>> max_k(255, 128)
     65793
     """
+    if type(a_span) is int and type(b_span) is int and a_span > 0 and b_span > 0:
+        return INT32_MAX // (a_span * b_span)  # the verbs' case, checked in 60 ns
+    for name, span in (("a_span", a_span), ("b_span", b_span)):
+        if isinstance(span, (bool, np.bool_)) or not isinstance(span, (int, np.integer)):
+            raise TypeError(f"{name} must be a positive int, got {span!r}")
+        if span < 1:
+            raise ValueError(f"{name} must be a positive int (a bound on |q - zp|), got {span}")
     return INT32_MAX // (a_span * b_span)
 
 
@@ -135,22 +142,22 @@ def _int_matrix(x, name: str) -> np.ndarray:
     return arr
 
 
-def _zero_points(zp, dtype, n: int, name: str, what: str) -> np.ndarray:
-    """A zero point (scalar, or one per ``what``) as an int32 array of length ``n``."""
+def _zero_points(zp, dtype, n: int, name: str, what: str, shapes) -> np.ndarray:
+    """A zero point (scalar, or one per ``what`` in one of ``shapes``) as an int32 array
+    of length ``n``; a vector of another shape is refused, never reshaped."""
     if zp is None:
         return np.zeros(n, np.int32)
     arr = np.asarray(zp)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer (of {np.dtype(dtype)}), got {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); pass a scalar or None")
     info_ = np.iinfo(dtype)
-    if arr.size and (arr.min() < info_.min or arr.max() > info_.max):
+    if arr.min() < info_.min or arr.max() > info_.max:
         raise ValueError(f"{name} must lie in [{info_.min}, {info_.max}] for {np.dtype(dtype)}")
     if arr.size == 1:
         return np.full(n, arr.reshape(-1)[0], np.int32)
-    if arr.size != n:
-        raise ValueError(
-            f"{name} must be a scalar or hold one value per {what} ({n}), got shape {arr.shape}"
-        )
+    check_shape(arr, shapes, name, f"one value per {what}; or a scalar")
     return arr.reshape(-1).astype(np.int32)
 
 
@@ -165,8 +172,9 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> np.ndarray:
         The right operand, e.g. quantized weights transposed.
     a_zero_point : scalar, (M,) or (M, 1), optional
         Of ``a``'s dtype; a vector holds one zero point per row of ``a``.
-    b_zero_point : scalar or (N,), optional
-        Of ``b``'s dtype; a vector holds one zero point per column of ``b``.
+    b_zero_point : scalar, (N,) or (1, N), optional
+        Of ``b``'s dtype; a vector holds one zero point per column of ``b``. Other
+        shapes of N values (as (N, 1)) are refused, never reshaped.
 
     Returns
     -------
@@ -203,8 +211,8 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> np.ndarray:
     (m, k), (k_b, n) = a.shape, b.shape
     if k != k_b:
         raise ValueError(f"a is (M, K) = {a.shape} and b is (K, N) = {b.shape}: their K differ")
-    za = _zero_points(a_zero_point, a.dtype, m, "a_zero_point", "row of a")
-    zb = _zero_points(b_zero_point, b.dtype, n, "b_zero_point", "column of b")
+    za = _zero_points(a_zero_point, a.dtype, m, "a_zero_point", "row of a", [(m,), (m, 1)])
+    zb = _zero_points(b_zero_point, b.dtype, n, "b_zero_point", "column of b", [(n,), (1, n)])
     check_k(k, _span(za, a.dtype), _span(zb, b.dtype), f"{a.dtype} x {b.dtype}")
     a_buf, shift_a = engine.shift_lhs(a)
     b_t, shift_b = engine.shift_rhs(b)
@@ -250,8 +258,9 @@ def quantized_linear(
     Raises
     ------
     ValueError
-        If ``x`` holds NaN or Inf, its last axis is not K, or the scheme does not fit the
-        weights.
+        If ``x`` holds NaN or Inf, its last axis is not K, the scheme does not fit the
+        weights, or the output overflows float32 (``|x| . |W|`` beyond 3.4e38; checked
+        only when the activation scales say it can happen).
 
     Notes
     -----
@@ -294,18 +303,33 @@ def quantized_linear(
     return y.reshape(x.shape[:-1] + (n,))
 
 
+OUTPUT_SAFE = 2.0**100
+"""A bound on ``|x_hat . w_hat^T|`` under which the dynamic Linear's float32 output is
+finite for any bias: the product's rounding errors stay far below the half step of
+float32's largest value (``2**103``) that would round a finite bias up to Inf."""
+
+
 def linear_2d(x2d, qweight: QuantizedWeight, bias, sch: QScheme, act: int, y=None):
     """The dynamic Linear on validated inputs: ``x2d`` (M, K) float32 C-contiguous,
     ``bias`` (N,) float32, ``y`` (M, N) float32 C-contiguous or None (a new array).
     Returns ``(y, scale, zero_point)``, the runtime activation parameters: (M,) per row
     or per tensor, (M, K // block) per block."""
-    check_linear_scheme(sch, qweight)  # once per (scheme, weights); then a dict lookup
+    limit = check_linear_scheme(sch, qweight)  # once per (scheme, weights); then a lookup
     if y is None:
         y = np.empty((x2d.shape[0], qweight.shape[0]), np.float32)
     if sch.granularity == "block" or qweight.group_size:
         scale = _linear_blocks(x2d, qweight, bias, sch, act, y)
-        return y, scale, np.zeros(scale.shape, np.int32)
-    scale, zero_point = engine.dynamic_linear(x2d, sch, qweight, bias, act, y)
+        zero_point = np.zeros(scale.shape, np.int32)
+    else:
+        scale, zero_point = engine.dynamic_linear(x2d, sch, qweight, bias, act, y)
+    # the output can leave float32 only where some activation scale reaches ``limit``
+    top = scale.item() if scale.size == 1 else largest(scale)  # M = 1 inline: 70 ns less
+    if top >= limit and not all_finite(y):
+        raise output_overflow(
+            "the output x . W^T + bias",
+            "|x| times |W| summed over K reaches float32's largest value: rescale x "
+            "(or the weights)",
+        )
     return y, scale, zero_point
 
 
@@ -332,6 +356,13 @@ def check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str = "")
     owner : str
         The layer's name, to start the error message with.
 
+    Returns
+    -------
+    float
+        The activation scale from which the Linear's output could overflow float32:
+        below it, ``|x_hat . w_hat^T| < OUTPUT_SAFE`` (codes ``|q - zero_point| <= 255``,
+        weights ``|q| <= 128``); at or above it, the caller checks the output.
+
     Raises
     ------
     ValueError
@@ -339,13 +370,19 @@ def check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str = "")
 
     Examples
     --------
-    >>> check_linear_scheme(schemes.PER_TOKEN_INT8, quantize_weight(np.ones((2, 8))))
+    >>> limit = check_linear_scheme(schemes.PER_TOKEN_INT8, quantize_weight(np.ones((2, 8))))
     """
     # checked once per (scheme, weights); then a dict lookup
-    qweight.derived(("scheme checked", sch), _check_linear_scheme, sch, qweight, owner)
+    return qweight.derived(("scheme checked", sch), _check_linear_scheme, sch, qweight, owner)
 
 
-def _check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str) -> None:
+def _check_linear_scheme(sch: QScheme, qweight: QuantizedWeight, owner: str) -> float:
+    _check_scheme_fits(sch, qweight, owner)
+    k = qweight.shape[1]
+    return OUTPUT_SAFE / (k * 255.0 * 128.0 * float(qweight.scale.max()))
+
+
+def _check_scheme_fits(sch: QScheme, qweight: QuantizedWeight, owner: str) -> None:
     head = f"{owner}: " if owner else ""
     if sch.granularity == "column":
         raise ValueError(

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import schemes
-from .ops import as_float32, minmax, qparams_from_minmax
+from .checks import check_number
+from .ops import as_float32, minmax, qparams_for_range
 from .qparams import QParams
 
 
@@ -58,8 +59,11 @@ class Observer:
         """Per-tensor qparams for the chosen range (``qparams_from_minmax``)."""
         if not self.batches:
             raise ValueError(f"{type(self).__name__}: no batches seen; call update(x) first")
-        lo, hi = self.range()
-        return qparams_from_minmax(np.float32(lo), np.float32(hi), self.scheme)
+        try:
+            lo, hi = self.range()
+            return _qparams(lo, hi, self.scheme)
+        except ValueError as err:  # the range overflows float32 (max - min is Inf)
+            raise ValueError(f"{type(self).__name__}: {err}") from None
 
     def __repr__(self) -> str:
         if not self.batches:
@@ -119,9 +123,7 @@ class MovingAverageMinMaxObserver(Observer):
 
     def __init__(self, scheme=None, averaging_constant: float = 0.01):
         super().__init__(scheme)
-        if not 0 < averaging_constant <= 1:
-            raise ValueError("averaging_constant must be in (0, 1]")
-        self.c = averaging_constant
+        self.c = check_number(averaging_constant, "averaging_constant", 0, 1)
 
     def update(self, x) -> MovingAverageMinMaxObserver:
         lo, hi = (float(v) for v in minmax(x))
@@ -164,8 +166,7 @@ class HistogramObserver(Observer):
 
     def __init__(self, scheme=None, bins: int = 2048, percentile: float = 99.99):
         super().__init__(scheme)
-        if not 50 < percentile <= 100:
-            raise ValueError("percentile must be in (50, 100]")
+        percentile = check_number(percentile, "percentile", 50, 100)
         if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
             raise ValueError(f"bins must be an int >= 1 (e.g. 2048), got {bins!r}")
         self.bins, self.percentile = bins, percentile
@@ -227,14 +228,20 @@ class MSEObserver(HistogramObserver):
     def __init__(self, scheme=None, bins: int = 2048, fractions=None):
         super().__init__(scheme, bins, percentile=100)
         fractions = np.linspace(0.1, 1.0, 91) if fractions is None else fractions
-        self.fractions = np.asarray(fractions, np.float64).reshape(-1)
+        arr = np.asarray(fractions)
+        if arr.dtype.kind not in "iuf" or arr.ndim > 1:
+            raise TypeError(
+                f"fractions must be a list of numbers in (0, 1], got {type(fractions).__name__} "
+                f"of dtype {arr.dtype} and shape {arr.shape}"
+            )
+        self.fractions = arr.astype(np.float64).reshape(-1)
         if not self.fractions.size or not np.all((self.fractions > 0) & (self.fractions <= 1)):
             raise ValueError("fractions must be a non-empty list of numbers in (0, 1]")
 
     def mse(self, lo: float, hi: float) -> float:
         """Expected squared error of quantizing the histogram with the range [lo, hi]."""
         centers = ((self.edges[:-1] + self.edges[1:]) / 2).astype(np.float32)
-        qp = qparams_from_minmax(np.float32(min(lo, 0)), np.float32(max(hi, 0)), self.scheme)
+        qp = _qparams(min(lo, 0), max(hi, 0), self.scheme)
         scale, zp = np.float32(qp.scale), np.float32(qp.zero_point)
         q = np.clip(np.rint(centers / scale) + zp, qp.qmin, qp.qmax)
         err = (q - zp) * scale - centers
@@ -245,6 +252,12 @@ class MSEObserver(HistogramObserver):
         errors = [self.mse(f * lo, f * hi) for f in self.fractions]
         f = float(self.fractions[int(np.argmin(errors))])
         return f * lo, f * hi
+
+
+def _qparams(lo: float, hi: float, scheme) -> QParams:
+    """Per-tensor qparams for an observed range; an error names the calibration data."""
+    lo, hi = np.array(lo, np.float32), np.array(hi, np.float32)
+    return qparams_for_range(lo, hi, scheme, "the calibration data")
 
 
 OBSERVERS = {

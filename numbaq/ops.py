@@ -13,10 +13,12 @@ This module also holds the input checks and layouts the other verbs share.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import config, schemes
-from .checks import as_float32, check_scales, raise_nonfinite
+from .checks import as_float32, check_scales, finite_float32, raise_nonfinite
 from .kernels import quantize as kq
 from .kernels import stats as ks
 from .qparams import GRANULARITIES, QParams, QScheme
@@ -161,7 +163,15 @@ def absmax(x, granularity: str = "tensor", block_size: int | None = None) -> np.
 # ----------------------------------------------------------------------------- qparams
 def scheme_with(scheme, overrides: dict) -> QScheme:
     base = schemes.resolve(scheme)
-    return base.replace(**overrides) if overrides else base
+    if not overrides:
+        return base
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(QScheme)})
+    if unknown:
+        raise TypeError(
+            f"unknown scheme field(s) {unknown}; the fields a scheme can override are "
+            f"{[f.name for f in dataclasses.fields(QScheme)]}"
+        )
+    return base.replace(**overrides)
 
 
 def qparams_from_minmax(min, max, scheme=None, **overrides) -> QParams:
@@ -206,16 +216,17 @@ def qparams_from_minmax(min, max, scheme=None, **overrides) -> QParams:
     (0.01568627543747425, 64)
     """
     sch = scheme_with(scheme, overrides)
-    lo, hi = np.asarray(min), np.asarray(max)
-    if lo.dtype.kind not in "fiu" or hi.dtype.kind not in "fiu":
-        raise TypeError(f"min and max must be real numbers, got dtypes {lo.dtype}, {hi.dtype}")
-    lo, hi = lo.astype(np.float32), hi.astype(np.float32)
+    lo, hi = finite_float32(min, "min and max"), finite_float32(max, "min and max")
     if lo.shape != hi.shape:
         raise ValueError(f"min and max must have one shape, got {lo.shape} and {hi.shape}")
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise ValueError("min and max must be finite")
     if np.any(lo > hi):
         raise ValueError("min must be <= max everywhere")
+    return qparams_for_range(lo, hi, sch, "min and max")
+
+
+def qparams_for_range(lo: np.ndarray, hi: np.ndarray, sch: QScheme, name: str) -> QParams:
+    """:func:`qparams_from_minmax` on checked float32 ranges of one shape; an error for a
+    range that overflows float32 names ``name`` (what the ranges were taken from)."""
     smin, smax = sch.scale_range
     scale = np.empty(lo.size, np.float32)
     zero_point = np.empty(lo.size, np.int32)
@@ -230,7 +241,7 @@ def qparams_from_minmax(min, max, scheme=None, **overrides) -> QParams:
         scale,
         zero_point,
     )
-    check_scales(scale, "x")
+    check_scales(scale, name)
     return make_qparams(sch, scale.reshape(lo.shape), zero_point.reshape(lo.shape))
 
 
@@ -287,4 +298,4 @@ def choose_qparams(x, scheme=None, **overrides) -> QParams:
     """
     sch = scheme_with(scheme, overrides)
     lo, hi = minmax(x, sch.granularity, sch.block_size)
-    return qparams_from_minmax(lo, hi, sch)
+    return qparams_for_range(lo, hi, sch, "x")

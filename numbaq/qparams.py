@@ -270,6 +270,11 @@ class QParams:
                 f"QParams: zero_point must be integers, got dtype {zero_point.dtype}; "
                 "round it first, e.g. np.rint(zp).astype(np.int32)"
             )
+        if zero_point.shape != scale.shape and zero_point.size != 1:
+            raise ValueError(
+                f"QParams: zero_point must have the shape of scale {scale.shape} (or be one "
+                f"value), got {zero_point.shape}; it is not reshaped for you"
+            )
         if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
             raise ValueError(f"QParams: dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if not isinstance(self.granularity, str) or self.granularity not in GRANULARITIES:
@@ -284,8 +289,18 @@ class QParams:
             raise ValueError(
                 f"QParams: granularity 'block' needs block_size >= 1, got {self.block_size!r}"
             )
+        scale32 = scale
+        if scale.dtype != np.float32:  # not on the verbs' path (np.errstate costs 2 us)
+            with np.errstate(over="ignore"):  # float64 beyond float32's range: refused next
+                scale32 = scale.astype(np.float32)
+            if scale.dtype.kind == "f" and np.isinf(scale32).any():
+                if np.isfinite(scale[np.isinf(scale32)]).any():
+                    raise ValueError(
+                        "QParams: scale holds values beyond float32's range (> 3.4e38), "
+                        "which would become Inf; use smaller scales"
+                    )
         # frozen: set the normalised arrays once (no copy when they already are float32/int32)
-        object.__setattr__(self, "scale", scale.astype(np.float32, copy=False))
+        object.__setattr__(self, "scale", scale32)
         object.__setattr__(self, "zero_point", zero_point.astype(np.int32, copy=False))
 
     @property

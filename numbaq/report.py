@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from . import metrics
-from .checks import as_float32
+from .checks import as_float32, check_axis
 from .layers import Module
 
 
@@ -318,18 +318,18 @@ def compare(float_model: Module, quant_model: Module, *inputs, **kwargs) -> Comp
             continue  # a torch module without a float tensor output
         calls = scales.get(name, [])
         all_scales = np.concatenate([np.ravel(c["scale"]) for c in calls]) if calls else None
+        kind = type(getattr(module, "numbaq", module)).__name__  # numbaq.torch: the layer run
         table.append(
             {
                 "layer": name or "(model)",
-                "type": type(module).__name__,
+                "type": kind,
                 "sqnr_db": metrics.sqnr(ref_out, out),
                 "max_abs_error": metrics.max_abs_error(ref_out, out),
                 "cosine": metrics.cosine(ref_out, out),
                 "scale_min": float(all_scales.min()) if all_scales is not None else float("nan"),
                 "scale_max": float(all_scales.max()) if all_scales is not None else float("nan"),
                 "clipped": _clipped(recorded[name][0], calls, module.scheme)
-                if getattr(module, "scheme", None) is not None
-                and type(module).__name__ == "QuantLinear"
+                if getattr(module, "scheme", None) is not None and kind == "QuantLinear"
                 else float("nan"),
             }
         )
@@ -348,7 +348,7 @@ def batch_independent(model: Module, x, batch_axis: int = 0) -> bool:
     x : array
         The batch.
     batch_axis : int
-        The axis of ``x`` that indexes the batch.
+        The axis of ``x`` that indexes the batch, in ``[-x.ndim, x.ndim)``.
 
     Returns
     -------
@@ -362,7 +362,12 @@ def batch_independent(model: Module, x, batch_axis: int = 0) -> bool:
     >>> batch_independent(layer, np.random.default_rng(1).normal(size=(5, 8)))
     True
     """
+    if not callable(model):
+        raise TypeError(f"model must be a model to call on x, got {type(model).__name__}")
     x = as_float32(x)
+    if x.ndim == 0:
+        raise ValueError("x must have a batch axis, got a 0-d array")
+    batch_axis = check_axis(batch_axis, x.ndim, "batch_axis")
     together = _first(model(x))
     for i in range(x.shape[batch_axis]):
         alone = _first(model(np.take(x, [i], axis=batch_axis)))

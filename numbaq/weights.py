@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import FLOAT32_MAX, as_float32, output_overflow
 from .codes import dynamic_quantize
 from .kernels import gemm as kg
-from .ops import as_float32
 from .qparams import QScheme
 
 
@@ -82,6 +82,23 @@ class QuantizedWeight:
             raise ValueError(f"QuantizedWeight: col_sums must be int32 of shape ({n},)")
         if not (q.flags.c_contiguous and scale.flags.c_contiguous and col_sums.flags.c_contiguous):
             raise ValueError("QuantizedWeight: q, scale and col_sums must be C-contiguous")
+        if not isinstance(self.scheme, QScheme):
+            raise TypeError(
+                f"QuantizedWeight: scheme must be a QScheme, got {type(self.scheme).__name__}"
+            )
+        check_representable(
+            q,
+            scale,
+            "QuantizedWeight: q * scale (the weights the codes stand for)",
+            "use smaller scales (rescale the weights)",
+        )
+        block = self.scheme.block_size
+        if self.scheme.granularity == "block" and scale.ndim == 2 and k // scale.shape[1] != block:
+            raise ValueError(
+                f"QuantizedWeight: scale must have shape (N, K // group_size) = "
+                f"({n}, {k // block if k % block == 0 else 'K // group_size'}) for weights "
+                f"{q.shape} in groups of {block} (the scheme's block_size), got {scale.shape}"
+            )
 
     @classmethod
     def from_int8(cls, q, scale, scheme: QScheme | None = None) -> QuantizedWeight:
@@ -108,7 +125,9 @@ class QuantizedWeight:
         TypeError
             If ``q`` is not a non-empty 2-D int8 array.
         ValueError
-            If the scales do not fit ``q`` or are not positive and finite.
+            If the scales do not fit ``q`` (a vector (N, 1) without a per-group scheme, a
+            transposed or reshaped array: none is reshaped for you), are not positive and
+            finite, or are so large that ``q * scale`` overflows float32.
         """
         q = np.asarray(q)
         if q.dtype != np.int8 or q.ndim != 2 or q.size == 0:
@@ -116,23 +135,42 @@ class QuantizedWeight:
         scale = np.asarray(scale)
         if scale.dtype.kind != "f":
             raise TypeError(f"scale must be a float array, got dtype {scale.dtype}")
-        scale = scale.astype(np.float32, copy=False)
-        if scale.ndim == 2:  # per group
-            if scale.shape[0] != q.shape[0] or scale.shape[1] < 1 or q.shape[1] % scale.shape[1]:
+        if scheme is not None and not isinstance(scheme, QScheme):
+            raise TypeError(f"scheme must be a QScheme or None, got {type(scheme).__name__}")
+        n, k = q.shape
+        with np.errstate(over="ignore"):  # float64 beyond float32 becomes Inf, refused below
+            scale = scale.astype(np.float32, copy=False)
+        if scheme is not None and scheme.granularity == "block":  # the groups are known
+            groups = k // scheme.block_size if k % scheme.block_size == 0 else None
+            if groups is None or scale.shape != (n, groups):
                 raise ValueError(
-                    f"group scales {scale.shape} do not fit weights {q.shape}: they need "
-                    "shape (N, K // group_size)"
+                    f"scale must have shape (N, K // group_size) = "
+                    f"({n}, {groups or 'K // group_size'}) for weights {q.shape} in groups of "
+                    f"{scheme.block_size} (the scheme's block_size), got {scale.shape}"
                 )
             scale = np.ascontiguousarray(scale)
-        elif scale.size in (1, q.shape[0]) and scale.ndim <= 1:
-            scale = np.broadcast_to(scale.reshape(-1), (q.shape[0],)).copy()
+        elif scale.ndim == 2 and scheme is None and scale.shape[1] == 1 and k > 1:
+            raise ValueError(
+                f"scale has shape {scale.shape}: one group of all K = {k} input features, "
+                f"not one scale per output channel, which is shape (N,) = ({n},); pass "
+                "scale.reshape(-1), or a scheme with granularity='block' and block_size=K "
+                "for one group of K"
+            )
+        elif scale.ndim == 2 and scale.shape[0] == n and scale.shape[1] and k % scale.shape[1] == 0:
+            scale = np.ascontiguousarray(scale)  # per group
+        elif scale.size in (1, n) and scale.ndim <= 1:
+            scale = np.broadcast_to(scale.reshape(-1), (n,)).copy()
         else:
             raise ValueError(
-                f"scale has shape {scale.shape}; weights {q.shape} need one scale, (N,) = "
-                f"({q.shape[0]},) or (N, K // group_size)"
+                f"scale has shape {scale.shape}; weights {q.shape} need one scale, one per "
+                f"output channel (N,) = ({n},), or group scales (N, K // group_size) = "
+                f"({n}, a divisor of {k}); a transposed or reshaped array is not taken"
             )
         if not np.all((scale > 0) & np.isfinite(scale)):
-            raise ValueError("scale must be positive and finite")
+            raise ValueError(
+                "scale must be positive and finite (after conversion to float32: float64 "
+                "values beyond float32's range become Inf)"
+            )
         scheme = scheme or QScheme("int8", symmetric=True, granularity="row", name="external")
         col_sums = q.sum(axis=1, dtype=np.int64).astype(np.int32)
         return cls(np.ascontiguousarray(q), scale, scheme, col_sums)
@@ -361,8 +399,9 @@ def quantize_weight(
     Raises
     ------
     ValueError
-        If ``w`` is not 2-D, ``dtype`` is not int8 or int4, or ``group_size`` does not
-        fit K.
+        If ``w`` is not 2-D, ``dtype`` is not int8 or int4, ``group_size`` does not
+        fit K, ``w`` holds NaN or Inf, or ``w`` lies so close to float32's largest value
+        that its quantized values ``q * scale`` overflow float32.
 
     Notes
     -----
@@ -379,6 +418,8 @@ def quantize_weight(
     """
     if not isinstance(dtype, str) or dtype not in ("int8", "int4"):
         raise ValueError(f"dtype must be 'int8' or 'int4' for weights, got {dtype!r}")
+    if not isinstance(per_channel, (bool, np.bool_)):
+        raise TypeError(f"per_channel must be True or False, got {per_channel!r}")
     w = as_float32(w, "w")
     if w.ndim != 2:
         raise ValueError(f"w must be 2-D (N, K), got shape {w.shape}")
@@ -407,4 +448,24 @@ def quantize_weight(
             "float32's range become Inf); clean or rescale w"
         )
     q, qp = dynamic_quantize(w, scheme)
+    check_representable(
+        q,
+        qp.scale,
+        "w quantized (q * scale)",
+        "w lies within one quantization step of float32's largest value: rescale w",
+    )
     return QuantizedWeight.from_int8(q, qp.scale, scheme)
+
+
+def check_representable(q: np.ndarray, scale: np.ndarray, name: str, fix: str) -> None:
+    """Refuse int8 weights ``q`` (N, K) whose values ``q * scale`` leave float32 (a scale
+    near float32's largest value); ``scale`` (), (N,) or (N, groups). The error calls the
+    values ``name`` and says ``fix``. Costs one comparison unless a scale is that large."""
+    if float(scale.max()) * 128 <= FLOAT32_MAX:  # |q| <= 128: nothing can overflow
+        return
+    n, k = q.shape
+    groups = scale.reshape(n, -1) if scale.ndim == 2 else np.broadcast_to(scale, (n,))[:, None]
+    step = np.repeat(groups, k // groups.shape[1], axis=1)
+    with np.errstate(over="ignore"):
+        if not np.isfinite(q * step).all():
+            raise output_overflow(name, fix)
