@@ -17,6 +17,9 @@ kernel call):
     Force an integer GEMM path; see :data:`GEMM_PATH`.
 ``NUMBAQ_GEMM_PARALLEL_MIN`` (default ``2000000``)
     Multiply-adds below which a GEMM runs on one thread.
+``NUMBAQ_GEMV_PARALLEL_MIN`` (default ``262144``)
+    Weight bytes from which a one-row product (a decoder's step) runs on all threads
+    anyway: it streams its weights from memory, and two cores read faster than one.
 ``NUMBAQ_PARK_BLAS`` (default ``1``)
     Before a parallel GEMM, end the idle workers of the process's OpenBLAS pools, which
     otherwise poll for up to ~70 ms after each numpy call and take the cores from
@@ -78,6 +81,10 @@ PARK_BLAS: bool = _env_flag("NUMBAQ_PARK_BLAS", True)
 
 GEMM_PARALLEL_MIN: int = int(os.environ.get("NUMBAQ_GEMM_PARALLEL_MIN", "2000000"))
 """Multiply-adds (M*N*K) below which a GEMM runs on one thread."""
+
+GEMV_PARALLEL_MIN: int = int(os.environ.get("NUMBAQ_GEMV_PARALLEL_MIN", "262144"))
+"""Weight bytes (N*K) from which a product of one row runs in parallel, whatever
+:data:`GEMM_PARALLEL_MIN` says: memory-bound, it gains from a second core's bandwidth."""
 
 FASTMATH: bool = False
 """Fast-math stays off for every kernel: rounding needs IEEE semantics, and the

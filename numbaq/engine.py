@@ -147,7 +147,7 @@ def m_block(m: int, n: int, path: str, threads: int, max_rows: int = 256) -> int
 
 def _plan(m: int, n: int, k: int, path: str) -> int:
     """``m_block`` for the parallel kernel, or 0 to run the serial one."""
-    if m * n * k < config.GEMM_PARALLEL_MIN:
+    if m * n * k < config.GEMM_PARALLEL_MIN and not (m == 1 and n * k >= config.GEMV_PARALLEL_MIN):
         return 0
     threads = config.num_threads()  # 1 where a parallel launch is unsafe (fork, workqueue)
     if threads < 2:
@@ -273,18 +273,29 @@ def _make_prepared(sch: QScheme, qweight, bias, act: int) -> tuple:
     return (sch, bias, lhs, path, mod, static)
 
 
-def linear_prepared(prepared: tuple, a, a_scale, a_zp_effective, y) -> None:
-    """:func:`linear` through a :func:`prepared_linear` call: ``a`` (M, lda) uint8 codes,
-    ``a_scale`` (M,) float32 and ``a_zp_effective`` (M,) int32 as the quantize kernels
-    write them (``zero_point + SHIFT`` for int8 codes), ``y`` (M, N) float32."""
+def bound_linear(prepared: tuple, a, a_scale, a_zp_effective, y) -> tuple:
+    """``(kernel, args)``: the GEMM call of :func:`prepared_linear` on these buffers, the
+    serial or parallel kernel chosen for their size (:func:`linear_prepared` runs it; a
+    decode loop keeps it and calls it again on new contents of the same buffers).
+
+    ``a`` (M, lda) uint8 codes, ``a_scale`` (M,) float32 and ``a_zp_effective`` (M,) int32
+    as the quantize kernels write them (``zero_point + SHIFT`` for int8 codes), ``y``
+    (M, N) float32.
+    """
     _, path, mod, (packed, kq_n, n, w_scale, col_sums, bias, act) = prepared
     m, lda = a.shape
     args = (a.reshape(-1), lda, m, packed, kq_n, n, a_scale, a_zp_effective, w_scale, col_sums)
     block = _plan(m, n, lda, path)
     if block:
-        mod.linear_f32_par(*args, bias, act, y, block)
-    else:
-        mod.linear_f32(*args, bias, act, y)
+        return mod.linear_f32_par, (*args, bias, act, y, block)
+    return mod.linear_f32, (*args, bias, act, y)
+
+
+def linear_prepared(prepared: tuple, a, a_scale, a_zp_effective, y) -> None:
+    """:func:`linear` through a :func:`prepared_linear` call (arguments as for
+    :func:`bound_linear`)."""
+    kernel, args = bound_linear(prepared, a, a_scale, a_zp_effective, y)
+    kernel(*args)
 
 
 def _dynamic_call(sch: QScheme, qweight):

@@ -338,3 +338,44 @@ def test_missing_files(tmp_path):
         llama.load(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such"):
         llama.load(tmp_path / "nothing.gguf")
+
+
+# ------------------------------------------------------------------ replayed decode steps
+def test_replayed_steps_equal_the_step_by_step_path(ours):
+    """A decode step replays the kernel calls recorded on the first one (the same
+    buffers, new ids and positions): the bits of the path that runs layer by layer,
+    which a profile() forces."""
+    from numbaq.models.bert_layers import profile
+
+    q = numbaq.quantize_dynamic(ours, progress=False)
+    replayed, plain = q.new_cache(1, 64), q.new_cache(1, 64)
+    got = [q.step([IDS[:4]], replayed)] + [q.step([IDS[i : i + 1]], replayed) for i in range(4, 20)]
+    with profile():
+        want = [q.step([IDS[:4]], plain)] + [q.step([IDS[i : i + 1]], plain) for i in range(4, 20)]
+    assert any(plan.calls for plan in replayed.plans.values())
+    assert not plain.plans
+    np.testing.assert_array_equal(np.concatenate(got), np.concatenate(want))
+
+
+def test_a_trace_sees_every_decode_step(ours):
+    """While numbaq.trace watches the layers (their ``trace_log`` set), steps are not
+    replayed: every Linear call is recorded, after a plan was made as well."""
+    q = numbaq.quantize_dynamic(ours, progress=False)
+    cache = q.new_cache(1, 16)
+    for i in range(4):  # the second step records a plan, the others replay it
+        q.step([IDS[i : i + 1]], cache)
+    log: list = []
+    q.layer0.qkv.trace_log = log
+    try:
+        for i in range(4, 7):
+            q.step([IDS[i : i + 1]], cache)
+    finally:
+        q.layer0.qkv.trace_log = None
+    assert len(log) == 3
+
+
+def test_float_model_never_replays(ours):
+    cache = ours.new_cache(1, 16)
+    ours.step([IDS[:3]], cache)
+    ours.step([IDS[3:4]], cache)
+    assert all(not plan.calls for plan in cache.plans.values()) or not cache.plans

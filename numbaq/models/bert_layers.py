@@ -69,6 +69,23 @@ def profile():
         _TIMES = outer
 
 
+def profiling() -> bool:
+    """Whether a :func:`profile` is active (its timing hooks run).
+
+    Returns
+    -------
+    bool
+        True inside ``with profile():``.
+
+    Examples
+    --------
+    >>> with profile():
+    ...     profiling()
+    True
+    """
+    return _TIMES is not None
+
+
 def timed(piece: str, fn, *args):
     if _TIMES is None:
         return fn(*args)

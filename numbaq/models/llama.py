@@ -49,7 +49,7 @@ from .. import engine
 from ..kernels import decoder as kd
 from ..layers import Linear, Module
 from ._checkpoint import read_safetensors
-from .bert_layers import Workspace, linear_into, plain_quant, timed
+from .bert_layers import Workspace, linear_into, plain_quant, profiling, timed
 
 KV_CACHE = ("float32", "int8")
 ATTENTION_KERNELS = {  # (int8 cache, parallel)
@@ -245,6 +245,7 @@ class KVCache:
             raise ValueError(f"kv_cache must be one of {KV_CACHE}, got {dtype!r}")
         self.config, self.dtype, self.batch = config, dtype, int(batch)
         self.lengths = np.zeros(self.batch, np.int64)
+        self.plans: dict = {}  # LlamaDecoder._plan: recorded decode steps on these arrays
         self.capacity = 0
         self.layers: list = []
         self._allocate(max(int(capacity), 1))
@@ -268,6 +269,7 @@ class KVCache:
                 vs[..., :filled] = old[i][3]
             self.layers.append((kt, v, ks, vs))
         self.capacity = capacity
+        self.plans.clear()
 
     def reserve(self, positions: int) -> None:
         """Make room for ``positions`` per sequence (doubling, contents kept).
@@ -352,13 +354,32 @@ def _codes(ws: Workspace, m: int, k: int):
     return a, ws.get("a_scale", (m,)), ws.get("a_zp", (m,), np.int32)
 
 
+class StepWorkspace(Workspace):
+    """A :class:`~numbaq.models.bert_layers.Workspace` that also records the kernel calls
+    made on its buffers (``calls``: ``(piece, kernel, args)``), so that a decode step can
+    be replayed on new token ids by calling the same kernels on the same buffers."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list = []
+
+
+def _call(ws, piece: str, kernel, *args):
+    """``kernel(*args)``, timed as ``piece`` (:func:`bert_layers.profile`), and recorded
+    when ``ws`` is a :class:`StepWorkspace`."""
+    if isinstance(ws, StepWorkspace):
+        ws.calls.append((piece, kernel, args))
+    return timed(piece, kernel, *args)
+
+
 def _project(linear, x, codes, ws: Workspace, role: str):
     """``linear(x)``; from the producer's ``codes`` when it wrote them."""
     if codes is None:
         return linear_into(linear, x, ws, role)
     prepared, buf = codes
     y = ws.get(role, (x.shape[0], linear.out_features))
-    timed("linear", engine.linear_prepared, prepared, *buf, y)
+    kernel, args = engine.bound_linear(prepared, *buf, y)
+    _call(ws, "linear", kernel, *args)
     return y
 
 
@@ -372,10 +393,10 @@ def _quantize_for(linear, producer, piece: str, args: tuple, ws: Workspace, out)
     also writes ``linear``'s codes of ``out``. Returns the codes (or None)."""
     prepared = _quant_target(linear)
     if prepared is None:
-        timed(piece.lower(), producer[0], *args, out)
+        _call(ws, piece.lower(), producer[0], *args, out)
         return None
     buf = _codes(ws, *out.shape)
-    _check(timed(piece.lower(), producer[1], *args, out, prepared[0], *buf), piece)
+    _check(_call(ws, piece.lower(), producer[1], *args, out, prepared[0], *buf), piece)
     return prepared, buf
 
 
@@ -437,12 +458,13 @@ class LlamaLayer(Module):
         par = work >= ATTENTION_PARALLEL_MIN and nq_config.num_threads() > 1
         kernel = ATTENTION_KERNELS[cache_layer[0].dtype == np.int8, par]
         args = (qkv, seq, pos, *rope, self.heads, self.kv_heads, *cache_layer, ctx)
-        timed("attention", kernel, *args)
+        _call(ws, "attention", kernel, *args)
         codes = None
         prepared = _quant_target(self.o)
         if prepared is not None:
             buf = _codes(ws, *ctx.shape)
-            _check(timed("attention", kd._quantize_out, ctx, prepared[0], *buf), "attention")
+            status = _call(ws, "attention", kd._quantize_out, ctx, prepared[0], *buf)
+            _check(status, "attention")
             codes = (prepared, buf)
         o = _project(self.o, ctx, codes, ws, "o")
         x, codes = _norm_into(self.post_norm, h, o, True, self.gate_up, ws, "x")
@@ -455,6 +477,39 @@ class LlamaLayer(Module):
 
 
 # ------------------------------------------------------------------ the decoder
+class _DecodePlan(StepWorkspace):
+    """The kernel calls of one step of a fixed number of new tokens, recorded on the first
+    such step and replayed on later ones: the same kernels on the same buffers, the new
+    token ids, sequences and positions written into them first. At one token per step the
+    Python between kernels (lookups, checks, buffers) cost as much as the kernels of a
+    small model; a replay is a loop of kernel calls. The attention kernel (serial or
+    parallel) is chosen again each step, by the positions."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.seq = self.pos = self.h = self.delta = None
+
+    def replay(self, model, flat, seq, pos):
+        self.seq[:] = seq
+        self.pos[:] = pos
+        np.take(model.embed_tokens, flat, axis=0, out=self.h)
+        width = model.config.num_attention_heads * model.config.head_dim
+        par = int(np.sum(pos + 1)) * width >= ATTENTION_PARALLEL_MIN
+        par = par and nq_config.num_threads() > 1
+        for piece, kernel, args in self.calls:
+            if piece == "attention" and kernel in _ATTENTION_FNS:
+                kernel = ATTENTION_KERNELS[args[7].dtype == np.int8, par]
+            status = kernel(*args)
+            if status:
+                _check(status, piece)
+        return self.h, self.delta
+
+
+_ATTENTION_FNS = frozenset(ATTENTION_KERNELS.values())
+_NO_PLAN = _DecodePlan(None)  # a cache's mark for steps that run without a plan
+
+
 class LlamaDecoder(Module):
     """A Llama-family decoder: ``model(ids)`` gives the logits, :meth:`generate` continues
     a prompt. Build it with :func:`load`.
@@ -627,11 +682,21 @@ class LlamaDecoder(Module):
         seq = np.repeat(np.arange(cache.batch), counts)
         pos = np.concatenate([np.arange(a, b) for a, b in zip(start, end)])
         flat = np.concatenate(ids)
+        plan = self._plan(cache, flat.size)
+        if plan is not None and plan.calls:
+            h, delta = plan.replay(self, flat, seq, pos)
+        else:
+            ws = plan or Workspace()
+            h = ws.get("h", (flat.size, self.config.hidden_size))
+            np.take(self.embed_tokens, flat, axis=0, out=h)
+            if plan is not None:  # the buffers the recorded calls will be replayed on
+                plan.seq, plan.pos, plan.h = seq, pos, h
+            delta = h  # not added on the first layer
+            for i, layer in enumerate(self.layers):
+                delta = layer.run(h, delta, i > 0, (seq, pos), cache.layers[i], self._rope, ws)
+            if plan is not None:
+                plan.delta = delta
         ws = Workspace()
-        h = self.embed_tokens[flat]
-        delta = h  # not added on the first layer
-        for i, layer in enumerate(self.layers):
-            delta = layer.run(h, delta, i > 0, (seq, pos), cache.layers[i], self._rope, ws)
         cache.lengths = end
         if last_only:
             h, delta = (
@@ -643,6 +708,25 @@ class LlamaDecoder(Module):
         x, codes = _norm_into(self.norm, h, delta, True, self.lm_head, ws, "x")
         logits = _project(self.lm_head, x, codes, ws, "logits")
         return logits.copy()
+
+    def _plan(self, cache: KVCache, rows: int):
+        """The :class:`_DecodePlan` of ``cache`` for steps of ``rows`` new tokens (empty:
+        to be recorded by this step), or None where a step cannot be replayed: a Linear
+        that is not a plain int8 one (float, block scales), or a
+        :func:`~numbaq.models.bert_layers.profile`, :func:`numbaq.trace` or
+        :func:`numbaq.compare` watching the calls."""
+        first = self.layers[0].qkv
+        if profiling() or first.trace_log is not None or first._recorder is not None:
+            return None
+        key = (rows, nq_config.num_threads(), nq_config.GEMM_PATH, cache.capacity)
+        plan = cache.plans.get(key)
+        if plan is None or plan.model is not self:
+            linears = [
+                getattr(layer, n) for layer in self.layers for n in ("qkv", "o", "gate_up", "down")
+            ]
+            plannable = all(_quant_target(linear) is not None for linear in linears)
+            plan = cache.plans[key] = _DecodePlan(self) if plannable else _NO_PLAN
+        return plan if plan is not _NO_PLAN else None
 
     def forward(self, ids):
         """The logits of one sequence, from a fresh cache.
