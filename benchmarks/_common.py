@@ -6,9 +6,12 @@ and each runtime timed on its own so that thread pools do not overlap.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,3 +71,86 @@ def write_section(name: str, body: str) -> None:
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
     RESULTS.write_text(text)
+
+
+class Peer:
+    """A peer runtime in a child process of its own, so that thread pools never overlap.
+
+    The child runs ``source`` with ``mode``, the thread counts (JSON) and ``work`` as its
+    arguments; it loads its models, warms them up, prints ``READY {json}`` (with ``runs``:
+    its ``[name, threads]`` pairs, and optionally ``skipped``), then answers each request
+    line ``[name, threads]`` with ``TIME {json}`` after one timed call, so that all
+    runtimes take turns in rounds.
+
+    Parameters
+    ----------
+    source : str
+        The child's Python source.
+    mode : str
+        Which peer the child is.
+    threads : list of int
+        The thread counts to serve.
+    work : Path
+        A folder for the child's files and its stderr log.
+    """
+
+    def __init__(self, source: str, mode: str, threads, work: Path):
+        self.mode = mode
+        self.log = open(work / f"{mode}.stderr", "w+")  # closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", source, mode, json.dumps(threads), str(work)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        ready = self._read("READY ")
+        if ready is None:
+            error = self.last_error()
+            self.close()
+            raise RuntimeError(f"skipped {mode}: it failed ({error})")
+        self.ready = ready
+        self.skipped = [ready["skipped"]] if "skipped" in ready else []
+        self.runs = [tuple(r) for r in ready["runs"]]
+
+    def last_error(self) -> str:
+        """The last line the child wrote to stderr (at most 200 characters)."""
+        self.log.flush()
+        self.log.seek(0)
+        lines = [x for x in self.log.read().strip().splitlines() if x.strip()]
+        return (lines or ["no output"])[-1][:200]
+
+    def _read(self, tag: str):
+        """The JSON after the next stdout line starting with ``tag`` (others are the
+        libraries' own prints), or None at the end of the output."""
+        for line in self.proc.stdout:
+            if line.startswith(tag):
+                return json.loads(line[len(tag) :])
+        return None
+
+    def time(self, name: str, n: int):
+        """One timed call of run ``name`` on ``n`` threads: the child's ``TIME`` reply."""
+        try:
+            self.proc.stdin.write(json.dumps([name, n]) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            reply = None
+        else:
+            reply = self._read("TIME ")
+        if reply is None:
+            raise RuntimeError(f"{self.mode} stopped: {self.last_error()}")
+        return reply
+
+    def close(self):
+        """End the child (it exits at the end of its input)."""
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()

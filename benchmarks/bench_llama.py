@@ -28,7 +28,6 @@ import argparse
 import importlib.util
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ import numpy as np
 
 import numbaq as nq
 
-from ._common import machine, markdown_table, write_section
+from ._common import Peer, machine, markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -307,70 +306,7 @@ for line in sys.stdin:  # serve: one timed generation per request, so runtimes t
 """
 
 
-class _Peer:
-    """A peer's child process: it loads its models, computes their perplexity, warms them
-    up, then times one generation per request (``[name, threads]`` in, ``[prefill s,
-    decode tokens/s]`` out), so that all runtimes take turns."""
-
-    def __init__(self, mode: str, threads, work: Path):
-        self.mode = mode
-        self.log = open(work / f"{mode}.stderr", "w+")  # closed in close()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", PEER_CHILD, mode, json.dumps(threads), str(work)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        ready = self._read("READY ")
-        if ready is None:
-            error = self.last_error()
-            self.close()
-            raise RuntimeError(f"skipped {mode}: it failed ({error})")
-        self.ready = ready
-        self.runs = [tuple(r) for r in ready["runs"]]
-
-    def last_error(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        lines = [x for x in self.log.read().strip().splitlines() if x.strip()]
-        return (lines or ["no output"])[-1][:200]
-
-    def _read(self, tag: str):
-        """The JSON after the next stdout line starting with ``tag`` (others are the
-        libraries' own prints), or None at the end of the output."""
-        for line in self.proc.stdout:
-            if line.startswith(tag):
-                return json.loads(line[len(tag) :])
-        return None
-
-    def time(self, name: str, n: int) -> list[float]:
-        try:
-            self.proc.stdin.write(json.dumps([name, n]) + "\n")
-            self.proc.stdin.flush()
-        except OSError:
-            reply = None
-        else:
-            reply = self._read("TIME ")
-        if reply is None:
-            raise RuntimeError(f"{self.mode} stopped: {self.last_error()}")
-        return reply
-
-    def close(self):
-        if self.proc.stdin:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-        try:
-            self.proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-def _start_peers(threads, work: Path) -> tuple[list[_Peer], list[str]]:
+def _start_peers(threads, work: Path) -> tuple[list[Peer], list[str]]:
     """The peers that are installed, started; and a line for each one skipped."""
     have = {
         m: importlib.util.find_spec(m) is not None
@@ -391,7 +327,7 @@ def _start_peers(threads, work: Path) -> tuple[list[_Peer], list[str]]:
         wanted.append("torch")
     for mode in wanted:
         try:
-            peers.append(_Peer(mode, threads, work))
+            peers.append(Peer(PEER_CHILD, mode, threads, work))
         except RuntimeError as err:
             skipped.append(str(err))
     return peers, skipped

@@ -22,9 +22,6 @@ times numbaq's pieces with ``numbaq.models.bert.profile``.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +34,7 @@ from numbaq import roofline
 from numbaq.models import bert, minilm
 from numbaq.models.sentences import SENTENCES
 
-from ._common import machine, markdown_table, write_section
+from ._common import Peer, machine, markdown_table, write_section
 
 
 def _cos(a, b):
@@ -141,50 +138,7 @@ for line in sys.stdin:  # serve: one timed call per request, so runtimes take tu
 """
 
 
-class _Peer:
-    """A peer's child process: it loads its models, warms them up, then times one call
-    per request (``[name, threads]`` in, seconds out), so that all runtimes take turns."""
-
-    def __init__(self, mode: str, threads, work: Path):
-        self.mode = mode
-        self.log = open(work / f"{mode}.stderr", "w+")  # closed in close()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", PEER_CHILD, mode, json.dumps(threads), str(work)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        ready = self._read("READY ")
-        if ready is None:
-            self.close()
-            self.log.seek(0)
-            last = (self.log.read().strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"{mode} failed: {last[:200]}")
-        self.skipped = [ready["skipped"]] if "skipped" in ready else []
-        self.runs = [tuple(r) for r in ready["runs"]]
-
-    def _read(self, tag: str):
-        """The JSON after the next stdout line starting with ``tag`` (others are the
-        libraries' own prints), or None at the end of the output."""
-        for line in self.proc.stdout:
-            if line.startswith(tag):
-                return json.loads(line[len(tag) :])
-        return None
-
-    def time(self, name: str, n: int) -> float:
-        self.proc.stdin.write(json.dumps([name, n]) + "\n")
-        self.proc.stdin.flush()
-        return float(self._read("TIME "))
-
-    def close(self):
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc.wait(timeout=120)
-        self.log.close()
-
-
-def _start_peers(threads, work: Path) -> tuple[list[_Peer], list[str]]:
+def _start_peers(threads, work: Path) -> tuple[list[Peer], list[str]]:
     """The peers that are installed, started; and a line for each one skipped."""
     import importlib.util
 
@@ -196,7 +150,7 @@ def _start_peers(threads, work: Path) -> tuple[list[_Peer], list[str]]:
 
     def start(mode):
         try:
-            peer = _Peer(mode, threads, work)
+            peer = Peer(PEER_CHILD, mode, threads, work)
         except RuntimeError as err:
             skipped.append(str(err))
             return None

@@ -386,6 +386,40 @@ def static(section: Section) -> str:
 
 
 # ------------------------------------------------------------------ the README block
+# ------------------------------------------------------------------ llama-<path>
+def llama(section: Section) -> str:
+    """The README part of a ``llama-<path>`` section: perplexity, prefill and decode of
+    each runtime, and numbaq's best scheme against llama.cpp Q8_0.
+
+    Parameters
+    ----------
+    section : Section
+        A ``llama-<path>`` section.
+
+    Returns
+    -------
+    str
+        Markdown: a caption, the runtimes' table and the ratios' table.
+    """
+    table = section.find(lambda t: t.header[:2] == ("runtime", "perplexity"), "runtimes")
+    timed = [h for h in table.header if h.startswith(("prefill ms", "decode tokens/s"))]
+    columns = [("runtime", "runtime"), ("perplexity", "perplexity")]
+    columns += [(h, h) for h in table.header if h.startswith("vs ") and "numbaq" not in h]
+    columns += [(h, h) for h in timed]
+    ratios = section.find_optional(
+        lambda t: t.header[0] == "threads" and "decode: numbaq scheme" in t.header
+    )
+    text = (
+        "SmolLM2-135M-Instruct: perplexity on 2,048 tokens of English prose, prefill of a"
+        " 256-token prompt (median ms) and decode (median tokens/s), every runtime in the"
+        " same rounds."
+    )
+    parts = [_caption(section, text), _markdown(list(table.rows), columns)]
+    if ratios is not None:
+        parts.append(markdown_table(list(ratios.header), [list(r.values()) for r in ratios.rows]))
+    return _paragraphs(*parts)
+
+
 @dataclass(frozen=True)
 class Kind:
     """A kind of RESULTS.md section that the README shows.
@@ -447,6 +481,14 @@ KINDS = (
         " attention and the rest to PyTorch, padding rows included (only numbaq's own"
         " ragged encoder skips them); torchao's is its eager int8 dynamic quantization.",
         bert,
+    ),
+    Kind(
+        "llama",
+        "A Llama-family decoder against llama.cpp",
+        "`numbaq.models.llama` on the GGUF file llama.cpp reads; llama.cpp Q8_0 is that file"
+        " requantized by llama.cpp's own quantizer. The ratios take numbaq's fastest scheme"
+        " that meets its perplexity goal.",
+        llama,
     ),
     Kind(
         "static",

@@ -11,6 +11,7 @@ paths whose kernels do not (fixed quantization parameters).
 from __future__ import annotations
 
 import operator
+import re
 
 import numpy as np
 
@@ -336,6 +337,11 @@ def output_overflow(name: str, fix: str) -> ValueError:
     -------
     ValueError
         To raise.
+
+    Examples
+    --------
+    >>> str(output_overflow("the output", "rescale x")).startswith("the output overflows")
+    True
     """
     return ValueError(
         f"{name} overflows float32 (|value| > {FLOAT32_MAX:.7g}): no float32 can hold it, so "
@@ -401,3 +407,73 @@ def check_number(value, name: str, low: float, high: float, low_open: bool = Tru
         bracket = "(" if low_open else "["
         raise ValueError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")
     return number
+
+
+def check_output(y: np.ndarray, inputs, name: str, fix: str, layer=None) -> None:
+    """Refuse a float32 result ``y`` that holds NaN or Inf although its ``inputs`` do not.
+
+    For float products (``x @ W.T``) that overflow float32 from finite values: one exact
+    pass over the bits of ``y`` (about a K-th of the product's work); the ``inputs`` are
+    read only when ``y`` is not finite, to tell overflow from NaN or Inf that came in
+    (which pass through, as in float arithmetic). Pass inputs as the caller got them:
+    float64 values beyond float32's range are finite there, and refused here.
+
+    Parameters
+    ----------
+    y : float32 ndarray
+        The result.
+    inputs : sequence of array_like
+        What ``y`` was computed from (any real dtype).
+    name : str
+        What ``y`` is, for the message (``"the output x . weight^T + bias"``).
+    fix : str
+        What to rescale, for the message.
+    layer : object, optional
+        The layer that computed ``y``; its type's name starts the message.
+
+    Raises
+    ------
+    ValueError
+        :func:`output_overflow`'s, if ``y`` is not finite while every input is.
+
+    Examples
+    --------
+    >>> check_output(np.ones(2, np.float32), [np.ones(2, np.float32)], "y", "rescale x")
+    """
+    if not ks._minmax_flat(y.ravel())[2]:  # the hot path: one pass, no message made
+        return
+    if not all(np.isfinite(np.asarray(a)).all() for a in inputs):
+        return  # NaN or Inf came in
+    raise output_overflow(f"{type(layer).__name__}: {name}" if layer is not None else name, fix)
+
+
+def layer_error(layer, err: Exception, name: str = "x") -> Exception:
+    """``err``, raised by a verb inside ``layer``, as the layer's own error.
+
+    The same type, its message prefixed with the layer's class name (as every layer's
+    errors are), and the verbs' name for their argument, ``x``, replaced by ``name``
+    (``"input"`` for the recurrent layers, as their own messages call it).
+
+    Parameters
+    ----------
+    layer : object
+        The layer; its type's name starts the message.
+    err : Exception
+        The verb's error.
+    name : str
+        What the layer calls the argument the verb calls ``x``.
+
+    Returns
+    -------
+    Exception
+        To raise (``from None``).
+
+    Examples
+    --------
+    >>> str(layer_error(object(), ValueError("rescale x"), "input"))
+    'object: rescale input'
+    """
+    message = str(err)
+    if name != "x":
+        message = re.sub(r"(?<![\w.^])x(?![\w^])", name, message)
+    return type(err)(f"{type(layer).__name__}: {message}")

@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import schemes
+from .checks import all_finite, layer_error, output_overflow
 from .layers import Linear, QuantLinearBase
-from .layers.linear import activate
+from .layers.linear import activate, check_float_output
 from .matmul import ACTIVATIONS, check_linear_scheme, linear_2d, quantize_weight
 from .ops import minmax
 
@@ -144,7 +145,18 @@ class SmoothQuantLinear(QuantLinearBase):
 
     def _product(self, x2d, bias):
         """``(x / s) (W s)^T + b`` through int8, with runtime activation scales."""
-        return super()._product(np.ascontiguousarray(x2d * self.inv_smoothing), bias)
+        smoothed = np.ascontiguousarray(x2d * self.inv_smoothing)
+        try:
+            return super()._product(smoothed, bias)
+        except ValueError:
+            # NaN/Inf the product's quantizer counted: from x, or from x / s overflowing
+            if all_finite(smoothed) or not all_finite(x2d):
+                raise
+        raise output_overflow(
+            "SmoothQuantLinear: the smoothed input x / s",
+            "x divided by the smoothing factors s (some below 1) passes float32's largest "
+            "value: rescale x",
+        )
 
     def extra_repr(self) -> str:
         return f"{self.qweight.shape[1]}, {self.qweight.shape[0]}, alpha={self.alpha}"
@@ -198,7 +210,10 @@ class LLMInt8Linear(QuantLinearBase):
     def _product(self, x2d, bias):
         """The int8 product of the inlier channels plus the float product of the outliers
         (channels whose ``max |x|`` passes ``threshold`` in this input)."""
-        lo, hi = minmax(x2d, "column")
+        try:
+            lo, hi = minmax(x2d, "column")
+        except ValueError as err:
+            raise layer_error(self, err) from None
         outliers = np.flatnonzero(np.maximum(-lo, hi) > self.threshold)
         self.outlier_channels = outliers
         inliers = x2d
@@ -206,11 +221,15 @@ class LLMInt8Linear(QuantLinearBase):
             inliers = x2d.copy()
             inliers[:, outliers] = 0
         act = ACTIVATIONS[None if outliers.size else self.activation]  # fused when int8 only
-        y, scale, zero_point = linear_2d(
-            np.ascontiguousarray(inliers), self.qweight, bias, self.scheme, act
-        )
+        try:
+            y, scale, zero_point = linear_2d(
+                np.ascontiguousarray(inliers), self.qweight, bias, self.scheme, act
+            )
+        except ValueError as err:
+            raise layer_error(self, err) from None
         if outliers.size:
             y += x2d[:, outliers] @ self.weight[:, outliers].T
+            check_float_output(self, y, x2d, self.weight)  # the int8 part was checked
         if outliers.size and self.activation is not None:
             y = activate(np.ascontiguousarray(y), self.activation)
         return y, {"scale": scale, "zero_point": zero_point, "outlier_channels": outliers}

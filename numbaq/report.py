@@ -256,6 +256,28 @@ class Comparison(list):
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _check_finite_outputs(reference: dict, recorded: dict, float_model, quant_model) -> None:
+    """Refuse, in :func:`compare`'s terms, the first layer (in call order) whose output in
+    either model holds NaN or Inf: no error can be measured against it."""
+    models = {"float_model": float_model, "quant_model": quant_model}
+    for name, (_, ref_out) in reference.items():
+        out = recorded.get(name, (None, None))[1]
+        if ref_out is None or out is None or np.shape(ref_out) != np.shape(out):
+            continue  # not compared
+        for model, values in (("float_model", ref_out), ("quant_model", out)):
+            if np.isfinite(np.asarray(values, np.float64)).all():
+                continue
+            module = dict(models[model].named_modules()).get(name)
+            kind = type(getattr(module, "numbaq", module)).__name__
+            layer = f"layer {name!r}" if name else "the model itself"
+            raise ValueError(
+                f"compare: {model}'s output at {layer} ({kind}) is not finite (it holds "
+                f"NaN or Inf) on these inputs, so no error can be measured there; run "
+                f"{model} on them to see where (NaN or very large values in the inputs, or a "
+                "layer that overflows) and clean or rescale the inputs"
+            )
+
+
 def compare(float_model: Module, quant_model: Module, *inputs, **kwargs) -> Comparison:
     """Run both models on ``inputs`` (and keyword ``kwargs``) and compare every layer's output.
 
@@ -285,6 +307,12 @@ def compare(float_model: Module, quant_model: Module, *inputs, **kwargs) -> Comp
     Comparison
         One row per layer that both models ran, in call order.
 
+    Raises
+    ------
+    ValueError
+        If a layer's output in either model is not finite (NaN or Inf): the first such
+        layer in call order is named.
+
     Examples
     --------
     >>> import numbaq
@@ -309,6 +337,7 @@ def compare(float_model: Module, quant_model: Module, *inputs, **kwargs) -> Comp
     with _tracing(quant_model) as collect:  # outputs and scales from one run
         recorded = _record(quant_model, *inputs, **kwargs)
         scales = collect()
+    _check_finite_outputs(reference, recorded, float_model, quant_model)
     table = Comparison()
     for name, module in quant_model.named_modules():
         if name not in reference or name not in recorded:

@@ -298,3 +298,103 @@ def test_constant_and_zero_tensors_are_valid(dtype):
             result = call(x)
             for arr in _floats(result):
                 assert np.isfinite(arr).all(), verb
+
+
+def _layers():
+    from numbaq.outliers import LLMInt8Linear, SmoothQuantLinear
+
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((4, 8)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    return {
+        "Linear": (nq.Linear(w, b), lambda layer, x: layer(x)),
+        "QuantLinear": (nq.quantize_dynamic(nq.Linear(w, b)), lambda layer, x: layer(x)),
+        "LLMInt8Linear": (LLMInt8Linear(nq.Linear(w, b)), lambda layer, x: layer(x)),
+        "SmoothQuantLinear": (
+            SmoothQuantLinear(nq.Linear(w, b), act_absmax=np.full(8, 1e-3)),  # s < 1
+            lambda layer, x: layer(x),
+        ),
+        "QuantLSTM": (nq.quantize_dynamic(nq.LSTM(8, 3)), lambda layer, x: layer(x[:, None])),
+        "QuantGRU": (nq.quantize_dynamic(nq.GRU(8, 3)), lambda layer, x: layer(x[:, None])),
+        "QuantLSTMCell": (nq.quantize_dynamic(nq.LSTMCell(8, 3)), lambda layer, x: layer(x)),
+        "QuantGRUCell": (nq.quantize_dynamic(nq.GRUCell(8, 3)), lambda layer, x: layer(x)),
+    }
+
+
+LAYERS = _layers()
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+@given(x=_arrays())
+def test_layers_at_edges_give_finite_outputs_or_errors_naming_the_layer(name, x):
+    """Every layer's input at float32's edges: finite outputs, or a ValueError that starts
+    with the layer's name and names its input (``x`` or ``input``); finite float32 input
+    is never called NaN or Inf. The float Linear refuses only outputs that do not fit."""
+    layer, call = LAYERS[name]
+    try:
+        result = call(layer, x)
+    except ValueError as err:
+        message = str(err)
+        assert message.startswith(f"{name}: "), message
+        assert _names(message, ["x", "input"]), message
+        if np.abs(x).max() <= F32_MAX:  # finite once converted
+            assert "contains NaN or Inf" not in message, message
+        if name == "Linear" and "overflows float32" in message:
+            x64 = x.astype(np.float64)
+            bound = np.abs(x64) @ np.abs(layer.weight.astype(np.float64)).T + np.abs(layer.bias)
+            assert bound.max() > F32_MAX / 2, "refused an output that fits float32"
+        return
+    for arr in _floats(result):
+        assert np.isfinite(arr).all(), f"Inf/NaN returned from finite input: {arr}"
+
+
+def test_float_linear_overflow_is_refused_and_nan_passes_through():
+    """The float Linear: an output beyond float32 from finite x, weights or bias is a clear
+    error (before the activation could hide it); NaN and Inf in x pass through, as in
+    float arithmetic (torch.nn.Linear's behaviour)."""
+    w = np.ones((3, 4), np.float32)
+    for activation in (None, "relu", "gelu"):
+        layer = nq.Linear(w, activation=activation)
+        with pytest.raises(ValueError, match=r"^Linear: the output x \. weight\^T .*rescale x"):
+            layer(np.full((2, 4), F32_MAX / 2, np.float32))
+        with pytest.raises(ValueError, match=r"^Linear: .*overflows float32"):
+            layer(np.full((1, 4), 1e39))  # float64 beyond float32: finite where it came from
+    with pytest.raises(ValueError, match=r"^Linear: .*overflows float32"):
+        nq.Linear(w, np.full(3, F32_MAX, np.float32))(np.full((1, 4), 1e32, np.float32))
+    with pytest.raises(ValueError, match=r"^Linear: .*\(or the weight\)"):
+        nq.Linear(np.full((3, 4), F32_MAX, np.float32))(np.ones((1, 4), np.float32))
+    x = np.ones((2, 4), np.float32)
+    x[0, 1] = np.nan
+    y = nq.Linear(w)(x)
+    assert np.isnan(y[0]).all() and (y[1] == 4).all()
+    # near the edge but fitting: exact
+    y = nq.Linear(np.eye(4, dtype=np.float32))(np.full((1, 4), F32_MAX, np.float32))
+    assert (y == np.float32(F32_MAX)).all()
+
+
+def test_outlier_linears_near_float32_max_are_clear_errors():
+    from numbaq.outliers import LLMInt8Linear, SmoothQuantLinear
+
+    w = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    x = np.full((2, 8), F32_MAX, np.float32)
+    with pytest.raises(ValueError, match=r"^LLMInt8Linear: the output x .*rescale x"):
+        LLMInt8Linear(nq.Linear(w))(x)
+    smooth = SmoothQuantLinear(nq.Linear(w), act_absmax=np.full(8, 1e-3))
+    assert (smooth.inv_smoothing > 1).all()
+    with pytest.raises(ValueError, match=r"^SmoothQuantLinear: the smoothed input") as info:
+        smooth(x / 2)
+    assert "rescale x" in str(info.value) and "contains NaN" not in str(info.value)
+    x[0, 0] = np.nan  # NaN that came in is still called NaN
+    with pytest.raises(ValueError, match="contains NaN or Inf"):
+        smooth(x)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "LSTMCell", "GRUCell"])
+def test_quantized_recurrent_overflow_names_the_layer_and_its_input(kind):
+    layer = nq.quantize_dynamic(getattr(nq, kind)(8, 3))
+    x = np.full((2, 8), F32_MAX, np.float32)
+    x = x if kind.endswith("Cell") else x[:, None]
+    with pytest.raises(ValueError, match=rf"^Quant{kind}: .*overflows float32") as info:
+        layer(x)
+    message = str(info.value)
+    assert "rescale input" in message and not re.search(r"(?<!\w)x(?!\w)", message), message

@@ -134,12 +134,20 @@ def test_threads_do_not_change_bits(ours):
     np.testing.assert_array_equal(one, many)
 
 
+SCHEMES = ["ONNX", "TORCH", "BLOCK_Q8_0", "PER_TOKEN_INT8", "PER_TOKEN_UINT7", "SMOOTHQUANT"]
+
+
 @pytest.mark.parametrize(
-    "scheme", [None, "ONNX", "TORCH", "BLOCK_Q8_0", "PER_TOKEN_INT8", "PER_TOKEN_UINT7"]
+    "kwargs",
+    [{}, *({"scheme": s} for s in SCHEMES), {"scheme": "LLM_INT8", "threshold": 0.5}]
+    + [{"scheme": "BLOCK_Q8_0", "group_size": 32}, {"weight_dtype": "int4", "group_size": 32}],
 )
-def test_quantized_close_to_float(ours, scheme):
-    q = numbaq.quantize_dynamic(ours, scheme=scheme, progress=False)
-    assert _cosine(q(IDS), ours(IDS)).min() > 0.999
+def test_quantized_close_to_float(ours, kwargs):
+    """Every scheme runs the decoder (the fused producers where the Linear is a plain int8
+    one, the Linear's own forward otherwise)."""
+    q = numbaq.quantize_dynamic(ours, progress=False, **kwargs)
+    bound = 0.95 if kwargs.get("weight_dtype") == "int4" else 0.999  # int4: 16 levels
+    assert _cosine(q(IDS), ours(IDS)).min() > bound
 
 
 def test_fused_producers_equal_the_linears_own_quantization(ours):

@@ -90,3 +90,42 @@ def test_compare_says_so_when_the_weights_differ():
             nq.compare(model, nq.quantize_dynamic(model, **kwargs), x)
     with pytest.warns(UserWarning, match=r"weights of \['0', '2'\] are not a quantization"):
         nq.compare(model, nq.quantize_dynamic(other), x)
+
+
+class _Sqrt(nq.layers.Module):
+    """A float layer that gives NaN for negative input (kept as is by quantize_dynamic)."""
+
+    def forward(self, x):
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(x)
+
+
+class _Huge(nq.layers.Module):
+    def forward(self, x):
+        with np.errstate(over="ignore"):
+            return np.asarray(x, np.float32) * np.float32(1e38)
+
+
+def test_compare_names_the_layer_whose_output_is_not_finite():
+    """A non-finite layer output is a ValueError in compare's own terms: which model, the
+    first such layer in call order and its type, never the metrics' "reference contains
+    NaN or Inf" (nor a NaN row)."""
+    import pytest
+
+    rng = np.random.default_rng(0)
+    linear = nq.Linear(rng.normal(size=(6, 4)).astype(np.float32))
+    model = nq.Sequential(linear, _Sqrt(), nq.ReLU())
+    x = rng.normal(size=(3, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"^compare: float_model's output at layer '1' \(_Sqrt\)"):
+        nq.compare(model, nq.quantize_dynamic(model), x)
+    try:
+        nq.compare(model, nq.quantize_dynamic(model), x)
+    except ValueError as err:
+        assert "is not finite" in str(err) and "reference" not in str(err)
+    # only the quantized model's output is not finite: it is named instead
+    quant = nq.Sequential(nq.quantize_dynamic(linear), _Huge(), nq.ReLU())
+    plain = nq.Sequential(linear, nq.ReLU(), nq.ReLU())
+    with pytest.raises(ValueError, match=r"^compare: quant_model's output at layer '1' \(_Huge\)"):
+        nq.compare(plain, quant, x * 1e3)
+    # finite outputs: the rows as before
+    assert len(nq.compare(plain, nq.quantize_dynamic(plain), x)) == 4

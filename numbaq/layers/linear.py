@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import schemes
-from ..checks import check_bias, layer_input
+from ..checks import check_bias, check_output, layer_error, layer_input
 from ..matmul import ACTIVATIONS, QuantizedWeight, check_linear_scheme, linear_2d, quantize_weight
 from .base import Module
 from .tensors import tensor_array, tensor_qweight
@@ -26,6 +26,20 @@ def activate(y: np.ndarray, activation: str) -> np.ndarray:
     out = np.empty_like(y)  # not in place: LLVM's overlap check then takes the scalar loop
     _gelu_array(y.reshape(-1), out.reshape(-1))  # (measured 18 ms in place, 1.2 ms not)
     return out
+
+
+def check_float_output(layer, y: np.ndarray, x, weight: np.ndarray) -> None:
+    """Refuse a float product ``y = x . weight^T (+ bias)`` that overflowed float32 from
+    finite ``x`` and ``weight`` (:func:`numbaq.checks.check_output`), naming ``layer``:
+    the float :class:`Linear`, and the float part of the outlier Linears."""
+    check_output(
+        y,
+        (x, weight),  # x as the caller gave it: float64 beyond float32's range is refused
+        "the output x . weight^T + bias",
+        "|x| times |weight| summed over K reaches float32's largest value: rescale x "
+        "(or the weight)",
+        layer,
+    )
 
 
 class Linear(Module, kind=True):
@@ -94,12 +108,16 @@ class Linear(Module, kind=True):
         Raises
         ------
         ValueError
-            If the last axis of ``x`` is not K.
+            If the last axis of ``x`` is not K, or the output overflows float32 from
+            finite ``x`` (float64 beyond float32's range included; NaN or Inf in ``x``
+            pass through, as in float arithmetic).
         """
+        given = x
         x = layer_input(self, x, self.in_features)
         y = x @ self.weight.T
         if self.bias is not None:
             y += self.bias  # y is a fresh float32 array
+        check_float_output(self, y, given, self.weight)  # before the activation hides Inf
         if self.activation is not None:
             y = activate(np.ascontiguousarray(y, np.float32), self.activation)
         return y
@@ -191,7 +209,7 @@ class QuantLinearBase(Module):
                 x2d, self.qweight, bias, self.scheme, ACTIVATIONS[self.activation]
             )
         except ValueError as err:
-            raise ValueError(f"{type(self).__name__}: {err}") from None
+            raise layer_error(self, err) from None
         return y, {"scale": scale, "zero_point": zero_point}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import engine, schemes
+from ..checks import layer_error
 from ..kernels.rnn import _gru_step, _lstm_step
 from ..matmul import QuantizedWeight, check_linear_scheme, linear_2d, quantize_weight
 from ..ops import as_float32
@@ -46,7 +47,10 @@ def checked_input(module: Module, x, name: str) -> np.ndarray:
     except (TypeError, ValueError) as err:
         raise type(err)(f"{kind}: {err}") from None
     if not np.isfinite(x).all():
-        raise ValueError(f"{kind}: {name} contains NaN or Inf; clean it first, e.g. np.nan_to_num")
+        raise ValueError(
+            f"{kind}: {name} contains NaN or Inf (after conversion to float32: float64 values "
+            "beyond float32's range become Inf); clean or rescale it, e.g. np.nan_to_num"
+        )
     return x
 
 
@@ -182,6 +186,16 @@ class Projections(Module):
         self._param(f"{name}_int8", qweight.q)
         self._param(f"{name}_scale", qweight.scale)
 
+    def _linear(self, x2d, qweight: QuantizedWeight, bias, name: str, y=None):
+        """:func:`numbaq.matmul.linear_2d` under the layer's scheme (no activation), its
+        errors the layer's own: prefixed with the layer's name, ``x`` called ``name``."""
+        try:
+            return linear_2d(
+                x2d, qweight, qweight.zero_bias if bias is None else bias, self.scheme, 0, y
+            )
+        except ValueError as err:
+            raise layer_error(self, err, name) from None
+
     def _project(self, weight: str, bias: str, x2d: np.ndarray) -> np.ndarray:
         """``x2d W^T + b`` for the named weight and bias (``b`` may be absent)."""
         b = self._params.get(bias)
@@ -189,9 +203,8 @@ class Projections(Module):
             y = x2d @ self._params[weight].T
             return y + b if b is not None else y
         qweight = self.qweights[weight]
-        y, scale, zero_point = linear_2d(
-            x2d, qweight, qweight.zero_bias if b is None else b, self.scheme, 0
-        )
+        name = "input" if weight.startswith("weight_ih") else "the hidden state"
+        y, scale, zero_point = self._linear(x2d, qweight, b, name)
         if self.trace_log is not None:
             self.trace_log.append({"projection": weight, "scale": scale, "zero_point": zero_point})
         return y
@@ -384,7 +397,7 @@ class _Recurrent(Projections):
             t1 = min(steps, t0 + chunk)
             rows = slice(t0 * batch, t1 * batch)
             part = xg[: t1 - t0]
-            linear_2d(x2d[rows], w_ih, bias_ih, self.scheme, 0, part.reshape(-1, width))
+            self._linear(x2d[rows], w_ih, bias_ih, "input", part.reshape(-1, width))
             args = (part, h, c, out[t0:t1], reverse, self.scheme, w_hh, bias_hh)
             engine.recurrence(self.mode == "LSTM", *args, type(self).__name__)
         return h, (c if self.mode == "LSTM" else None)
