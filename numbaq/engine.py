@@ -345,13 +345,10 @@ def dynamic_linear(x2d, sch: QScheme, qweight, bias, act: int, y):
     return a_scale, a_zp
 
 
-def dynamic_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y):
-    """The fused block-scaled dynamic Linear: each block of ``sch.block_size`` values of
-    ``x2d`` quantized on its own (symmetric signed schemes, ``BLOCK_Q8_0``), the block
-    tiles, the epilogue: one kernel call, the weights' block scales and sums made once.
-
-    ``x2d`` (M, K) float32, ``y`` (M, N) float32. Returns the scales (M, K // block).
-    Raises ``ValueError`` if ``x2d`` holds NaN/Inf or its range overflows float32.
+def bound_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y) -> tuple:
+    """``(kernel, args)``: the call of :func:`dynamic_linear_blocks` on these buffers (a
+    decode loop keeps it and calls it again on new contents of ``x2d``). The kernel
+    returns a status (:func:`check_blocks_status`); ``args[-2]`` receives the block scales.
     """
     assert sch.granularity == "block" and sch.symmetric and sch.storage is np.int8
     block = sch.block_size
@@ -361,10 +358,27 @@ def dynamic_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y):
     a_scale = np.empty(m * (k // block), np.float32)
     args = (x2d, _lhs_tuple(sch), qweight.packed(path), k // 4, n, block // 4)
     args += (*qweight.block_panels(block, paths.get(path).panel), bias, act, y, a_scale)
-    status = mod.dynamic_linear_blocks_f32(*args, _plan(m, n, k, path))
+    return mod.dynamic_linear_blocks_f32, (*args, _plan(m, n, k, path))
+
+
+def check_blocks_status(status: int) -> None:
+    """Raise ``ValueError`` for a block kernel's nonzero status (NaN/Inf in ``x``, or a
+    range that overflows float32)."""
     if status:
         _check_status(status, "x", "blocks")
-    return a_scale.reshape(m, -1)
+
+
+def dynamic_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y):
+    """The fused block-scaled dynamic Linear: each block of ``sch.block_size`` values of
+    ``x2d`` quantized on its own (symmetric signed schemes, ``BLOCK_Q8_0``), the block
+    tiles, the epilogue: one kernel call, the weights' block scales and sums made once.
+
+    ``x2d`` (M, K) float32, ``y`` (M, N) float32. Returns the scales (M, K // block).
+    Raises ``ValueError`` if ``x2d`` holds NaN/Inf or its range overflows float32.
+    """
+    kernel, args = bound_linear_blocks(x2d, sch, qweight, bias, act, y)
+    check_blocks_status(kernel(*args))
+    return args[-2].reshape(x2d.shape[0], -1)
 
 
 def _check_status(status: int, name: str, what: str = "rows") -> None:

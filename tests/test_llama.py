@@ -150,6 +150,20 @@ def test_quantized_close_to_float(ours, kwargs):
     assert _cosine(q(IDS), ours(IDS)).min() > bound
 
 
+def test_block_linears_equal_their_own_forward(ours):
+    """The decoder runs a BLOCK_Q8_0 Linear's kernel itself (to replay it): the bits of
+    the Linear's own forward."""
+    q = numbaq.quantize_dynamic(ours, scheme="BLOCK_Q8_0", group_size=32, progress=False)
+    direct = q(IDS)
+    original = llama._block_target
+    llama._block_target = lambda linear: False
+    try:
+        through_forward = q(IDS)
+    finally:
+        llama._block_target = original
+    np.testing.assert_array_equal(direct, through_forward)
+
+
 def test_fused_producers_equal_the_linears_own_quantization(ours):
     """The codes RMSNorm, attention and SwiGLU write for the next Linear are the ones the
     Linear makes itself: same logits with the fusion and with every Linear unfused."""
@@ -349,13 +363,14 @@ def test_missing_files(tmp_path):
 
 
 # ------------------------------------------------------------------ replayed decode steps
-def test_replayed_steps_equal_the_step_by_step_path(ours):
+@pytest.mark.parametrize("kwargs", [{}, {"scheme": "BLOCK_Q8_0", "group_size": 32}])
+def test_replayed_steps_equal_the_step_by_step_path(ours, kwargs):
     """A decode step replays the kernel calls recorded on the first one (the same
     buffers, new ids and positions): the bits of the path that runs layer by layer,
     which a profile() forces."""
     from numbaq.models.bert_layers import profile
 
-    q = numbaq.quantize_dynamic(ours, progress=False)
+    q = numbaq.quantize_dynamic(ours, progress=False, **kwargs)
     replayed, plain = q.new_cache(1, 64), q.new_cache(1, 64)
     got = [q.step([IDS[:4]], replayed)] + [q.step([IDS[i : i + 1]], replayed) for i in range(4, 20)]
     with profile():

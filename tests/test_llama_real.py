@@ -91,6 +91,14 @@ def test_quantized_perplexity_close_to_float(model, ids, scheme, group, bound):
     assert abs(llama.perplexity(q, ids, window=64) / base - 1) < bound
 
 
+def test_the_decoders_recipe(model, ids):
+    """llama.quantize: per-token Linears, the head in Q8_0 blocks, the file's codes kept."""
+    q = llama.quantize(model)
+    assert q.lm_head.scheme.name == "BLOCK_Q8_0" and q.layer0.qkv.scheme.name == "PER_TOKEN_UINT8"
+    base = llama.perplexity(model, ids, window=64)
+    assert abs(llama.perplexity(q, ids, window=64) / base - 1) < 0.05
+
+
 def test_int8_kv_cache_close(model, ids):
     """Per-token, per-head int8 keys and values (their perplexity cost is measured by
     benchmarks/bench_llama.py)."""

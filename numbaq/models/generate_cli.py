@@ -29,8 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--scheme",
         default=None,
-        help=f"activation scheme (default {schemes.DEFAULT_SCHEME.name}); "
-        f"{NO_QUANTIZE!r} for the float model",
+        help=f"activation scheme (default: {schemes.DEFAULT_SCHEME.name}, the head in "
+        f"BLOCK_Q8_0 blocks: numbaq.models.llama.quantize); {NO_QUANTIZE!r}: the float model",
     )
     p.add_argument("--kv-cache", default="float32", choices=("float32", "int8"))
     p.add_argument("--threads", type=int, default=None, help="Numba threads to use")
@@ -53,8 +53,10 @@ def run(args, out=None, err=None) -> int:
         schemes.get(args.scheme)  # a clear error for an unknown name, before any work
     t0 = time.perf_counter()
     model = llama.load(args.model or smollm2.path(), kv_cache=args.kv_cache)
-    if args.scheme != NO_QUANTIZE:
-        group = 32 if (args.scheme or "").upper() == "BLOCK_Q8_0" else None
+    if args.scheme is None:
+        model = llama.quantize(model)  # the decoder's recipe: the head in Q8_0 blocks
+    elif args.scheme != NO_QUANTIZE:
+        group = 32 if args.scheme.upper() == "BLOCK_Q8_0" else None
         model = numbaq.quantize_dynamic(model, scheme=args.scheme, group_size=group, progress=False)
     ids = model.tokenize(args.prompt, chat=args.chat)
     print(f"loaded in {time.perf_counter() - t0:.1f} s; {ids.size} prompt tokens", file=err)
