@@ -16,6 +16,7 @@ import pytest
 
 from numbaq import reference
 from numbaq.models import gguf as g
+from numbaq.models import gguf_meta
 from numbaq.models.sentences import SENTENCES
 from numbaq.weights import QuantizedWeight
 
@@ -55,7 +56,7 @@ def _gguf_dequantize(data, kind):
 
 # ------------------------------------------------------------------ small files
 def _bytes_alphabet():
-    return [g._bytes_to_unicode()[b] for b in range(256)]
+    return [gguf_meta._bytes_to_unicode()[b] for b in range(256)]
 
 
 TINY = dict(hidden=64, heads=4, kv_heads=2, inter=96, layers=2)

@@ -15,7 +15,7 @@ import pytest
 import numbaq
 from numbaq import reference as ref
 from numbaq.kernels import decoder as kd
-from numbaq.models import llama
+from numbaq.models import llama, llama_layers
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -155,12 +155,12 @@ def test_block_linears_equal_their_own_forward(ours):
     the Linear's own forward."""
     q = numbaq.quantize_dynamic(ours, scheme="BLOCK_Q8_0", group_size=32, progress=False)
     direct = q(IDS)
-    original = llama._block_target
-    llama._block_target = lambda linear: False
+    original = llama_layers.block_target
+    llama_layers.block_target = lambda linear: False
     try:
         through_forward = q(IDS)
     finally:
-        llama._block_target = original
+        llama_layers.block_target = original
     np.testing.assert_array_equal(direct, through_forward)
 
 
@@ -169,12 +169,12 @@ def test_fused_producers_equal_the_linears_own_quantization(ours):
     Linear makes itself: same logits with the fusion and with every Linear unfused."""
     q = numbaq.quantize_dynamic(ours, progress=False)
     fused = q(IDS)
-    original = llama._quant_target
-    llama._quant_target = lambda linear: None
+    original = llama_layers.quant_target
+    llama_layers.quant_target = lambda linear: None
     try:
         unfused = q(IDS)
     finally:
-        llama._quant_target = original
+        llama_layers.quant_target = original
     np.testing.assert_array_equal(fused, unfused)
 
 
@@ -212,7 +212,7 @@ def test_rope_matches_reference():
             "rope_theta": 500.0,
         }
     )
-    cos, sin = llama._rope_tables(cfg, 20)
+    cos, sin = llama.rope_tables(cfg, 20)
     x = np.random.default_rng(3).normal(size=(3, 32)).astype(np.float32)
     got = x.copy()
     for t, p in enumerate([0, 7, 19]):
