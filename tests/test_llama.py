@@ -242,8 +242,10 @@ def test_attention_matches_reference(kv_dtype, d):
     for s, n in enumerate(lengths):
         rows = seq == s
         q = qkv[rows, : heads * d].reshape(n, heads, d)
-        keys = (kt[s, :, :, :n].astype(np.float32) * ks[s, :, None, :n]).transpose(2, 0, 1)
-        vals = (v[s, :, :n].astype(np.float32) * vs[s, :, :n, None]).transpose(1, 0, 2)
+        kscale = ks[s, :, None, :n] if kv_dtype == "int8" else 1.0  # float32: no scales
+        vscale = vs[s, :, :n, None] if kv_dtype == "int8" else 1.0
+        keys = (kt[s, :, :, :n].astype(np.float32) * kscale).transpose(2, 0, 1)
+        vals = (v[s, :, :n].astype(np.float32) * vscale).transpose(1, 0, 2)
         want = ref.gqa_attention(q, keys, vals).reshape(n, heads * d)
         np.testing.assert_allclose(out[rows], want, rtol=1e-5, atol=1e-5)
         if kv_dtype == "int8":  # the codes reproduce the keys within half a step

@@ -9,10 +9,10 @@ on the rows it produced: the codes the dynamic Linear would make from them, bit 
 The KV cache of a layer: keys transposed, ``kt`` (B, H_kv, d, capacity), so a query's
 scores run along contiguous positions; values ``v`` (B, H_kv, capacity, d). Float32, or
 int8 codes with one runtime scale per (sequence, head, position) (``k_scale``/``v_scale``
-(B, H_kv, capacity)): ``k = k_scale * kq`` with ``k_scale = absmax / 127``. A float32
-cache carries scales of 1. One attention task is one (row, head); its arithmetic runs in
-the same order whichever thread runs it, so a row's result depends on neither its
-batch-mates nor the thread count.
+(B, H_kv, capacity)): ``k = k_scale * kq`` with ``k_scale = absmax / 127``; a float32
+cache's kernels never read its (one-element) scales. One attention task is one (row,
+key/value head), its group of query heads; its arithmetic runs in the same order whichever
+thread runs it, so a row's result depends on neither its batch-mates nor the thread count.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _store_kv(qkv, t, s, p, heads, kv_heads, d, kt, v, k_scale, v_scale):
     with ``scale = absmax / 127`` (0 for an all-zero vector)."""
     k0 = heads * d
     v0 = (heads + kv_heads) * d
-    quant = kt.itemsize == 1  # int8 codes (float32 caches keep scales of 1)
+    quant = kt.itemsize == 1  # int8 codes; a float32 cache has no scales to write
     for g in range(kv_heads):
         if quant:
             ka = _F(0.0)
@@ -348,18 +348,3 @@ def _swiglu_quant(gu, out, lhs, a, a_scale, a_zp):
     """:func:`_swiglu`, then ``out`` quantized for the next Linear. Returns its status."""
     _swiglu(gu, out)
     return _quantize_lhs(out, lhs, a, a_scale, a_zp)
-
-
-# ------------------------------------------------------------------ embedding
-@jit()
-def _gather_rows(table, scale, ids, out):
-    """``out[t] = table[ids[t]] * scale[ids[t]]`` (per group of ``K // groups`` columns):
-    rows of an int8 (V, D) table with (V, groups) float32 scales, or of a float32 table
-    with scales of 1."""
-    d = table.shape[1]
-    groups = scale.shape[1]
-    width = d // groups
-    for t in range(ids.size):
-        r = ids[t]
-        for i in range(d):
-            out[t, i] = _F(table[r, i]) * scale[r, i // width]

@@ -226,13 +226,16 @@ class KVCache:
         for i in range(cfg.num_hidden_layers):
             kt = np.zeros((b, hkv, d, capacity), dt)
             v = np.zeros((b, hkv, capacity, d), dt)
-            ks = np.ones((b, hkv, capacity), np.float32)
-            vs = np.ones((b, hkv, capacity), np.float32)
+            # scales: one per (sequence, head, position) for int8 codes; a float32 cache's
+            # kernels never read theirs
+            scales = (b, hkv, capacity) if self.dtype == "int8" else (1, 1, 1)
+            ks, vs = np.ones(scales, np.float32), np.ones(scales, np.float32)
             if old:
                 kt[..., :filled] = old[i][0]
                 v[:, :, :filled] = old[i][1]
-                ks[..., :filled] = old[i][2]
-                vs[..., :filled] = old[i][3]
+                if self.dtype == "int8":
+                    ks[..., :filled] = old[i][2]
+                    vs[..., :filled] = old[i][3]
             self.layers.append((kt, v, ks, vs))
         self.capacity = capacity
         self.plans.clear()
