@@ -150,32 +150,22 @@ def test_quantized_close_to_float(ours, kwargs):
     assert _cosine(q(IDS), ours(IDS)).min() > bound
 
 
-def test_block_linears_equal_their_own_forward(ours):
-    """The decoder runs a BLOCK_Q8_0 Linear's kernel itself (to replay it): the bits of
-    the Linear's own forward."""
-    q = numbaq.quantize_dynamic(ours, scheme="BLOCK_Q8_0", group_size=32, progress=False)
-    direct = q(IDS)
-    original = llama_layers.block_target
-    llama_layers.block_target = lambda linear: False
-    try:
-        through_forward = q(IDS)
-    finally:
-        llama_layers.block_target = original
-    np.testing.assert_array_equal(direct, through_forward)
-
-
-def test_fused_producers_equal_the_linears_own_quantization(ours):
-    """The codes RMSNorm, attention and SwiGLU write for the next Linear are the ones the
-    Linear makes itself: same logits with the fusion and with every Linear unfused."""
-    q = numbaq.quantize_dynamic(ours, progress=False)
+@pytest.mark.parametrize(
+    "kwargs, hook, off",
+    [
+        # the decoder runs a BLOCK_Q8_0 Linear's kernel itself (to replay it): the bits of
+        # the Linear's own forward
+        ({"scheme": "BLOCK_Q8_0", "group_size": 32}, "block_target", False),
+        # the codes RMSNorm, attention and SwiGLU write for the next Linear are the ones
+        # the Linear makes itself
+        ({}, "quant_target", None),
+    ],
+)
+def test_fused_paths_equal_the_linears_own_forward(ours, monkeypatch, kwargs, hook, off):
+    q = numbaq.quantize_dynamic(ours, progress=False, **kwargs)
     fused = q(IDS)
-    original = llama_layers.quant_target
-    llama_layers.quant_target = lambda linear: None
-    try:
-        unfused = q(IDS)
-    finally:
-        llama_layers.quant_target = original
-    np.testing.assert_array_equal(fused, unfused)
+    monkeypatch.setattr(llama_layers, hook, lambda linear: off)
+    np.testing.assert_array_equal(fused, q(IDS))
 
 
 def test_int8_kv_cache_close(tiny):
