@@ -394,3 +394,30 @@ def test_float_model_never_replays(ours):
     ours.step([IDS[:3]], cache)
     ours.step([IDS[3:4]], cache)
     assert all(not plan.calls for plan in cache.plans.values()) or not cache.plans
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_generate_batch_equals_generate_alone(ours, quantized):
+    """Ragged prompts generated together: each gets the greedy ids it gets alone (bit for
+    bit logits when int8; the float model's BLAS sums could in principle tie-break
+    differently, which these prompts do not hit), and sequences stop on their own."""
+    model = numbaq.quantize_dynamic(ours, progress=False) if quantized else ours
+    prompts = [IDS[:5], IDS[7:9], IDS[12:23]]
+    alone = [model.generate(p, 6, stop=()) for p in prompts]
+    together = model.generate_batch(prompts, 6, stop=())
+    assert [a.tolist() for a in together] == [a.tolist() for a in alone]
+    stop = int(alone[1][1])  # the second sequence stops after two tokens
+    stopped = model.generate_batch(prompts, 6, stop=[stop])
+    assert stopped[1].tolist() == alone[1][:2].tolist()
+    sampled = model.generate_batch(prompts, 4, temperature=0.7, seed=3, stop=())
+    assert (
+        sampled[2].tolist()
+        == model.generate(prompts[2], 4, temperature=0.7, seed=5, stop=()).tolist()
+    )
+
+
+def test_generate_batch_bad_prompts(ours):
+    with pytest.raises(TypeError, match="prompts"):
+        ours.generate_batch(IDS[:4])
+    with pytest.raises(ValueError, match=r"prompts\[1\]"):
+        ours.generate_batch([IDS[:4], np.array([VOCAB])])

@@ -352,12 +352,7 @@ class LlamaDecoder(Module):
         """
         ids = self._ids(ids)
         sampler = Sampler(temperature, top_k, top_p, seed)
-        if (
-            isinstance(max_new_tokens, bool)
-            or not isinstance(max_new_tokens, (int, np.integer))
-            or max_new_tokens < 0
-        ):
-            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        _check_count(max_new_tokens)
         stop = set(self.config.eos_token_id if stop is None else _stop_ids(stop))
         cache = self.new_cache(1, ids.size + max_new_tokens)
         self.stats = {"prompt_tokens": int(ids.size), "new_tokens": 0}
@@ -424,12 +419,85 @@ class LlamaDecoder(Module):
                 callback(token)
         return np.array(out, np.int64)
 
+    def generate_batch(
+        self,
+        prompts: list,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop=None,
+    ) -> list:
+        """Continue several prompts at once: one ragged batch through the KV cache, each
+        step feeding one new token of every sequence still running.
+
+        Parameters
+        ----------
+        prompts : list of (T_i,) int arrays
+            The prompts' token ids (any lengths: no padding).
+        max_new_tokens : int
+            At most this many new tokens per sequence.
+        temperature, top_p : float
+            As for :meth:`generate`.
+        top_k : int
+            As for :meth:`generate`.
+        stop : int or iterable of int, optional
+            As for :meth:`generate`; a sequence that makes one stops, the others go on.
+        seed : int, optional
+            Sequence ``i`` samples with ``seed + i`` (the tokens :meth:`generate` gives
+            it alone with that seed).
+
+        Returns
+        -------
+        list of (n_i,) int64
+            Each prompt's new token ids: greedy, the ids :meth:`generate` gives it alone
+            (a sequence's logits do not depend on its batch-mates, bit for bit, int8).
+        """
+        if isinstance(prompts, np.ndarray) or not isinstance(prompts, (list, tuple)) or not prompts:
+            raise TypeError("prompts must be a non-empty list of token-id arrays")
+        prompts = [self._ids(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+        _check_count(max_new_tokens)
+        stop = set(self.config.eos_token_id if stop is None else _stop_ids(stop))
+        samplers = [
+            Sampler(temperature, top_k, top_p, None if seed is None else seed + i)
+            for i in range(len(prompts))
+        ]
+        out: list = [[] for _ in prompts]
+        if not max_new_tokens:
+            return [np.zeros(0, np.int64) for _ in prompts]
+        cache = self.new_cache(len(prompts), max(p.size for p in prompts) + max_new_tokens)
+        logits = self.step(prompts, cache, last_only=True)  # one row per sequence
+        active = list(range(len(prompts)))
+        while active:
+            feed = [np.zeros(0, np.int64) for _ in prompts]
+            running = []
+            for row, s in enumerate(active):
+                token = samplers[s](logits[row])
+                out[s].append(token)
+                if token not in stop and len(out[s]) < max_new_tokens:
+                    feed[s] = np.array([token])
+                    running.append(s)
+            active = running
+            if active:
+                logits = self.step(feed, cache, last_only=True)
+        return [np.array(o, np.int64) for o in out]
+
     def extra_repr(self) -> str:
         c = self.config
         return (
             f"layers={c.num_hidden_layers}, hidden={c.hidden_size}, heads={c.num_attention_heads}"
             f"/{c.num_key_value_heads}, vocab={c.vocab_size}, kv_cache={self.kv_cache}"
         )
+
+
+def _check_count(max_new_tokens) -> None:
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, (int, np.integer))
+        or max_new_tokens < 0
+    ):
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
 
 
 def _stop_ids(stop) -> tuple:
