@@ -45,26 +45,29 @@ def _rms_row(h, t, weight, eps, out):
 
 
 @jit()
+def _add_rms_row(h, delta, add, t, weight, eps, out):
+    """Row ``t``: ``h += delta`` (when ``add``) in place, then :func:`_rms_row`."""
+    if add:
+        for i in range(h.shape[1]):
+            h[t, i] += delta[t, i]
+    _rms_row(h, t, weight, eps, out)
+
+
+@jit()
 def _add_rms_norm(h, delta, add, weight, eps, out):
     """``h += delta`` (when ``add``) in place, then ``out = rms_norm(h) * weight``.
 
     ``h``, ``delta``, ``out`` (T, D) float32; ``weight`` (D,) float32.
     """
     for t in range(h.shape[0]):
-        if add:
-            for i in range(h.shape[1]):
-                h[t, i] += delta[t, i]
-        _rms_row(h, t, weight, eps, out)
+        _add_rms_row(h, delta, add, t, weight, eps, out)
 
 
 @jit(parallel=True)
 def _add_rms_norm_par(h, delta, add, weight, eps, out):
     """Parallel twin of :func:`_add_rms_norm` (one row per task; the same arithmetic)."""
     for t in prange(h.shape[0]):
-        if add:
-            for i in range(h.shape[1]):
-                h[t, i] += delta[t, i]
-        _rms_row(h, t, weight, eps, out)
+        _add_rms_row(h, delta, add, t, weight, eps, out)
 
 
 @jit()
@@ -323,24 +326,27 @@ def _quantize_out(out, lhs, a, a_scale, a_zp):
 
 # ------------------------------------------------------------------ SwiGLU
 @jit()
+def _swiglu_row(gu, t, out):
+    """Row ``t`` of :func:`_swiglu`."""
+    f = out.shape[1]
+    for j in range(f):
+        g = gu[t, j]
+        out[t, j] = g / (_F(1.0) + _exp(-g)) * gu[t, f + j]
+
+
+@jit()
 def _swiglu(gu, out):
     """``out = silu(gate) * up``, ``gate = gu[:, :F]``, ``up = gu[:, F:]``,
     ``silu(g) = g / (1 + exp(-g))``; ``gu`` (T, 2F), ``out`` (T, F) float32."""
-    f = out.shape[1]
     for t in range(gu.shape[0]):
-        for j in range(f):
-            g = gu[t, j]
-            out[t, j] = g / (_F(1.0) + _exp(-g)) * gu[t, f + j]
+        _swiglu_row(gu, t, out)
 
 
 @jit(parallel=True)
 def _swiglu_par(gu, out):
     """Parallel twin of :func:`_swiglu` (rows split over threads)."""
-    f = out.shape[1]
     for t in prange(gu.shape[0]):
-        for j in range(f):
-            g = gu[t, j]
-            out[t, j] = g / (_F(1.0) + _exp(-g)) * gu[t, f + j]
+        _swiglu_row(gu, t, out)
 
 
 @jit()

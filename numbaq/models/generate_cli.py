@@ -43,6 +43,7 @@ def run(args, out=None, err=None) -> int:
     err = sys.stderr if err is None else err
     import numbaq
 
+    from .. import config as nq_config
     from . import llama, smollm2
 
     if args.threads is not None:
@@ -81,7 +82,7 @@ def run(args, out=None, err=None) -> int:
     print(
         f"{'' if not tty else chr(13)}prefill {s.get('prefill_s', 0) * 1e3:.0f} ms for "
         f"{s['prompt_tokens']} tokens; decode {rate:.1f} tokens/s for {s['new_tokens']} "
-        f"tokens ({numbaq.info()['gemm_path']}, {__import__('numba').get_num_threads()} "
+        f"tokens ({numbaq.info()['gemm_path']}, {nq_config.num_threads()} "
         "threads)",
         file=err,
     )

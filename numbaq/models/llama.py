@@ -268,13 +268,9 @@ class LlamaDecoder(Module):
                 plan.delta = delta
         ws = Workspace()
         cache.lengths = end
-        if last_only:
-            h, delta = (
-                h[np.cumsum(counts)[counts > 0] - 1],
-                delta[np.cumsum(counts)[counts > 0] - 1],
-            )
-            h = np.ascontiguousarray(h)
-            delta = np.ascontiguousarray(delta)
+        if last_only:  # each sequence's last new row (copies: the buffers stay as they are)
+            last = np.cumsum(counts)[counts > 0] - 1
+            h, delta = h[last], delta[last]
         x, codes = norm_into(self.norm, h, delta, True, self.lm_head, ws, "x")
         logits = project(self.lm_head, x, codes, ws, "logits")
         return logits.copy()

@@ -402,6 +402,15 @@ def norm_into(norm: RMSNorm, h, delta, add: bool, linear, ws: Workspace, role: s
     return x, quantize_for(linear, kernels, "RMSNorm", args, ws, x)
 
 
+def attention_kernel(kt, pos, width: int):
+    """The attention kernel for a cache of keys ``kt`` (float32 or int8) and new rows at
+    positions ``pos``: parallel from ``sum(pos + 1) * width`` of
+    :data:`ATTENTION_PARALLEL_MIN` on more than one thread."""
+    work = int(np.sum(pos + 1)) * width
+    par = work >= ATTENTION_PARALLEL_MIN and nq_config.num_threads() > 1
+    return ATTENTION_KERNELS[kt.dtype == np.int8, par]
+
+
 class LlamaLayer(Module):
     """One decoder layer: attention and SwiGLU blocks, each after its RMSNorm.
 
@@ -447,9 +456,7 @@ class LlamaLayer(Module):
         ctx = ws.get(
             "ctx", (h.shape[0], self.heads * (qkv.shape[1] // (self.heads + 2 * self.kv_heads)))
         )
-        work = int(np.sum(pos + 1)) * ctx.shape[1]
-        par = work >= ATTENTION_PARALLEL_MIN and nq_config.num_threads() > 1
-        kernel = ATTENTION_KERNELS[cache_layer[0].dtype == np.int8, par]
+        kernel = attention_kernel(cache_layer[0], pos, ctx.shape[1])
         args = (qkv, seq, pos, *rope, self.heads, self.kv_heads, *cache_layer, ctx)
         call(ws, "attention", kernel, *args)
         codes = None
@@ -487,12 +494,13 @@ class DecodePlan(StepWorkspace):
         self.seq[:] = seq
         self.pos[:] = pos
         np.take(model.embed_tokens, flat, axis=0, out=self.h)
-        width = model.config.num_attention_heads * model.config.head_dim
-        par = int(np.sum(pos + 1)) * width >= ATTENTION_PARALLEL_MIN
-        par = par and nq_config.num_threads() > 1
         for piece, kernel, args in self.calls:
-            if piece == "attention" and kernel in ATTENTION_FNS:
-                kernel = ATTENTION_KERNELS[args[7].dtype == np.int8, par]
+            if kernel in ATTENTION_FNS:  # serial or parallel: by this step's positions
+                kt, ctx = (
+                    args[7],
+                    args[-1],
+                )  # (qkv, seq, pos, cos, sin, heads, kv_heads, kt, ..., ctx)
+                kernel = attention_kernel(kt, pos, ctx.shape[1])
             status = kernel(*args)
             if status:
                 check_status(status, piece)
