@@ -421,3 +421,58 @@ def test_generate_batch_bad_prompts(ours):
         ours.generate_batch(IDS[:4])
     with pytest.raises(ValueError, match=r"prompts\[1\]"):
         ours.generate_batch([IDS[:4], np.array([VOCAB])])
+
+
+def test_a_cache_must_fit_the_model(ours, tiny):
+    """The kernels trust the cache's shapes: a cache of another config is refused."""
+    other = llama.LlamaConfig.from_dict({**tiny[1].config.to_dict(), "num_key_value_heads": 4})
+    with pytest.raises(ValueError, match="cache"):
+        ours.step([IDS[:3]], llama.KVCache(other, 1, 8))
+    with pytest.raises(ValueError, match="cache"):
+        ours.step([IDS[:3]], "not a cache")
+    with pytest.raises(TypeError, match="ids"):
+        ours.step(IDS[:3], ours.new_cache(1, 8))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"batch": 0}, "batch"),
+        ({"batch": -2}, "batch"),
+        ({"capacity": -1}, "capacity"),
+        ({"batch": 1.5}, "batch"),
+        ({"dtype": "int4"}, "kv_cache"),
+    ],
+)
+def test_bad_cache_arguments(ours, kwargs, match):
+    args = {"batch": 1, "capacity": 8, "dtype": "float32", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        llama.KVCache(ours.config, args["batch"], args["capacity"], args["dtype"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_are_refused(tiny, bad):
+    params = {k: v.numpy().copy() for k, v in tiny[1].model.state_dict().items()}
+    params["lm_head.weight"] = tiny[1].lm_head.weight.detach().numpy()
+    params["layers.1.mlp.up_proj.weight"][3, 5] = bad
+    with pytest.raises(ValueError, match="up_proj"):
+        llama.LlamaDecoder(params, llama.LlamaConfig.from_dict(tiny[1].config.to_dict()))
+
+
+def test_the_decoder_on_every_gemm_path(ours, gemm_path):
+    """The decoder's int8 Linears (fused producers, replayed steps) on each GEMM path this
+    CPU runs (others skip, naming the missing feature): the integer GEMM is exact, so
+    every path gives the bits of the plain loops."""
+    from numbaq import config
+
+    q = numbaq.quantize_dynamic(ours, progress=False)
+    cache = q.new_cache(1, 16)
+    got = [q.step([IDS[:4]], cache)] + [q.step([IDS[i : i + 1]], cache) for i in range(4, 8)]
+    original = config.GEMM_PATH
+    config.GEMM_PATH = "plain"
+    try:
+        cache = q.new_cache(1, 16)
+        want = [q.step([IDS[:4]], cache)] + [q.step([IDS[i : i + 1]], cache) for i in range(4, 8)]
+    finally:
+        config.GEMM_PATH = original
+    np.testing.assert_array_equal(np.concatenate(got), np.concatenate(want))

@@ -232,6 +232,13 @@ class LlamaDecoder(Module):
             The logits of every new token, stacked in order; with ``last_only`` one row
             per sequence that got tokens.
         """
+        if not isinstance(cache, KVCache) or cache.config != self.config:
+            raise ValueError(
+                "cache: a KVCache of this model's config is needed (the kernels trust its "
+                "shapes); make one with model.new_cache(batch, capacity)"
+            )
+        if isinstance(ids, np.ndarray) or not isinstance(ids, (list, tuple)):
+            raise TypeError("ids: a list with one token-id array per cached sequence")
         if len(ids) != cache.batch:
             raise ValueError(f"ids: one array per cached sequence ({cache.batch}), got {len(ids)}")
         ids = [
@@ -761,6 +768,8 @@ def _check_params(params: dict, cfg: LlamaConfig) -> None:
             raise ValueError(
                 f"array {name!r} has shape {got}, but the config ({fields}) gives {shape}"
             )
+        if not np.isfinite(params[name]).all():
+            raise ValueError(f"array {name!r} holds NaN or Inf: the checkpoint is damaged")
 
 
 def _chat_template(path: Path) -> str | None:

@@ -207,8 +207,13 @@ class KVCache:
     """
 
     def __init__(self, config: LlamaConfig, batch: int, capacity: int, dtype: str = "float32"):
+        if not isinstance(config, LlamaConfig):
+            raise TypeError(f"config must be a LlamaConfig, got {type(config).__name__}")
         if dtype not in KV_CACHE:
             raise ValueError(f"kv_cache must be one of {KV_CACHE}, got {dtype!r}")
+        for name, value, least in (("batch", batch, 1), ("capacity", capacity, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"KVCache: {name} must be an int >= {least}, got {value!r}")
         self.config, self.dtype, self.batch = config, dtype, int(batch)
         self.lengths = np.zeros(self.batch, np.int64)
         self.plans: dict = {}  # LlamaDecoder._plan: recorded decode steps on these arrays
