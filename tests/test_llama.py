@@ -476,3 +476,29 @@ def test_the_decoder_on_every_gemm_path(ours, gemm_path):
     finally:
         config.GEMM_PATH = original
     np.testing.assert_array_equal(np.concatenate(got), np.concatenate(want))
+
+
+@pytest.mark.parametrize("kv_dtype", ["float32", "int8"])
+def test_parallel_attention_equals_serial(kv_dtype):
+    """The parallel kernels (rows in a balanced order over threads) give the serial bits."""
+    rng = np.random.default_rng(6)
+    heads, kv_heads, d, lengths = 4, 2, 32, (37, 5, 20)
+    cfg = llama.LlamaConfig(heads * d, 8, 1, heads, kv_heads, d, 10, max_position_embeddings=64)
+    qkv = rng.normal(size=(sum(lengths), (heads + 2 * kv_heads) * d)).astype(np.float32)
+    seq = np.repeat(np.arange(3), lengths)
+    pos = np.concatenate([np.arange(n) for n in lengths])
+    cos, sin = llama.rope_tables(cfg, 64)
+    outs = []
+    for kernel in (
+        (kd._attention_f32, kd._attention_f32_par)
+        if kv_dtype == "float32"
+        else (
+            kd._attention_i8,
+            kd._attention_i8_par,
+        )
+    ):
+        cache = llama.KVCache(cfg, 3, 40, kv_dtype)
+        out = np.empty((qkv.shape[0], heads * d), np.float32)
+        kernel(qkv.copy(), seq, pos, cos, sin, heads, kv_heads, *cache.layers[0], out)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
