@@ -381,6 +381,43 @@ def dynamic_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y):
     return args[-2].reshape(x2d.shape[0], -1)
 
 
+def q4_kernels():
+    """``(path, dynamic kernel)`` for 4-bit block weights (:mod:`numbaq.kernels.q4`):
+    the ``vpdpbusd`` kernel where the configured path is ``vnni512`` or ``amx`` (CPUs
+    with AVX-512 VNNI), else the portable one (scalar loops; the same bits)."""
+    from .kernels import q4
+
+    if gemm_path()[0] in ("vnni512", "amx") and paths.supported("vnni512"):
+        return "vnni512", q4.dynamic_q4_linear_vnni
+    return "plain", q4.dynamic_q4_linear_plain
+
+
+def bound_q4_linear(x2d, qweight, bias, y) -> tuple:
+    """``(kernel, args)``: the call of :func:`q4_linear` on these buffers (a decode loop
+    keeps it and calls it again on new contents of ``x2d``). The kernel returns a status
+    (:func:`check_blocks_status`)."""
+    from .schemes import BLOCK_Q8_0
+
+    path, kernel = q4_kernels()
+    (m, k), n = x2d.shape, qweight.shape[0]
+    d, dm = (qweight.d16, qweight.m16) if path == "vnni512" else (qweight.d32, qweight.m32)
+    blocks = np.empty(m * k // 32, np.float32)
+    scratch = (np.empty(m * k, np.int8), blocks, np.empty_like(blocks))
+    parallel = _plan(m, n, k, gemm_path()[0]) > 0
+    return kernel, (x2d, _lhs_tuple(BLOCK_Q8_0), *scratch, qweight.packed, d, dm, bias, y, parallel)
+
+
+def q4_linear(x2d, qweight, bias, y):
+    """The dynamic Linear on 4-bit block weights (:class:`numbaq.weights_q4.Q4Weight`):
+    ``x2d`` (M, K) float32 quantized in blocks of 32 (``BLOCK_Q8_0``), the product
+    (:mod:`numbaq.kernels.q4`) into ``y`` (M, N) float32, ``bias`` (N,) float32 added.
+    Returns the activation scales (M, K // 32). Raises ``ValueError`` if ``x2d`` holds
+    NaN/Inf or its range overflows float32."""
+    kernel, args = bound_q4_linear(x2d, qweight, bias, y)
+    check_blocks_status(kernel(*args))
+    return args[3].reshape(x2d.shape[0], -1)
+
+
 def _check_status(status: int, name: str, what: str = "rows") -> None:
     """Raise for a quantize kernel's status (``kernels.quantize._lhs_status``)."""
     if status:

@@ -453,6 +453,83 @@ def dequantize_q4_1(blocks) -> np.ndarray:
     return (d * q + m).reshape(*lead, -1)
 
 
+def quantize_q4_1(w):
+    """llama.cpp's Q4_1 quantizer (``quantize_row_q4_1_ref``): blocks of 32 along the
+    last axis, ``d = (max - min) / 15``, ``q = min(15, int(fl((x - min) * (1 / d)) + 0.5))``
+    (0 where ``d`` is 0), ``d`` and ``m = min`` stored in half precision.
+
+    Parameters
+    ----------
+    w : (N, K) float
+        ``K`` a multiple of 32.
+
+    Returns
+    -------
+    q : (N, K) uint8
+        Codes in [0, 15].
+    d, m : (N, K // 32) float32
+        The stored scale and offset (half-precision values), ``w ~ d * q + m``.
+
+    Examples
+    --------
+    >>> q, d, m = quantize_q4_1(np.linspace(-1, 2, 32, dtype=np.float32)[None])
+    >>> q[0, [0, 31]].tolist(), d.item(), m.item()
+    ([0, 15], 0.2000732421875, -1.0)
+    """
+    w = np.asarray(w, F32)
+    blocks = w.reshape(w.shape[0], -1, 32)
+    lo, hi = blocks.min(axis=2), blocks.max(axis=2)
+    d = (hi - lo) / F32(15)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d != 0, F32(1) / d, F32(0)).astype(F32)
+    x = (blocks - lo[..., None]) * inv[..., None]
+    q = np.minimum(15, (x + F32(0.5)).astype(np.int8)).astype(np.uint8)
+    half = lambda v: v.astype(np.float16).astype(F32)  # noqa: E731
+    return q.reshape(w.shape), half(d), half(lo)
+
+
+def q4_linear(x, q, d, m, bias=None):
+    """The 4-bit block Linear (:mod:`numbaq.kernels.q4`), step by step.
+
+    ``x`` (M, K) quantized in blocks of 32 by ``BLOCK_Q8_0`` (codes ``c``, scales ``sa``),
+    ``ss = sa * float32(sum of the block's codes)``; then for each block ``b`` in order
+    ``y = y + (float32(dot_b) * (sa_b * d_b) + m_b * ss_b)``, ``dot_b = sum q c`` (int32),
+    and ``y + bias``: float32 throughout, one rounding per operation.
+
+    Parameters
+    ----------
+    x : (M, K) float32
+    q : (N, K) uint8
+        Codes in [0, 15].
+    d, m : (N, K // 32) float32
+        Block scales and offsets: ``w = d * q + m``.
+    bias : (N,) float32, optional
+
+    Returns
+    -------
+    (M, N) float32 ndarray
+
+    Examples
+    --------
+    >>> q, d, m = quantize_q4_1(np.ones((2, 32), np.float32))
+    >>> q4_linear(np.ones((1, 32), np.float32), q, d, m).tolist()
+    [[32.0, 32.0]]
+    """
+    from .schemes import BLOCK_Q8_0
+
+    x = np.asarray(x, F32)
+    c, sa, _ = dynamic_quantize(x, BLOCK_Q8_0)
+    c = c.astype(np.int64).reshape(x.shape[0], -1, 32)
+    sa = np.asarray(sa, F32).reshape(x.shape[0], -1)
+    ss = sa * c.sum(axis=2).astype(F32)
+    qb = np.asarray(q, np.int64).reshape(q.shape[0], -1, 32)
+    y = np.zeros((x.shape[0], q.shape[0]), F32)
+    for b in range(qb.shape[1]):
+        dot = (c[:, b] @ qb[:, b].T).astype(F32)
+        y = y + (dot * (sa[:, b, None] * d[None, :, b]) + m[None, :, b] * ss[:, b, None])
+    return y if bias is None else y + np.asarray(bias, F32)
+
+
 # ------------------------------------------------------------------ decoder (numbaq.models.llama)
 def rms_norm(h, weight, eps):
     """``h / sqrt(mean(h^2) + eps) * weight`` over the last axis, in float64."""

@@ -226,7 +226,7 @@ def test_attention_matches_reference(kv_dtype, d):
     pos = np.concatenate([np.arange(n) for n in lengths])
     cos, sin = np.ones((32, d // 2), np.float32), np.zeros((32, d // 2), np.float32)
     out = np.empty((t, heads * d), np.float32)
-    kernel = kd._attention_i8 if kv_dtype == "int8" else kd._attention_f32
+    kernel = kd._attention
     kernel(qkv, seq, pos, cos, sin, heads, kv_heads, *cache.layers[0], out)
     kt, v, ks, vs = cache.layers[0]
     for s, n in enumerate(lengths):
@@ -489,14 +489,7 @@ def test_parallel_attention_equals_serial(kv_dtype):
     pos = np.concatenate([np.arange(n) for n in lengths])
     cos, sin = llama.rope_tables(cfg, 64)
     outs = []
-    for kernel in (
-        (kd._attention_f32, kd._attention_f32_par)
-        if kv_dtype == "float32"
-        else (
-            kd._attention_i8,
-            kd._attention_i8_par,
-        )
-    ):
+    for kernel in (kd._attention, kd._attention_par):
         cache = llama.KVCache(cfg, 3, 40, kv_dtype)
         out = np.empty((qkv.shape[0], heads * d), np.float32)
         kernel(qkv.copy(), seq, pos, cos, sin, heads, kv_heads, *cache.layers[0], out)

@@ -153,8 +153,9 @@ def _softmax_scores(scores, n, scale):
 
 
 @jit()
-def _scores_f32(qkv, t, q0, d, ktf, kbase, cap, n, scores):
-    """``scores[b] = q . k_b`` for positions ``b < n`` (rounded up to 16): 64 positions
+def _scores(qkv, t, q0, d, ktf, kbase, cap, n, scores):
+    """``scores[b] = q . k_b`` for positions ``b < n`` (rounded up to 16; keys float32 or
+    int8 codes): 64 positions
     at a time in four vectors (four independent sums over ``j``), then 16 at a time."""
     b0 = 0
     while b0 + 64 <= n + 15:
@@ -180,8 +181,9 @@ def _scores_f32(qkv, t, q0, d, ktf, kbase, cap, n, scores):
 
 
 @jit()
-def _context_f32(scores, n, vf, vbase, d, out, o):
-    """``out[o + j] = sum_b scores[b] v[b, j]``, positions in order: 64 columns at a time
+def _context(scores, n, vf, vbase, d, out, o):
+    """``out[o + j] = sum_b scores[b] v[b, j]`` (values float32 or int8 codes), positions
+    in order: 64 columns at a time
     in four vectors, then 16, then one (a head width off the vector grid)."""
     j0 = 0
     while j0 + 64 <= d:
@@ -208,58 +210,40 @@ def _context_f32(scores, n, vf, vbase, d, out, o):
     for j in range(j0, d):
         total = _F(0.0)
         for i in range(n):
-            total += scores[i] * vf[vbase + i * d + j]
+            total += scores[i] * _F(vf[vbase + i * d + j])
         out[o + j] = total
 
 
 @jit()
-def _attend_f32(qkv, t, g, s, p, group, d, kt, v, scores, out):
+def _attend(qkv, t, g, s, p, group, d, kt, v, k_scale, v_scale, scores, out):
     """Causal attention of the ``group`` query heads of key/value head ``g``, row ``t``
-    (sequence ``s``, position ``p``), over cache positions ``0..p`` of a float32 cache:
-    ``softmax(q k^T / sqrt(d)) v`` into ``out[t, h*d:(h+1)*d]``. The positions past
-    ``p`` up to the next multiple of 64 are scored and ignored (the capacity is a
-    multiple of 64, ``scores`` 16 longer). One task's arithmetic is always in this order."""
+    (sequence ``s``, position ``p``), over cache positions ``0..p``:
+    ``softmax(q k^T / sqrt(d)) v`` into ``out[t, h*d:(h+1)*d]``. An int8 cache's codes are
+    widened to float32 in the vector loads; its scales multiply each score before the
+    softmax (``q . k_b = k_scale[b] * (q . kq_b)``) and each probability before the
+    context (``sum_b w_b v_b = sum_b (w_b v_scale[b]) vq_b``). The positions past ``p`` up
+    to the next multiple of 64 are scored and ignored (the capacity is a multiple of 64,
+    ``scores`` 16 longer). One task's arithmetic is always in this order."""
     n = p + 1
     cap = kt.shape[3]
     ktf = kt.reshape(kt.size)
     vf = v.reshape(v.size)
     kbase = ((s * kt.shape[1] + g) * d) * cap
     vbase = ((s * v.shape[1] + g) * cap) * d
+    quant = kt.itemsize == 1  # a float32 cache's (one-element) scales are never read
     scale = _F(1.0) / _F(math.sqrt(d))
     of = out.reshape(out.size)
     for r in range(group):
         q0 = (g * group + r) * d
-        _scores_f32(qkv, t, q0, d, ktf, kbase, cap, n, scores)
-        _softmax_scores(scores, n, scale)
-        _context_f32(scores, n, vf, vbase, d, of, t * out.shape[1] + q0)
-
-
-@jit()
-def _attend_i8(qkv, t, g, s, p, group, d, kt, v, k_scale, v_scale, scores, acc, out):
-    """:func:`_attend_f32` for an int8 cache: ``k = k_scale * kq``, ``v = v_scale * vq``
-    (scalar loops along positions and columns)."""
-    n = p + 1
-    scale = _F(1.0) / _F(math.sqrt(d))
-    for r in range(group):
-        hq = g * group + r
-        q0 = hq * d
-        for i in range(n):
-            scores[i] = 0
-        for j in range(d):  # along positions: contiguous in kt
-            qj = qkv[t, q0 + j]
+        _scores(qkv, t, q0, d, ktf, kbase, cap, n, scores)
+        if quant:
             for i in range(n):
-                scores[i] += qj * _F(kt[s, g, j, i])
-        for i in range(n):
-            scores[i] *= k_scale[s, g, i]
+                scores[i] *= k_scale[s, g, i]
         _softmax_scores(scores, n, scale)
-        for j in range(d):
-            acc[j] = 0
-        for i in range(n):
-            w = scores[i] * v_scale[s, g, i]
-            for j in range(d):
-                acc[j] += w * _F(v[s, g, i, j])
-        for j in range(d):
-            out[t, q0 + j] = acc[j]
+        if quant:
+            for i in range(n):
+                scores[i] *= v_scale[s, g, i]
+        _context(scores, n, vf, vbase, d, of, t * out.shape[1] + q0)
 
 
 @jit()
@@ -273,14 +257,15 @@ def _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scal
 
 
 @jit()
-def _attention_f32(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
-    """:func:`_rope_store`, then each (row, key/value head)'s attention over a float32
-    cache into ``out`` (T, heads * d), on one thread."""
+def _attention(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
+    """:func:`_rope_store`, then each (row, key/value head)'s attention over the cache
+    (float32 or int8) into ``out`` (T, heads * d), on one thread."""
     _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale)
     scores = np.zeros(kt.shape[3] + 16, np.float32)
     for task in range(qkv.shape[0] * kv_heads):
         t, g = task // kv_heads, task % kv_heads
-        _attend_f32(qkv, t, g, seq[t], pos[t], heads // kv_heads, kt.shape[2], kt, v, scores, out)
+        args = (seq[t], pos[t], heads // kv_heads, kt.shape[2], kt, v, k_scale, v_scale)
+        _attend(qkv, t, g, *args, scores, out)
 
 
 @jit()
@@ -292,38 +277,15 @@ def _balanced_row(i, rows):
 
 
 @jit(parallel=True)
-def _attention_f32_par(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
-    """Parallel twin of :func:`_attention_f32`: the (row, key/value head) tasks split over
+def _attention_par(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
+    """Parallel twin of :func:`_attention`: the (row, key/value head) tasks split over
     threads, each task's arithmetic the serial one's."""
     _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale)
     for task in prange(qkv.shape[0] * kv_heads):
         t, g = _balanced_row(task // kv_heads, qkv.shape[0]), task % kv_heads
         scores = np.zeros(kt.shape[3] + 16, np.float32)
-        _attend_f32(qkv, t, g, seq[t], pos[t], heads // kv_heads, kt.shape[2], kt, v, scores, out)
-
-
-@jit()
-def _attention_i8(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
-    """:func:`_attention_f32` over an int8 cache."""
-    _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale)
-    scores = np.zeros(kt.shape[3] + 16, np.float32)
-    acc = np.empty(kt.shape[2], np.float32)
-    for task in range(qkv.shape[0] * kv_heads):
-        t, g = task // kv_heads, task % kv_heads
         args = (seq[t], pos[t], heads // kv_heads, kt.shape[2], kt, v, k_scale, v_scale)
-        _attend_i8(qkv, t, g, *args, scores, acc, out)
-
-
-@jit(parallel=True)
-def _attention_i8_par(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale, out):
-    """Parallel twin of :func:`_attention_i8`."""
-    _rope_store(qkv, seq, pos, cos, sin, heads, kv_heads, kt, v, k_scale, v_scale)
-    for task in prange(qkv.shape[0] * kv_heads):
-        t, g = _balanced_row(task // kv_heads, qkv.shape[0]), task % kv_heads
-        scores = np.zeros(kt.shape[3] + 16, np.float32)
-        acc = np.empty(kt.shape[2], np.float32)
-        args = (seq[t], pos[t], heads // kv_heads, kt.shape[2], kt, v, k_scale, v_scale)
-        _attend_i8(qkv, t, g, *args, scores, acc, out)
+        _attend(qkv, t, g, *args, scores, out)
 
 
 @jit()

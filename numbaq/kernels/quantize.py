@@ -399,11 +399,11 @@ def _quantize_lhs(x, lhs, a, a_scale, a_zp):
 
 
 @jit()
-def _quantize_lhs_blocks(x, block, lhs, a, a_scale):
+def _quantize_blocks_s8(x, block, lhs, codes, a_scale):
     """:func:`_quantize_lhs` of ``x`` (M, K) seen as rows of ``block`` values (the blocks
-    of a symmetric block scheme: ``lhs.signed``, zero points 0), on flat indices: the
-    same codes, stored ``+ SHIFT`` in ``a`` (M * K,) uint8, and scales in ``a_scale``
-    (M * K // block,). Returns the status of :func:`_lhs_status` (counting blocks).
+    of a symmetric block scheme: ``lhs.signed``, zero points 0), on flat indices: signed
+    codes in ``codes`` (M * K,) int8, scales in ``a_scale`` (M * K // block,). Returns
+    the status of :func:`_lhs_status` (counting blocks).
 
     A slice per block, as ``_quantize_lhs`` takes per row, cost 1.6 ns a value in
     reference counts at blocks of 32; this reads and writes through flat indices.
@@ -421,14 +421,22 @@ def _quantize_lhs_blocks(x, block, lhs, a, a_scale):
         return n_bad
     a_zp = np.empty(n_blocks, np.int32)
     _lhs_qparams(lo, hi, lhs, SHIFT, a_scale, a_zp)
-    codes = a.view(np.int8)
     for b in range(n_blocks):
         zp = a_zp[b] - SHIFT
         start, stop = b * block, (b + 1) * block
         _quantize_range(xf, start, stop, a_scale[b], zp, lhs.qmin, lhs.qmax, lhs.reciprocal, codes)
-    for i in range(a.size):
-        a[i] ^= np.uint8(SHIFT)
     return _lhs_status(0, a_scale.max())
+
+
+@jit()
+def _quantize_lhs_blocks(x, block, lhs, a, a_scale):
+    """:func:`_quantize_blocks_s8`, the codes stored ``+ SHIFT`` in ``a`` (M * K,) uint8
+    (the GEMM's unsigned lhs)."""
+    status = _quantize_blocks_s8(x, block, lhs, a.view(np.int8), a_scale)
+    if status == 0:
+        for i in range(a.size):
+            a[i] ^= np.uint8(SHIFT)
+    return status
 
 
 @jit(parallel=True)

@@ -33,12 +33,21 @@ For the dequantizing epilogue of a full panel, one vector of columns at a time
 (``f32x16``/``f32x8`` are float vectors):
 
 ``loadi{W}(arr, i)``, ``loadf{W}(arr, i)``, ``storef{W}(arr, i, v)``
-    Vector load of a 1-D int32 / float32 array, vector store of float32.
+    Vector load of a 1-D int32 / float32 array (``loadf`` also reads int8 codes,
+    widened exactly to float32), vector store of float32.
 ``splati{W}(x)``, ``splatf{W}(x)``
     A scalar in every lane.
 ``isub{W}``, ``imul{W}``, ``tofloat{W}``, ``fmul{W}``, ``fadd{W}``
     Lane-wise int32 subtract and multiply (wrapping), int32 -> float32 conversion,
     float32 multiply and add (IEEE, one rounding each, never fused).
+
+For 4-bit weights (:mod:`numbaq.kernels.q4`), 16 lanes:
+
+``and16(a, b)``, ``shr16(a, n)``
+    Lane-wise bitwise and, and logical shift right by ``n`` bits (a scalar).
+``loadh16(arr, i)``
+    16 IEEE half-precision values (a 1-D uint16 array of their bits) widened exactly to
+    float32.
 """
 
 from __future__ import annotations
@@ -243,15 +252,23 @@ def _make_epilogue(lanes: int, ity, fty):
     fvec = ir.VectorType(_F32, lanes)
 
     def vector_load(dtype, vty, llvm_vty):
+        widen = dtype == types.float32  # int8 arrays too, widened exactly to float32
+
         @intrinsic
         def load(typingctx, arr, index):
-            ok = isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == dtype
+            ok = isinstance(arr, types.Array) and arr.ndim == 1
+            ok = ok and (arr.dtype == dtype or (widen and arr.dtype == types.int8))
             if not (ok and isinstance(index, types.Integer)):
                 return None
 
             def codegen(context, builder, sig, args):
                 ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
-                return builder.load(builder.bitcast(ptr, llvm_vty.as_pointer()), align=4)
+                if sig.args[0].dtype != types.int8:
+                    return builder.load(builder.bitcast(ptr, llvm_vty.as_pointer()), align=4)
+                codes = ir.VectorType(_I8, lanes)
+                return builder.sitofp(
+                    builder.load(builder.bitcast(ptr, codes.as_pointer()), align=1), fvec
+                )
 
             return vty(arr, index), codegen
 
@@ -330,3 +347,49 @@ zero8, load8, bcast8, store8, dpbusd8, pmaddwd8 = _make(8, i32x8)
 (loadi8, loadf8, storef8, splati8, splatf8, isub8, imul8, tofloat8, fmul8, fadd8) = _make_epilogue(
     8, i32x8, f32x8
 )
+
+
+_I32V16 = ir.VectorType(_I32, 16)
+
+
+@intrinsic
+def and16(typingctx, a, b):
+    """Lane-wise bitwise and of two ``i32x16``."""
+    if not (a == b == i32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.and_(*args)
+
+    return i32x16(a, b), codegen
+
+
+@intrinsic
+def shr16(typingctx, a, n):
+    """Lane-wise logical shift right of an ``i32x16`` by the scalar ``n``."""
+    if not (a == i32x16 and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        count = context.cast(builder, args[1], sig.args[1], types.int32)
+        vec = builder.insert_element(ir.Constant(_I32V16, None), count, _I32(0))
+        splat = builder.shuffle_vector(vec, vec, ir.Constant(_I32V16, [0] * 16))
+        return builder.lshr(args[0], splat)
+
+    return i32x16(a, n), codegen
+
+
+@intrinsic
+def loadh16(typingctx, arr, index):
+    """16 half-precision values (bits in a 1-D uint16 array) from ``index``, as float32."""
+    ok = isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.uint16
+    if not (ok and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
+        halves = ir.VectorType(ir.HalfType(), 16)
+        vec = builder.load(builder.bitcast(ptr, halves.as_pointer()), align=2)
+        return builder.fpext(vec, ir.VectorType(_F32, 16))
+
+    return f32x16(arr, index), codegen

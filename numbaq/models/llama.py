@@ -662,9 +662,11 @@ def perplexity(model: LlamaDecoder, text, window: int = 512) -> float:
     return float(np.exp(nll / count))
 
 
-def quantize(model: LlamaDecoder, scheme=None, head_scheme="BLOCK_Q8_0", **kwargs) -> LlamaDecoder:
-    """The decoder's int8 recipe: every Linear under ``scheme``, the output head under
-    ``head_scheme``.
+def quantize(
+    model: LlamaDecoder, scheme=None, head_scheme="BLOCK_Q8_0", weights: str = "int8", **kwargs
+) -> LlamaDecoder:
+    """The decoder's recipes: every Linear under ``scheme``, the output head under
+    ``head_scheme``; with ``weights="q4_1"`` the layers' Linears on 4-bit block weights.
 
     The head's input (the final RMSNorm's output) is where one scale per token loses
     most: on SmolLM2-135M-Instruct, 2,048 tokens of prose, per-token activations on every
@@ -681,6 +683,13 @@ def quantize(model: LlamaDecoder, scheme=None, head_scheme="BLOCK_Q8_0", **kwarg
     head_scheme : str or QScheme, optional
         For the head; ``None``: ``scheme`` as well. A block scheme gets weight groups of
         its block size.
+    weights : {"int8", "q4_1"}
+        The layers' weights: int8 per channel (under ``scheme``), or llama.cpp's Q4_1
+        (:class:`~numbaq.layers.q4.Q4Linear`: 4-bit codes, a half-precision scale and
+        offset per block of 32, activations in blocks of 32; ``scheme`` must be None).
+        Weights that a GGUF file stores in Q4_1 come out of the rule as stored (its
+        dequantized values, quantized again, give its codes, scales and offsets back);
+        decode reads 0.625 bytes a weight instead of 1.
     **kwargs
         Passed to :func:`numbaq.quantize_dynamic` for the other Linears.
 
@@ -712,6 +721,26 @@ def quantize(model: LlamaDecoder, scheme=None, head_scheme="BLOCK_Q8_0", **kwarg
 
     if not isinstance(model, LlamaDecoder):
         raise TypeError(f"model must be a LlamaDecoder, got {type(model).__name__}")
+    if weights not in ("int8", "q4_1"):
+        raise ValueError(f"weights must be 'int8' or 'q4_1', got {weights!r}")
+    if weights == "q4_1":
+        if scheme is not None or kwargs:
+            raise ValueError(
+                "weights='q4_1' fixes the layers' activations (blocks of 32, BLOCK_Q8_0): "
+                "leave scheme and the quantize_dynamic options out"
+            )
+        from ..layers import Linear
+        from ..layers.base import replace_modules
+        from ..layers.q4 import Q4Linear
+
+        def to_q4(name, module):
+            if type(module) is Linear and name != "lm_head":
+                return Q4Linear.from_float(module)
+            return None
+
+        model = replace_modules(model, to_q4)
+        if head_scheme is None:
+            return model
     if head_scheme is None:
         return convert.quantize_dynamic(model, scheme=scheme, **{"progress": False, **kwargs})
     q = convert.quantize_dynamic(

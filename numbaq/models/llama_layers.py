@@ -15,15 +15,11 @@ from .. import config as nq_config
 from .. import engine
 from ..kernels import decoder as kd
 from ..layers import Linear, Module, QuantLinear
+from ..layers.q4 import Q4Linear
 from .bert_layers import Workspace, linear_into, plain_quant, timed
 
 KV_CACHE = ("float32", "int8")
-ATTENTION_KERNELS = {  # (int8 cache, parallel)
-    (False, False): kd._attention_f32,
-    (False, True): kd._attention_f32_par,
-    (True, False): kd._attention_i8,
-    (True, True): kd._attention_i8_par,
-}
+ATTENTION_KERNELS = {False: kd._attention, True: kd._attention_par}  # by: parallel
 ATTENTION_PARALLEL_MIN = 200_000  # sum of keys x heads x head width, as in bert_layers
 
 _CONFIG_FIELDS = {  # transformers' names: (type, required)
@@ -319,9 +315,12 @@ def quant_target(linear):
 
 
 def block_target(linear) -> bool:
-    """Whether ``linear`` is a block-scaled int8 Linear (``BLOCK_Q8_0``) whose whole call
-    (block quantize, tiles, epilogue) is one kernel the decode plan can keep."""
+    """Whether ``linear`` is a block-scaled Linear (``BLOCK_Q8_0`` int8, or 4-bit
+    :class:`~numbaq.layers.q4.Q4Linear`) whose whole call (block quantize, tiles,
+    epilogue) is one kernel the decode plan can keep."""
     sch = getattr(linear, "scheme", None)
+    if type(linear) is Q4Linear:
+        return linear.trace_log is None and linear._recorder is None
     return (
         type(linear) is QuantLinear
         and sch.granularity == "block"
@@ -366,8 +365,12 @@ def project(linear, x, codes, ws: Workspace, role: str):
     """``linear(x)``; from the producer's ``codes`` when it wrote them."""
     if codes is None and block_target(linear):
         y = ws.get(role, (x.shape[0], linear.out_features))
-        bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
-        kernel, args = engine.bound_linear_blocks(x, linear.scheme, linear.qweight, bias, 0, y)
+        if type(linear) is Q4Linear:
+            bias = linear.zero_bias if linear.bias is None else linear.bias
+            kernel, args = engine.bound_q4_linear(x, linear.qweight, bias, y)
+        else:
+            bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
+            kernel, args = engine.bound_linear_blocks(x, linear.scheme, linear.qweight, bias, 0, y)
         engine.check_blocks_status(call(ws, "linear", kernel, *args))
         return y
     if codes is None:
@@ -413,7 +416,7 @@ def attention_kernel(kt, pos, width: int):
     :data:`ATTENTION_PARALLEL_MIN` on more than one thread."""
     work = int(np.sum(pos + 1)) * width
     par = work >= ATTENTION_PARALLEL_MIN and nq_config.num_threads() > 1
-    return ATTENTION_KERNELS[kt.dtype == np.int8, par]
+    return ATTENTION_KERNELS[par]
 
 
 class LlamaLayer(Module):

@@ -1,0 +1,236 @@
+"""4-bit weights in blocks of 32 (llama.cpp's Q4_1) against 8-bit block activations.
+
+Weights: ``w[n, k] = d[n, b] * q[n, k] + m[n, b]``, ``b = k // 32``, codes ``q`` in
+[0, 15], a scale ``d`` and an offset ``m`` per row and block, both half-precision values
+(as GGUF stores them; float32 here, every one exact in float16). Activations: each block
+of 32 values of a row of ``x`` quantized symmetric, ``BLOCK_Q8_0``'s rule (codes ``c`` in
+[-127, 127], scale ``sa = absmax / 127``), and ``ss = sa * float32(sum of the block's
+codes)``. Then, for each output, blocks in order::
+
+    dot   = sum_{k in b} q[n, k] * c[r, k]                              (int32, exact)
+    total = total + (float32(dot) * (sa[r, b] * d[n, b]) + m[n, b] * ss[r, b])
+    y[r, n] = total + bias[n]
+
+each float32 operation rounded once, never fused: the kernels here and
+:func:`numbaq.reference.q4_linear` give the same bits, on any number of threads. It is
+``sum_b sa (d dot + m sum c)``, the product of the dequantized weights and activations.
+
+Layout (``packed``): rows in groups of 16 (the lanes of a vector; N padded with zero
+rows), then blocks; a (group, block) holds four 64-byte vectors, and byte ``i`` of lane
+``l`` of vector ``j`` has ``q[16 g + l, 32 b + 8 j + i]`` in its low nibble and
+``q[16 g + l, 32 b + 8 j + 4 + i]`` in its high one, so ``x & 0x0F0F0F0F`` and
+``(x >> 4) & 0x0F0F0F0F`` are two ``vpdpbusd`` operands (unsigned weights, signed
+activations: no correction term). ``d`` and ``m`` per (group, block, lane): half
+precision bits (uint16) for the VNNI kernel, float32 for the portable one.
+
+Bytes per weight: 0.625 (as GGUF's Q4_1), against 1 for int8 codes; a decode step
+(one token) reads each weight byte once, so it reads 0.625x the bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ..config import jit
+from .quantize import LhsParams, _quantize_blocks_s8
+from .simd import (
+    and16,
+    bcast16,
+    dpbusd16,
+    fadd16,
+    fmul16,
+    load16,
+    loadf16,
+    loadh16,
+    shr16,
+    splatf16,
+    splati16,
+    storef16,
+    tofloat16,
+    zero16,
+)
+
+BLOCK = 32
+GROUP = 16  # rows per group: the lanes of a vector
+_NIBBLES = 0x0F0F0F0F
+_F = np.float32
+
+
+# ------------------------------------------------------------------ activations
+@jit()
+def _quantize_q4_lhs(x, lhs, codes, a_scale, a_ss):
+    """``x`` (M, K) float32 in blocks of 32: codes (M * K,) int8 and scales (M * K // 32,)
+    (``kernels.quantize._quantize_blocks_s8``), and ``a_ss = a_scale * float32(sum of the
+    block's codes)``; ``lhs`` the fields of a ``LhsParams`` (``BLOCK_Q8_0``'s). Returns the
+    quantize status (0: valid)."""
+    status = _quantize_blocks_s8(x, BLOCK, LhsParams(*lhs), codes, a_scale)
+    if status == 0:
+        for b in range(a_scale.size):
+            total = 0
+            for i in range(b * BLOCK, (b + 1) * BLOCK):
+                total += codes[i]
+            a_ss[b] = a_scale[b] * _F(total)
+    return status
+
+
+# ------------------------------------------------------------------ VNNI (AVX-512)
+@jit()
+def _group_vnni(codes, k, rows, packed, d16, m16, nb, g, a_scale, a_ss, total):
+    """Totals of row group ``g`` for every activation row into ``total`` (rows * 16,):
+    the weights of a (group, block) unpacked once, then each row's eight ``vpdpbusd``."""
+    mask = splati16(_NIBBLES)
+    if rows == 1:  # the total stays in a register
+        t = splatf16(_F(0.0))
+        for b in range(nb):
+            at = g * nb + b
+            base = at * 256
+            acc = zero16()
+            for j in range(4):
+                x = load16(packed, base + 64 * j)
+                acc = dpbusd16(acc, and16(x, mask), bcast16(codes, b * BLOCK + 8 * j))
+                acc = dpbusd16(acc, and16(shr16(x, 4), mask), bcast16(codes, b * BLOCK + 8 * j + 4))
+            scale = fmul16(splatf16(a_scale[b]), loadh16(d16, at * GROUP))
+            offset = fmul16(loadh16(m16, at * GROUP), splatf16(a_ss[b]))
+            t = fadd16(t, fadd16(fmul16(tofloat16(acc), scale), offset))
+        storef16(total, 0, t)
+        return
+    for i in range(rows * GROUP):
+        total[i] = 0
+    for b in range(nb):
+        at = g * nb + b
+        base = at * 256
+        x0, x1 = load16(packed, base), load16(packed, base + 64)
+        x2, x3 = load16(packed, base + 128), load16(packed, base + 192)
+        w0, w1 = and16(x0, mask), and16(shr16(x0, 4), mask)
+        w2, w3 = and16(x1, mask), and16(shr16(x1, 4), mask)
+        w4, w5 = and16(x2, mask), and16(shr16(x2, 4), mask)
+        w6, w7 = and16(x3, mask), and16(shr16(x3, 4), mask)
+        dv = loadh16(d16, at * GROUP)
+        mv = loadh16(m16, at * GROUP)
+        for r in range(rows):
+            c0 = r * k + b * BLOCK
+            acc = dpbusd16(zero16(), w0, bcast16(codes, c0))
+            acc = dpbusd16(acc, w1, bcast16(codes, c0 + 4))
+            acc = dpbusd16(acc, w2, bcast16(codes, c0 + 8))
+            acc = dpbusd16(acc, w3, bcast16(codes, c0 + 12))
+            acc = dpbusd16(acc, w4, bcast16(codes, c0 + 16))
+            acc = dpbusd16(acc, w5, bcast16(codes, c0 + 20))
+            acc = dpbusd16(acc, w6, bcast16(codes, c0 + 24))
+            acc = dpbusd16(acc, w7, bcast16(codes, c0 + 28))
+            rb = r * nb + b
+            scale = fmul16(splatf16(a_scale[rb]), dv)
+            offset = fmul16(mv, splatf16(a_ss[rb]))
+            t = fadd16(loadf16(total, r * GROUP), fadd16(fmul16(tofloat16(acc), scale), offset))
+            storef16(total, r * GROUP, t)
+
+
+# ------------------------------------------------------------------ portable
+@jit()
+def _group_plain(codes, k, rows, packed, d32, m32, nb, g, a_scale, a_ss, total):
+    """:func:`_group_vnni` in scalar loops (any CPU), the same arithmetic in the same
+    order; ``d32``/``m32`` the same values as float32."""
+    for i in range(rows * GROUP):
+        total[i] = 0
+    for b in range(nb):
+        at = g * nb + b
+        for r in range(rows):
+            c0 = r * k + b * BLOCK
+            rb = r * nb + b
+            for lane in range(GROUP):
+                dot = 0
+                for j in range(4):
+                    for i in range(4):
+                        byte = packed[at * 256 + 64 * j + 4 * lane + i]
+                        dot += (byte & 15) * np.int32(codes[c0 + 8 * j + i])
+                        dot += (byte >> 4) * np.int32(codes[c0 + 8 * j + 4 + i])
+                scale = a_scale[rb] * d32[at * GROUP + lane]
+                offset = m32[at * GROUP + lane] * a_ss[rb]
+                at_r = r * GROUP + lane
+                total[at_r] = total[at_r] + (_F(dot) * scale + offset)
+
+
+# ------------------------------------------------------------------ drivers
+@jit()
+def _store(total, rows, g, bias, y):
+    """``y[r, 16 g + l] = total[16 r + l] + bias[16 g + l]`` for the real columns."""
+    n = y.shape[1]
+    for r in range(rows):
+        for lane in range(GROUP):
+            col = g * GROUP + lane
+            if col < n:
+                y[r, col] = total[r * GROUP + lane] + bias[col]
+
+
+@jit()
+def q4_linear_vnni(codes, a_scale, a_ss, packed, d16, m16, bias, y):
+    """``y`` (M, N) float32 from activation ``codes`` (M * K,) int8, their block
+    ``a_scale`` and ``a_ss`` (M * K // 32,) float32 and the packed weights with ``d16``,
+    ``m16`` half-precision bits (module notes), on one thread."""
+    rows = y.shape[0]
+    k = codes.size // rows
+    total = np.empty(rows * GROUP, np.float32)
+    for g in range(-(-y.shape[1] // GROUP)):
+        _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_ss, total)
+        _store(total, rows, g, bias, y)
+
+
+@jit(parallel=True)
+def q4_linear_vnni_par(codes, a_scale, a_ss, packed, d16, m16, bias, y):
+    """Parallel twin of :func:`q4_linear_vnni`: the groups of 16 rows split over threads
+    (each output computed by one thread, in the same order)."""
+    rows = y.shape[0]
+    k = codes.size // rows
+    for g in prange(-(-y.shape[1] // GROUP)):
+        total = np.empty(rows * GROUP, np.float32)
+        _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_ss, total)
+        _store(total, rows, g, bias, y)
+
+
+@jit()
+def q4_linear_plain(codes, a_scale, a_ss, packed, d32, m32, bias, y):
+    """:func:`q4_linear_vnni` on any CPU (:func:`_group_plain`; float32 ``d32``, ``m32``)."""
+    rows = y.shape[0]
+    k = codes.size // rows
+    total = np.empty(rows * GROUP, np.float32)
+    for g in range(-(-y.shape[1] // GROUP)):
+        _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_ss, total)
+        _store(total, rows, g, bias, y)
+
+
+@jit(parallel=True)
+def q4_linear_plain_par(codes, a_scale, a_ss, packed, d32, m32, bias, y):
+    """Parallel twin of :func:`q4_linear_plain`."""
+    rows = y.shape[0]
+    k = codes.size // rows
+    for g in prange(-(-y.shape[1] // GROUP)):
+        total = np.empty(rows * GROUP, np.float32)
+        _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_ss, total)
+        _store(total, rows, g, bias, y)
+
+
+@jit()
+def dynamic_q4_linear_vnni(x, lhs, codes, a_scale, a_ss, packed, d16, m16, bias, y, parallel):
+    """The whole dynamic Linear in one call: ``x`` (M, K) float32 quantized in blocks
+    (:func:`_quantize_q4_lhs` into the scratch ``codes``, ``a_scale``, ``a_ss``), then
+    :func:`q4_linear_vnni` (``_par`` when ``parallel``) into ``y``. Returns the quantize
+    status (0: ``y`` is valid)."""
+    status = _quantize_q4_lhs(x, lhs, codes, a_scale, a_ss)
+    if status == 0:
+        if parallel:
+            q4_linear_vnni_par(codes, a_scale, a_ss, packed, d16, m16, bias, y)
+        else:
+            q4_linear_vnni(codes, a_scale, a_ss, packed, d16, m16, bias, y)
+    return status
+
+
+@jit()
+def dynamic_q4_linear_plain(x, lhs, codes, a_scale, a_ss, packed, d32, m32, bias, y, parallel):
+    """:func:`dynamic_q4_linear_vnni` on any CPU."""
+    status = _quantize_q4_lhs(x, lhs, codes, a_scale, a_ss)
+    if status == 0:
+        if parallel:
+            q4_linear_plain_par(codes, a_scale, a_ss, packed, d32, m32, bias, y)
+        else:
+            q4_linear_plain(codes, a_scale, a_ss, packed, d32, m32, bias, y)
+    return status

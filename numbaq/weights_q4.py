@@ -1,0 +1,151 @@
+"""4-bit block weights, llama.cpp's Q4_1: ``w = d * q + m`` per row and block of 32.
+
+:class:`Q4Weight` holds the codes packed two to a byte in the layout of
+:mod:`numbaq.kernels.q4`, and each block's scale ``d`` and offset ``m`` in half
+precision, as GGUF files store them: 0.625 bytes a weight. A GGUF Q4_1 tensor keeps its
+values exactly (:func:`numbaq.models.gguf.q4_1_weight`); float weights are quantized by
+llama.cpp's own rule (:meth:`Q4Weight.from_float`, twin :func:`numbaq.reference.quantize_q4_1`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .checks import finite_float32
+from .kernels.q4 import BLOCK, GROUP
+
+
+class Q4Weight:
+    """Weights ``w[n, k] = d[n, k // 32] * q[n, k] + m[n, k // 32]``, packed.
+
+    Parameters
+    ----------
+    q : (N, K) integer array
+        Codes in [0, 15]; ``K`` a multiple of 32.
+    d, m : (N, K // 32) float
+        Block scales and offsets; each must be a finite half-precision value (GGUF
+        stores them so; :meth:`from_float` rounds them so).
+
+    Attributes
+    ----------
+    shape : (int, int)
+        ``(N, K)``.
+    packed : (ceil(N / 16) * K * 8,) uint8
+        Codes in :mod:`numbaq.kernels.q4`'s layout.
+    d16, m16 : uint16 arrays
+        ``d`` and ``m`` per (group of 16 rows, block, row), half-precision bits.
+    d32, m32 : float32 arrays
+        The same values as float32 (the portable kernel's).
+
+    Examples
+    --------
+    >>> w = Q4Weight.from_float(np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 64))
+    >>> w.shape, w.nbytes, float(abs(w.dequantize() - np.linspace(-1, 1, 64)).max()) < 0.04
+    ((1, 64), 40, True)
+    """
+
+    def __init__(self, q, d, m):
+        q = np.asarray(q)
+        if q.ndim != 2 or q.shape[1] % BLOCK or q.shape[0] < 1 or q.shape[1] < 1:
+            raise ValueError(
+                f"q: (N, K) codes with K a positive multiple of {BLOCK} needed, got shape "
+                f"{q.shape}; pad K with zero columns"
+            )
+        if not np.issubdtype(q.dtype, np.integer) or q.min() < 0 or q.max() > 15:
+            raise ValueError("q: 4-bit codes (integers in [0, 15]) needed")
+        n, k = q.shape
+        halves = []
+        for name, v in (("d", d), ("m", m)):
+            v = finite_float32(v, name)
+            if v.shape != (n, k // BLOCK):
+                raise ValueError(f"{name}: shape (N, K // 32) = {(n, k // BLOCK)} needed, got {v.shape}")
+            h = v.astype(np.float16)
+            if not np.array_equal(h.astype(np.float32), v):
+                raise ValueError(f"{name}: every value must be exact in half precision (Q4_1 stores fp16)")
+            halves.append(h)
+        self.shape = (n, k)
+        groups, nb = -(-n // GROUP), k // BLOCK
+        qp = np.zeros((groups * GROUP, k), np.uint8)
+        qp[:n] = q
+        # [group, lane, block, vector j, nibble half, byte i] -> [group, block, j, lane, i]
+        qp = qp.reshape(groups, GROUP, nb, 4, 2, 4)
+        byte = qp[:, :, :, :, 0, :] | (qp[:, :, :, :, 1, :] << 4)
+        self.packed = np.ascontiguousarray(byte.transpose(0, 2, 3, 1, 4)).reshape(-1)
+        dm = []
+        for h in halves:
+            hp = np.zeros((groups * GROUP, nb), np.float16)
+            hp[:n] = h
+            dm.append(np.ascontiguousarray(hp.reshape(groups, GROUP, nb).transpose(0, 2, 1)))
+        self.d16, self.m16 = (v.reshape(-1).view(np.uint16) for v in dm)
+        self.d32, self.m32 = (v.reshape(-1).astype(np.float32) for v in dm)
+
+    @classmethod
+    def from_float(cls, w) -> Q4Weight:
+        """Quantize float weights by llama.cpp's Q4_1 rule (:func:`numbaq.reference.quantize_q4_1`).
+
+        Parameters
+        ----------
+        w : (N, K) float
+            Finite, ``K`` a multiple of 32.
+
+        Returns
+        -------
+        Q4Weight
+
+        Examples
+        --------
+        >>> Q4Weight.from_float(np.zeros((3, 32), np.float32)).codes().max()
+        np.uint8(0)
+        """
+        from .reference import quantize_q4_1
+
+        w = finite_float32(w, "w")
+        if w.ndim != 2 or w.shape[1] % BLOCK or 0 in w.shape:
+            raise ValueError(
+                f"w: (N, K) weights with K a positive multiple of {BLOCK} needed, got shape "
+                f"{w.shape}"
+            )
+        return cls(*quantize_q4_1(w))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes a product reads: packed codes, ``d`` and ``m`` (half precision)."""
+        return self.packed.nbytes + self.d16.nbytes + self.m16.nbytes
+
+    def _unpacked(self, v16: np.ndarray) -> np.ndarray:
+        n, k = self.shape
+        nb = k // BLOCK
+        v = v16.view(np.float16).astype(np.float32).reshape(-1, nb, GROUP)
+        return v.transpose(0, 2, 1).reshape(-1, nb)[:n]
+
+    def codes(self) -> np.ndarray:
+        """The codes ``q`` (N, K) uint8, unpacked.
+
+        Returns
+        -------
+        (N, K) uint8 ndarray
+        """
+        n, k = self.shape
+        byte = self.packed.reshape(-1, k // BLOCK, 4, GROUP, 4).transpose(0, 3, 1, 2, 4)
+        q = np.stack([byte & 0x0F, byte >> 4], axis=4)  # [group, lane, block, j, half, i]
+        return q.reshape(-1, k)[:n]
+
+    def scales(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(d, m)``, each (N, K // 32) float32.
+
+        Returns
+        -------
+        tuple of two (N, K // 32) float32 ndarrays
+        """
+        return self._unpacked(self.d16), self._unpacked(self.m16)
+
+    def dequantize(self) -> np.ndarray:
+        """``d * q + m`` (N, K) float32, the product rounded, then the sum (as GGUF's
+        dequantizer).
+
+        Returns
+        -------
+        (N, K) float32 ndarray
+        """
+        d, m = (np.repeat(v, BLOCK, axis=1) for v in self.scales())
+        return d * self.codes().astype(np.float32) + m
