@@ -58,10 +58,15 @@ class Q4Weight:
         for name, v in (("d", d), ("m", m)):
             v = finite_float32(v, name)
             if v.shape != (n, k // BLOCK):
-                raise ValueError(f"{name}: shape (N, K // 32) = {(n, k // BLOCK)} needed, got {v.shape}")
-            h = v.astype(np.float16)
+                raise ValueError(
+                    f"{name}: shape (N, K // 32) = {(n, k // BLOCK)} needed, got {v.shape}"
+                )
+            with np.errstate(over="ignore"):  # beyond half precision: Inf, refused below
+                h = v.astype(np.float16)
             if not np.array_equal(h.astype(np.float32), v):
-                raise ValueError(f"{name}: every value must be exact in half precision (Q4_1 stores fp16)")
+                raise ValueError(
+                    f"{name}: every value must be exact in half precision (Q4_1 stores fp16)"
+                )
             halves.append(h)
         self.shape = (n, k)
         groups, nb = -(-n // GROUP), k // BLOCK

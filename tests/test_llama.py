@@ -82,17 +82,24 @@ def test_greedy_generation_matches_transformers(tiny, ours):
     assert ours.stats["new_tokens"] == 12 and ours.stats["prompt_tokens"] == 6
 
 
-@pytest.mark.parametrize("quantized", [False, True])
+@pytest.mark.parametrize("quantized", [False, True, "q4_1"])
 def test_incremental_decode_equals_full_forward(ours, quantized):
     """Token by token through the KV cache gives the logits of one full forward: the same
     bits for the int8 model (its integer GEMM's rows are independent); the float model's
     Linears are numpy's BLAS, whose sums differ in order between 1 row and many."""
-    model = numbaq.quantize_dynamic(ours, progress=False) if quantized else ours
+    model = _model(ours, quantized)
     full = model(IDS)
     cache = model.new_cache(1, 3)  # grows while decoding
     parts = [model.step([IDS[:5]], cache)]
     parts += [model.step([IDS[i : i + 1]], cache) for i in range(5, IDS.size)]
-    _same(np.concatenate(parts), full, quantized)
+    _same(np.concatenate(parts), full, bool(quantized))
+
+
+def _model(ours, quantized):
+    """The float model, its int8 twin (True) or its 4-bit twin ("q4_1")."""
+    if quantized == "q4_1":
+        return llama.quantize(ours, weights="q4_1")
+    return numbaq.quantize_dynamic(ours, progress=False) if quantized else ours
 
 
 def _same(got, want, exact):
@@ -102,11 +109,11 @@ def _same(got, want, exact):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("quantized", [False, True])
+@pytest.mark.parametrize("quantized", [False, True, "q4_1"])
 def test_ragged_batch_is_batch_independent(ours, quantized):
     """Each sequence of a ragged batch gets the logits it gets alone, at prefill and
     decode (bit for bit when quantized, see above)."""
-    model = numbaq.quantize_dynamic(ours, progress=False) if quantized else ours
+    quantized, model = bool(quantized), _model(ours, quantized)
     prompts = [IDS[:7], IDS[10:13], IDS[20:31]]
     cache = model.new_cache(3, 16)
     batch = model.step(prompts, cache)
@@ -121,9 +128,10 @@ def test_ragged_batch_is_batch_independent(ours, quantized):
     assert last.shape == (2, VOCAB)
 
 
-def test_threads_do_not_change_bits(ours):
+@pytest.mark.parametrize("quantized", [True, "q4_1"])
+def test_threads_do_not_change_bits(ours, quantized):
     numba = pytest.importorskip("numba")
-    q = numbaq.quantize_dynamic(ours, progress=False)
+    q = _model(ours, quantized)
     many = q(IDS)
     old = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -166,6 +174,40 @@ def test_fused_paths_equal_the_linears_own_forward(ours, monkeypatch, kwargs, ho
     fused = q(IDS)
     monkeypatch.setattr(llama_layers, hook, lambda linear: off)
     np.testing.assert_array_equal(fused, q(IDS))
+
+
+def test_q4_model_matches_the_reference_of_its_weights(tiny, ours):
+    """``weights="q4_1"``: every layer Linear a Q4Linear (the head under the recipe's
+    BLOCK_Q8_0); against the float reference run on the dequantized 4-bit weights, only
+    the activations' 8-bit blocks differ."""
+    from numbaq.layers.q4 import Q4Linear
+
+    q = llama.quantize(ours, weights="q4_1")
+    assert all(
+        type(getattr(layer, n)) is Q4Linear
+        for layer in q.layers
+        for n in ("qkv", "o", "gate_up", "down")
+    )
+    params = {k: v.numpy() for k, v in tiny[1].model.state_dict().items()}
+    params["lm_head.weight"] = q.lm_head.qweight.dequantize()
+    for i, layer in enumerate(q.layers):
+        p = f"layers.{i}."
+        d = ours.config.head_dim
+        qkv = layer.qkv.qweight.dequantize()
+        heads, kv = ours.config.num_attention_heads * d, ours.config.num_key_value_heads * d
+        params[p + "self_attn.q_proj.weight"] = qkv[:heads]
+        params[p + "self_attn.k_proj.weight"] = qkv[heads : heads + kv]
+        params[p + "self_attn.v_proj.weight"] = qkv[heads + kv :]
+        params[p + "self_attn.o_proj.weight"] = layer.o.qweight.dequantize()
+        gu = layer.gate_up.qweight.dequantize()
+        params[p + "mlp.gate_proj.weight"], params[p + "mlp.up_proj.weight"] = np.split(gu, 2)
+        params[p + "mlp.down_proj.weight"] = layer.down.qweight.dequantize()
+    want = ref.llama_forward(params, IDS, ours.config)
+    assert _cosine(q(IDS), want).min() > 0.999
+    with pytest.raises(ValueError, match="weights='q4_1' fixes the layers' activations"):
+        llama.quantize(ours, scheme="ONNX", weights="q4_1")
+    with pytest.raises(ValueError, match="weights must be"):
+        llama.quantize(ours, weights="int4")
 
 
 def test_int8_kv_cache_close(tiny):
@@ -355,14 +397,20 @@ def test_missing_files(tmp_path):
 
 
 # ------------------------------------------------------------------ replayed decode steps
-@pytest.mark.parametrize("kwargs", [{}, {"scheme": "BLOCK_Q8_0", "group_size": 32}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"scheme": "BLOCK_Q8_0", "group_size": 32}, {"weights": "q4_1"}]
+)
 def test_replayed_steps_equal_the_step_by_step_path(ours, kwargs):
     """A decode step replays the kernel calls recorded on the first one (the same
     buffers, new ids and positions): the bits of the path that runs layer by layer,
     which a profile() forces."""
     from numbaq.models.bert_layers import profile
 
-    q = numbaq.quantize_dynamic(ours, progress=False, **kwargs)
+    q = (
+        _model(ours, "q4_1")
+        if kwargs.get("weights")
+        else numbaq.quantize_dynamic(ours, progress=False, **kwargs)
+    )
     replayed, plain = q.new_cache(1, 64), q.new_cache(1, 64)
     got = [q.step([IDS[:4]], replayed)] + [q.step([IDS[i : i + 1]], replayed) for i in range(4, 20)]
     with profile():
@@ -459,13 +507,15 @@ def test_non_finite_weights_are_refused(tiny, bad):
         llama.LlamaDecoder(params, llama.LlamaConfig.from_dict(tiny[1].config.to_dict()))
 
 
-def test_the_decoder_on_every_gemm_path(ours, gemm_path):
+@pytest.mark.parametrize("quantized", [True, "q4_1"])
+def test_the_decoder_on_every_gemm_path(ours, gemm_path, quantized):
     """The decoder's int8 Linears (fused producers, replayed steps) on each GEMM path this
-    CPU runs (others skip, naming the missing feature): the integer GEMM is exact, so
-    every path gives the bits of the plain loops."""
+    CPU runs (others skip, naming the missing feature), and its 4-bit ones (the
+    ``vpdpbusd`` kernel on vnni512 and amx, the portable one elsewhere): the integer
+    products are exact, so every path gives the bits of the plain loops."""
     from numbaq import config
 
-    q = numbaq.quantize_dynamic(ours, progress=False)
+    q = _model(ours, quantized)
     cache = q.new_cache(1, 16)
     got = [q.step([IDS[:4]], cache)] + [q.step([IDS[i : i + 1]], cache) for i in range(4, 8)]
     original = config.GEMM_PATH

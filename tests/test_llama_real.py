@@ -99,6 +99,39 @@ def test_the_decoders_recipe(model, ids):
     assert abs(llama.perplexity(q, ids, window=64) / base - 1) < 0.05
 
 
+def test_q4_1_keeps_every_q4_1_tensor_as_stored(model, ids):
+    """weights="q4_1": each layer Linear holds its file tensor's codes, scales and offsets
+    bit for bit (the Q4_1 rule gives them back from the dequantized values), the query
+    and key rows in transformers' order; the head keeps the file's Q8_0."""
+    q = llama.quantize(model, weights="q4_1")
+    f = gguf.read(smollm2.path())
+    cfg, checked = model.config, 0
+    for i, layer in enumerate(q.layers):
+        parts = {
+            "qkv": ["attn_q", "attn_k", "attn_v"],
+            "o": ["attn_output"],
+            "gate_up": ["ffn_gate", "ffn_up"],
+            "down": ["ffn_down"],
+        }
+        for role, names in parts.items():
+            want = []
+            for name in names:
+                t = f.tensors[f"blk.{i}.{name}.weight"]
+                assert t.type == "Q4_1"
+                arrays = gguf.q4_1_to_int8(t, positive_scales=False, signed=False)
+                if name in ("attn_q", "attn_k"):
+                    heads = cfg.num_attention_heads if name == "attn_q" else cfg.num_key_value_heads
+                    arrays = [gguf.unpermute_rows(a, heads) for a in arrays]
+                want.append(arrays)
+            w = getattr(layer, role).qweight
+            for got, stored in zip((w.codes(), *w.scales()), zip(*want)):
+                np.testing.assert_array_equal(got, np.concatenate(stored))
+            checked += len(names)
+    assert checked == 7 * cfg.num_hidden_layers
+    base = llama.perplexity(model, ids, window=64)  # a short text: a regression guard
+    assert abs(llama.perplexity(q, ids, window=64) / base - 1) < 0.05
+
+
 def test_int8_kv_cache_close(model, ids):
     """Per-token, per-head int8 keys and values (their perplexity cost is measured by
     benchmarks/bench_llama.py)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import engine, schemes
-from ..checks import check_bias, layer_error, layer_input
+from ..checks import check_bias, check_output, layer_error, layer_input
 from ..weights_q4 import Q4Weight
 from .base import Module
 from .linear import Linear
@@ -61,6 +61,7 @@ class Q4Linear(Module):
         self._param("weight_m", qweight.m16)
         self._param("bias", None if bias is None else check_bias(bias, qweight.shape[0]))
         self.zero_bias = np.zeros(qweight.shape[0], np.float32)
+        self.trace_log: list | None = None  # numbaq.trace records its block scales
 
     @classmethod
     def from_float(cls, linear: Linear) -> Q4Linear:
@@ -103,7 +104,8 @@ class Q4Linear(Module):
         Raises
         ------
         ValueError
-            If the last axis of ``x`` is not K, or ``x`` holds NaN or Inf.
+            If the last axis of ``x`` is not K, ``x`` holds NaN or Inf, or the output
+            overflows float32.
         """
         x = layer_input(self, x, self.in_features)
         x2d = x.reshape(-1, self.in_features)
@@ -113,6 +115,13 @@ class Q4Linear(Module):
             scale = engine.q4_linear(x2d, self.qweight, bias, y)
         except ValueError as err:
             raise layer_error(self, err) from None
+        check_output(
+            y,
+            (x, self.qweight.d32, self.qweight.m32),
+            "the output x . weight^T + bias",
+            "|x| times |weight| summed over K reaches float32's largest value: rescale x",
+            self,
+        )
         if self.trace_log is not None:
             self.trace_log.append({"scale": scale, "zero_point": np.zeros_like(scale, np.int32)})
         return y.reshape(x.shape[:-1] + (self.out_features,))
