@@ -230,20 +230,29 @@ def pmaddubsw8(typingctx, acc, a, w):
     return i32x8(acc, a, w), codegen
 
 
-@intrinsic
-def prefetchw(typingctx, arr, index):
-    """Hint that element ``index`` of a 1-D array will be written soon (``prefetchw``)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(index, types.Integer)):
-        return None
+def _make_prefetch(write: int):
+    @intrinsic
+    def prefetch_(typingctx, arr, index):
+        if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(index, types.Integer)):
+            return None
 
-    def codegen(context, builder, sig, args):
-        ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
-        i8p = _I8.as_pointer()
-        fn = _declare(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, _I32, _I32, _I32])
-        builder.call(fn, [builder.bitcast(ptr, i8p), _I32(1), _I32(3), _I32(1)])
-        return context.get_dummy_value()
+        def codegen(context, builder, sig, args):
+            ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
+            i8p = _I8.as_pointer()
+            fn = _declare(builder, "llvm.prefetch.p0", ir.VoidType(), [i8p, _I32, _I32, _I32])
+            builder.call(fn, [builder.bitcast(ptr, i8p), _I32(write), _I32(3), _I32(1)])
+            return context.get_dummy_value()
 
-    return types.none(arr, index), codegen
+        return types.none(arr, index), codegen
+
+    return prefetch_
+
+
+prefetchw = _make_prefetch(1)
+"""``prefetchw(arr, i)``: hint that element ``i`` of a 1-D array will be written soon."""
+prefetch = _make_prefetch(0)
+"""``prefetch(arr, i)``: hint that element ``i`` of a 1-D array will be read soon (a
+prefetch never faults, even past the array's end)."""
 
 
 def _make_epilogue(lanes: int, ity, fty):
