@@ -356,9 +356,30 @@ def bound_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y) -> tuple:
     path, mod = _scheme_kernels(sch)
     (m, k), n = x2d.shape, qweight.shape[0]
     a_scale = np.empty(m * (k // block), np.float32)
+    if m == 1 and block == 32 and act == 0 and path in ("vnni512", "amx"):
+        return _q8_gemv(x2d, sch, qweight, bias, y, a_scale, path)
     args = (x2d, _lhs_tuple(sch), qweight.packed(path), k // 4, n, block // 4)
     args += (*qweight.block_panels(block, paths.get(path).panel), bias, act, y, a_scale)
     return mod.dynamic_linear_blocks_f32, (*args, _plan(m, n, k, path))
+
+
+def _q8_gemv(x2d, sch: QScheme, qweight, bias, y, a_scale, path: str) -> tuple:
+    """:func:`bound_linear_blocks` for one row on a VNNI CPU: :func:`numbaq.kernels.q8.q8_gemv`,
+    the block tiles' bits from 1.125 bytes a weight (its own weight layout, made once)."""
+    from .kernels import q8
+
+    k = x2d.shape[1]
+    w, w_scale = qweight.derived(("q8_gemv", k), _q8_pack, qweight, k)
+    scratch = (np.empty(k, np.int8), np.empty(k // 32, np.int32))
+    parallel = _plan(1, y.shape[1], k, path) > 0
+    return q8.q8_gemv, (x2d, _lhs_tuple(sch), *scratch, w, w_scale, bias, y, a_scale, parallel)
+
+
+def _q8_pack(qweight, k: int) -> tuple:
+    from .kernels import q8
+
+    scale = qweight.scale if qweight.scale.ndim == 2 else qweight.scale[:, None]
+    return q8.pack(qweight.q, np.broadcast_to(scale, (qweight.shape[0], k // 32)))
 
 
 def check_blocks_status(status: int) -> None:

@@ -211,3 +211,40 @@ def test_bad_float_weights_and_layer_input(q4_path):
     big = Q4Linear.from_float(Linear(np.full((4, 32), 60000.0, np.float32)))
     with pytest.raises(ValueError, match="Q4Linear: the output .* overflow"):
         big(np.full((1, 32), 3e38, np.float32))
+
+
+# ------------------------------------------------------------------ Q8_0: the one-row product
+@pytest.mark.skipif(not paths.supported("vnni512"), reason="the Q8_0 row kernel needs avx512vnni")
+@given(st.integers(1, 70), st.integers(1, 5), st.booleans(), st.integers(0, 2**32 - 1))
+def test_q8_row_kernel_gives_the_block_tiles_bits(n, blocks, grouped, seed):
+    """One row of a BLOCK_Q8_0 Linear runs kernels.q8 (weights + 128, the activation
+    block's sum as the correction): the bits of the block tiles (the same row among
+    others) and of the reference, per-group and per-channel weights, on any thread count."""
+    from numbaq import quantize_weight, quantized_linear, schemes
+
+    rng = np.random.default_rng(seed)
+    k = 32 * blocks
+    w = quantize_weight(_weights(rng, n, k), group_size=32 if grouped else None)
+    x = (rng.normal(size=(3, k)) * rng.uniform(1e-3, 1e3)).astype(np.float32)
+    bias = rng.normal(size=n).astype(np.float32)
+    old, threads = config.GEMM_PATH, numba.get_num_threads()
+    try:
+        config.GEMM_PATH = "vnni512"
+        assert (
+            engine.bound_linear_blocks(
+                x[:1], schemes.BLOCK_Q8_0, w, bias, 0, np.empty((1, n), np.float32)
+            )[0].__name__
+            == "q8_gemv"
+        )
+        tiles = quantized_linear(x, w, bias, "BLOCK_Q8_0")
+        for t in (1, threads):
+            numba.set_num_threads(t)
+            for i in range(3):
+                np.testing.assert_array_equal(
+                    quantized_linear(x[i : i + 1], w, bias, "BLOCK_Q8_0"), tiles[i : i + 1]
+                )
+    finally:
+        config.GEMM_PATH = old
+        numba.set_num_threads(threads)
+    want = ref.quantized_linear(x, w.q, w.scale, bias, schemes.BLOCK_Q8_0)
+    np.testing.assert_array_equal(tiles, want)
