@@ -25,7 +25,7 @@ from numba import prange
 from ..config import jit
 from .mathf import _exp
 from .quantize import _quantize_lhs
-from .simd import fadd16, fmul16, loadf16, splatf16, storef16
+from .simd import fadd16, ffma16, fmax16, loadf16, splatf16, storef16
 
 _F = np.float32
 
@@ -129,21 +129,27 @@ def _store_kv(qkv, t, s, p, heads, kv_heads, d, kt, v, k_scale, v_scale):
 @jit()
 def _softmax_scores(scores, n, scale):
     """``scores[:n] = exp(scale * s - max) / sum`` in place, float32 (``mathf._exp``);
-    ``scores[n:]`` up to the next multiple of 16 zeroed. Loops without a carried sum, so
-    that they vectorize, and the sum over 16 lanes."""
-    best = -np.inf
-    for i in range(n):
-        best = max(best, scores[i])
+    ``scores[n:]`` up to the next multiple of 16 zeroed. The maximum and the sum over 16
+    lanes (loops without a carried scalar, so that they vectorize)."""
+    n16 = -(-n // 16) * 16
+    for i in range(n, n16):
+        scores[i] = -np.inf
+    lanes = loadf16(scores, 0)
+    for b0 in range(16, n16, 16):
+        lanes = fmax16(lanes, loadf16(scores, b0))
+    storef16(scores, n16, lanes)  # 16 scratch slots past the block (the capacity has them)
+    best = scores[n16]
+    for i in range(1, 16):
+        best = max(best, scores[n16 + i])
     best *= scale
     for i in range(n):
         scores[i] = _exp(scores[i] * scale - best)
-    n16 = -(-n // 16) * 16
     for i in range(n, n16):
         scores[i] = 0
     lanes = splatf16(_F(0.0))
     for b0 in range(0, n16, 16):
         lanes = fadd16(lanes, loadf16(scores, b0))
-    storef16(scores, n16, lanes)  # 16 scratch slots past the block (the capacity has them)
+    storef16(scores, n16, lanes)
     total = _F(0.0)
     for i in range(16):
         total += scores[n16 + i]
@@ -154,57 +160,77 @@ def _softmax_scores(scores, n, scale):
 
 @jit()
 def _scores(qkv, t, q0, d, ktf, kbase, cap, n, scores):
-    """``scores[b] = q . k_b`` for positions ``b < n`` (rounded up to 16; keys float32 or
-    int8 codes): 64 positions
-    at a time in four vectors (four independent sums over ``j``), then 16 at a time."""
-    b0 = 0
-    while b0 + 64 <= n + 15:
+    """``scores[b] = q . k_b`` for positions ``b < n`` rounded up to 64 (the capacity is a
+    multiple of 64; keys float32 or int8 codes): 64 positions at a time in eight vectors,
+    the even and the odd ``j`` in separate fused multiply-add chains, added at the end."""
+    for b0 in range(0, n, 64):
         a0 = splatf16(_F(0.0))
-        a1, a2, a3 = a0, a0, a0
-        for j in range(d):
+        a1, a2, a3, e0, e1, e2, e3 = a0, a0, a0, a0, a0, a0, a0
+        for j in range(0, d - 1, 2):
             qj = splatf16(qkv[t, q0 + j])
+            qe = splatf16(qkv[t, q0 + j + 1])
             row = kbase + j * cap + b0
-            a0 = fadd16(a0, fmul16(qj, loadf16(ktf, row)))
-            a1 = fadd16(a1, fmul16(qj, loadf16(ktf, row + 16)))
-            a2 = fadd16(a2, fmul16(qj, loadf16(ktf, row + 32)))
-            a3 = fadd16(a3, fmul16(qj, loadf16(ktf, row + 48)))
-        storef16(scores, b0, a0)
-        storef16(scores, b0 + 16, a1)
-        storef16(scores, b0 + 32, a2)
-        storef16(scores, b0 + 48, a3)
-        b0 += 64
-    for b in range(b0, n, 16):
-        acc = splatf16(_F(0.0))
-        for j in range(d):
-            acc = fadd16(acc, fmul16(splatf16(qkv[t, q0 + j]), loadf16(ktf, kbase + j * cap + b)))
-        storef16(scores, b, acc)
+            a0 = ffma16(qj, loadf16(ktf, row), a0)
+            a1 = ffma16(qj, loadf16(ktf, row + 16), a1)
+            a2 = ffma16(qj, loadf16(ktf, row + 32), a2)
+            a3 = ffma16(qj, loadf16(ktf, row + 48), a3)
+            row += cap
+            e0 = ffma16(qe, loadf16(ktf, row), e0)
+            e1 = ffma16(qe, loadf16(ktf, row + 16), e1)
+            e2 = ffma16(qe, loadf16(ktf, row + 32), e2)
+            e3 = ffma16(qe, loadf16(ktf, row + 48), e3)
+        if d % 2:
+            qj = splatf16(qkv[t, q0 + d - 1])
+            row = kbase + (d - 1) * cap + b0
+            a0 = ffma16(qj, loadf16(ktf, row), a0)
+            a1 = ffma16(qj, loadf16(ktf, row + 16), a1)
+            a2 = ffma16(qj, loadf16(ktf, row + 32), a2)
+            a3 = ffma16(qj, loadf16(ktf, row + 48), a3)
+        storef16(scores, b0, fadd16(a0, e0))
+        storef16(scores, b0 + 16, fadd16(a1, e1))
+        storef16(scores, b0 + 32, fadd16(a2, e2))
+        storef16(scores, b0 + 48, fadd16(a3, e3))
 
 
 @jit()
 def _context(scores, n, vf, vbase, d, out, o):
-    """``out[o + j] = sum_b scores[b] v[b, j]`` (values float32 or int8 codes), positions
-    in order: 64 columns at a time
-    in four vectors, then 16, then one (a head width off the vector grid)."""
+    """``out[o + j] = sum_b scores[b] v[b, j]`` (values float32 or int8 codes): 64 columns
+    at a time in four vectors, then 16, then one (a head width off the vector grid); the
+    even and the odd positions in separate fused multiply-add chains, added at the end."""
+    half = n // 2
     j0 = 0
     while j0 + 64 <= d:
         a0 = splatf16(_F(0.0))
-        a1, a2, a3 = a0, a0, a0
-        for i in range(n):
-            p = splatf16(scores[i])
-            row = vbase + i * d + j0
-            a0 = fadd16(a0, fmul16(p, loadf16(vf, row)))
-            a1 = fadd16(a1, fmul16(p, loadf16(vf, row + 16)))
-            a2 = fadd16(a2, fmul16(p, loadf16(vf, row + 32)))
-            a3 = fadd16(a3, fmul16(p, loadf16(vf, row + 48)))
-        storef16(out, o + j0, a0)
-        storef16(out, o + j0 + 16, a1)
-        storef16(out, o + j0 + 32, a2)
-        storef16(out, o + j0 + 48, a3)
+        a1, a2, a3, e0, e1, e2, e3 = a0, a0, a0, a0, a0, a0, a0
+        for i in range(half):
+            p = splatf16(scores[2 * i])
+            pe = splatf16(scores[2 * i + 1])
+            row = vbase + 2 * i * d + j0
+            a0 = ffma16(p, loadf16(vf, row), a0)
+            a1 = ffma16(p, loadf16(vf, row + 16), a1)
+            a2 = ffma16(p, loadf16(vf, row + 32), a2)
+            a3 = ffma16(p, loadf16(vf, row + 48), a3)
+            row += d
+            e0 = ffma16(pe, loadf16(vf, row), e0)
+            e1 = ffma16(pe, loadf16(vf, row + 16), e1)
+            e2 = ffma16(pe, loadf16(vf, row + 32), e2)
+            e3 = ffma16(pe, loadf16(vf, row + 48), e3)
+        if n % 2:
+            p = splatf16(scores[n - 1])
+            row = vbase + (n - 1) * d + j0
+            a0 = ffma16(p, loadf16(vf, row), a0)
+            a1 = ffma16(p, loadf16(vf, row + 16), a1)
+            a2 = ffma16(p, loadf16(vf, row + 32), a2)
+            a3 = ffma16(p, loadf16(vf, row + 48), a3)
+        storef16(out, o + j0, fadd16(a0, e0))
+        storef16(out, o + j0 + 16, fadd16(a1, e1))
+        storef16(out, o + j0 + 32, fadd16(a2, e2))
+        storef16(out, o + j0 + 48, fadd16(a3, e3))
         j0 += 64
     while j0 + 16 <= d:
         acc = splatf16(_F(0.0))
         for i in range(n):
-            acc = fadd16(acc, fmul16(splatf16(scores[i]), loadf16(vf, vbase + i * d + j0)))
+            acc = ffma16(splatf16(scores[i]), loadf16(vf, vbase + i * d + j0), acc)
         storef16(out, o + j0, acc)
         j0 += 16
     for j in range(j0, d):

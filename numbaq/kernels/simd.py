@@ -48,6 +48,9 @@ For 4-bit weights (:mod:`numbaq.kernels.q4`), 16 lanes:
 ``loadh16(arr, i)``
     16 IEEE half-precision values (a 1-D uint16 array of their bits) widened exactly to
     float32.
+
+For the decoder's attention (:mod:`numbaq.kernels.decoder`), whose bits no other path
+has to match: ``ffma16(a, b, c)``, the fused ``a * b + c``, and ``fmax16(a, b)``.
 """
 
 from __future__ import annotations
@@ -402,3 +405,32 @@ def loadh16(typingctx, arr, index):
         return builder.fpext(vec, ir.VectorType(_F32, 16))
 
     return f32x16(arr, index), codegen
+
+
+_F32V16 = ir.VectorType(_F32, 16)
+
+
+@intrinsic
+def ffma16(typingctx, a, b, c):
+    """``a * b + c`` lane-wise with one rounding (``vfmadd``), three ``f32x16``."""
+    if not (a == b == c == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fn = _declare(builder, "llvm.fma.v16f32", _F32V16, [_F32V16] * 3)
+        return builder.call(fn, args)
+
+    return f32x16(a, b, c), codegen
+
+
+@intrinsic
+def fmax16(typingctx, a, b):
+    """Lane-wise maximum of two ``f32x16`` (``maxnum``: a NaN lane takes the other value)."""
+    if not (a == b == f32x16):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fn = _declare(builder, "llvm.maxnum.v16f32", _F32V16, [_F32V16] * 2)
+        return builder.call(fn, args)
+
+    return f32x16(a, b), codegen
