@@ -7,6 +7,7 @@ The pipeline, one stage to a module::
     kernels/gemm.py      integer GEMM paths (VNNI, AVX-512BW, AVX2, plain), packing
     ops.py               the public verbs below, with validation
     weights.py           quantize_weight, QuantizedWeight
+    weights_q4.py        Q4Weight: 4-bit block weights (llama.cpp's Q4_1)
     matmul.py            matmul_integer, quantized_linear
     layers/              Linear, LSTM(Cell), GRU(Cell), Sequential and Quant* twins
     convert.py, interop.py, io.py, report.py
@@ -34,6 +35,7 @@ from .layers import (
     Linear,
     LSTMCell,
     Module,
+    Q4Linear,
     QuantGRU,
     QuantGRUCell,
     QuantLinear,
@@ -58,6 +60,7 @@ from .qparams import QParams, QScheme
 from .report import batch_independent, compare, trace
 from .schemes import DEFAULT_SCHEME
 from .static import StaticQuantLinear, calibrate, quantize_static
+from .weights_q4 import Q4Weight
 
 __version__ = "0.1.0"
 
@@ -70,6 +73,8 @@ __all__ = [
     "LSTMCell",
     "Linear",
     "Module",
+    "Q4Linear",
+    "Q4Weight",
     "QParams",
     "QScheme",
     "QuantGRU",

@@ -474,7 +474,7 @@ def quantize_q4_1(w):
     --------
     >>> q, d, m = quantize_q4_1(np.linspace(-1, 2, 32, dtype=np.float32)[None])
     >>> q[0, [0, 31]].tolist(), d.item(), m.item()
-    ([0, 15], 0.2000732421875, -1.0)
+    ([0, 15], 0.199951171875, -1.0)
     """
     w = np.asarray(w, F32)
     blocks = w.reshape(w.shape[0], -1, 32)

@@ -39,9 +39,10 @@ class Q4Weight:
 
     Examples
     --------
-    >>> w = Q4Weight.from_float(np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 64))
-    >>> w.shape, w.nbytes, float(abs(w.dequantize() - np.linspace(-1, 1, 64)).max()) < 0.04
-    ((1, 64), 40, True)
+    >>> x = np.linspace(-1, 1, 16 * 64, dtype=np.float32).reshape(16, 64)
+    >>> w = Q4Weight.from_float(x)
+    >>> w.shape, w.nbytes, float(abs(w.dequantize() - x).max()) < 0.003  # d / 2
+    ((16, 64), 640, True)
     """
 
     def __init__(self, q, d, m):
@@ -96,6 +97,7 @@ class Q4Weight:
         Returns
         -------
         Q4Weight
+            Codes, scales and offsets as llama.cpp's ``quantize_row_q4_1_ref`` makes them.
 
         Examples
         --------
@@ -114,7 +116,8 @@ class Q4Weight:
 
     @property
     def nbytes(self) -> int:
-        """Bytes a product reads: packed codes, ``d`` and ``m`` (half precision)."""
+        """Bytes a product reads: packed codes, ``d`` and ``m`` (half precision), rows
+        padded to a multiple of 16."""
         return self.packed.nbytes + self.d16.nbytes + self.m16.nbytes
 
     def _unpacked(self, v16: np.ndarray) -> np.ndarray:
@@ -124,11 +127,12 @@ class Q4Weight:
         return v.transpose(0, 2, 1).reshape(-1, nb)[:n]
 
     def codes(self) -> np.ndarray:
-        """The codes ``q`` (N, K) uint8, unpacked.
+        """The codes ``q``, unpacked.
 
         Returns
         -------
         (N, K) uint8 ndarray
+            Codes in [0, 15].
         """
         n, k = self.shape
         byte = self.packed.reshape(-1, k // BLOCK, 4, GROUP, 4).transpose(0, 3, 1, 2, 4)
@@ -136,21 +140,22 @@ class Q4Weight:
         return q.reshape(-1, k)[:n]
 
     def scales(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(d, m)``, each (N, K // 32) float32.
+        """The block scales and offsets.
 
         Returns
         -------
         tuple of two (N, K // 32) float32 ndarrays
+            ``(d, m)``: ``w = d * q + m`` in each block.
         """
         return self._unpacked(self.d16), self._unpacked(self.m16)
 
     def dequantize(self) -> np.ndarray:
-        """``d * q + m`` (N, K) float32, the product rounded, then the sum (as GGUF's
-        dequantizer).
+        """The weights' values.
 
         Returns
         -------
         (N, K) float32 ndarray
+            ``d * q + m``, the product rounded, then the sum (as GGUF's dequantizer).
         """
         d, m = (np.repeat(v, BLOCK, axis=1) for v in self.scales())
         return d * self.codes().astype(np.float32) + m

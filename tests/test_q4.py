@@ -206,10 +206,10 @@ def test_bad_float_weights_and_layer_input(q4_path):
         layer(np.ones((2, 31), np.float32))
     bad = np.ones((2, 32), np.float32)
     bad[1, 5] = np.nan
-    with pytest.raises(ValueError, match="Q4Linear.*NaN or Inf"):
+    with pytest.raises(ValueError, match=r"Q4Linear.*NaN or Inf"):
         layer(bad)
     big = Q4Linear.from_float(Linear(np.full((4, 32), 60000.0, np.float32)))
-    with pytest.raises(ValueError, match="Q4Linear: the output .* overflow"):
+    with pytest.raises(ValueError, match=r"Q4Linear: the output .* overflow"):
         big(np.full((1, 32), 3e38, np.float32))
 
 

@@ -236,7 +236,8 @@ def pmaddubsw8(typingctx, acc, a, w):
 def _make_prefetch(write: int):
     @intrinsic
     def prefetch_(typingctx, arr, index):
-        if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(index, types.Integer)):
+        ok = isinstance(arr, types.Array) and arr.ndim == 1
+        if not (ok and isinstance(index, types.Integer)):
             return None
 
         def codegen(context, builder, sig, args):

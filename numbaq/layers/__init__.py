@@ -8,6 +8,8 @@ float              quantized               notes
 ``LSTM``           ``QuantLSTM``           multi-layer, bidirectional, ``batch_first``
 ``GRUCell``        ``QuantGRUCell``        gates r, z, n
 ``GRU``            ``QuantGRU``
+``Linear``         ``Q4Linear``            4-bit block weights (llama.cpp's Q4_1), 0.625 bytes
+                                           a weight; not a registered kind (no ``save``)
 ``Sequential``     (holds either)
 ``ReLU``, ``GELU``, ``Tanh``, ``Sigmoid``  elementwise
 =================  ======================  ===========================================
@@ -24,6 +26,7 @@ import pkgutil
 from .base import GELU, LAYER_KINDS, Module, ReLU, Sequential, Sigmoid, Tanh, quantized_twins
 from .cells import GRUCell, LSTMCell, QuantGRUCell, QuantLSTMCell
 from .linear import Linear, QuantLinear, QuantLinearBase
+from .q4 import Q4Linear
 from .rnn import GRU, LSTM, QuantGRU, QuantLSTM
 
 for _module in pkgutil.iter_modules(__path__):  # the other modules' kinds register too
@@ -39,6 +42,7 @@ __all__ = [
     "LSTMCell",
     "Linear",
     "Module",
+    "Q4Linear",
     "QuantGRU",
     "QuantGRUCell",
     "QuantLSTM",

@@ -75,6 +75,7 @@ class Q4Linear(Module):
         Returns
         -------
         Q4Linear
+            Its weights in Q4_1 blocks (:meth:`numbaq.Q4Weight.from_float`), its bias.
         """
         if getattr(linear, "activation", None) is not None:
             raise ValueError("Q4Linear: a Linear with a fused activation is not supported")
@@ -96,10 +97,12 @@ class Q4Linear(Module):
         Parameters
         ----------
         x : (..., K) float array
+            Inputs; float16 and float64 are converted to float32.
 
         Returns
         -------
         (..., N) float32 ndarray
+            The outputs.
 
         Raises
         ------
