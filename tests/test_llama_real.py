@@ -139,9 +139,11 @@ def test_int8_kv_cache_close(model, ids):
     assert _cosine(q8(ids), model(ids)).min() > 0.99
 
 
-def test_generate_command(capsys):
+@pytest.mark.parametrize("weights", [[], ["--weights", "q4_1"]])
+def test_generate_command(capsys, weights):
     code = cli.main(
         ["generate", "The capital of France is", "--max-new-tokens", "3", "--threads", "1"]
+        + weights
     )
     out, err = capsys.readouterr()
     assert code == 0 and "Paris" in out
@@ -151,3 +153,5 @@ def test_generate_command(capsys):
 def test_generate_command_bad_scheme():
     with pytest.raises(ValueError, match="unknown scheme"):
         cli.main(["generate", "hi", "--scheme", "NOPE"])
+    with pytest.raises(ValueError, match="--weights q4_1 takes the default scheme"):
+        cli.main(["generate", "hi", "--scheme", "ONNX", "--weights", "q4_1"])

@@ -32,6 +32,13 @@ def add_parser(sub) -> None:
         help=f"activation scheme (default: {schemes.DEFAULT_SCHEME.name}, the head in "
         f"BLOCK_Q8_0 blocks: numbaq.models.llama.quantize); {NO_QUANTIZE!r}: the float model",
     )
+    p.add_argument(
+        "--weights",
+        default="int8",
+        choices=("int8", "q4_1"),
+        help="the layers' weights with the default scheme: int8, or llama.cpp's Q4_1 "
+        "(4-bit blocks; a Q4_1 file's own weights, and the fastest decode)",
+    )
     p.add_argument("--kv-cache", default="float32", choices=("float32", "int8"))
     p.add_argument("--threads", type=int, default=None, help="Numba threads to use")
 
@@ -52,10 +59,12 @@ def run(args, out=None, err=None) -> int:
         numba.set_num_threads(args.threads)
     if args.scheme not in (None, NO_QUANTIZE):
         schemes.get(args.scheme)  # a clear error for an unknown name, before any work
+    if args.weights != "int8" and args.scheme is not None:
+        raise ValueError(f"--weights {args.weights} takes the default scheme: leave --scheme out")
     t0 = time.perf_counter()
     model = llama.load(args.model or smollm2.path(), kv_cache=args.kv_cache)
     if args.scheme is None:
-        model = llama.quantize(model)  # the decoder's recipe: the head in Q8_0 blocks
+        model = llama.quantize(model, weights=args.weights)  # the head in Q8_0 blocks
     elif args.scheme != NO_QUANTIZE:
         group = 32 if args.scheme.upper() == "BLOCK_Q8_0" else None
         model = numbaq.quantize_dynamic(model, scheme=args.scheme, group_size=group, progress=False)
