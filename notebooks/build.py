@@ -1222,19 +1222,24 @@ Plain text: `tokens_per_s <= bandwidth / bytes_per_token`. Below: the machine's 
 bandwidth (numpy summing a 256 MB array: one thread, streaming); the bytes per token of
 the int8 per-token and int8 block models against their measured decode speed, and the
 bandwidth that speed implies; the float32 model's bytes per token (4 times the int8
-model's; not timed here). The KV cache read is left out: at these short contexts it is a
-few MB. Then `numbaq.models.bert_layers.profile()` splits one decode step into its pieces
+model's; not timed here). Fewer bytes per token is the other lever: the file's own 4-bit
+weights (`llama.quantize(model, weights="q4_1")`: llama.cpp's Q4_1 blocks kept as stored,
+0.625 bytes a weight, activations in blocks of 32) read about 0.6x the int8 model's
+bytes. The KV cache read is left out: at these short contexts it is a few MB. Then `numbaq.models.bert_layers.profile()` splits one decode step into its pieces
 (`rmsnorm`, `attention` and `swiglu` include writing the next Linear's int8 codes;
 `linear` is the integer GEMMs with their epilogues; `other` is the rest: Python, the
 embedding row, the argmax). Timings depend on the machine and its load:
 build the notebooks under the benchmark lock."""),
         ("code", """info = nq.info()
 def linear_bytes(m):
-    \"\"\"Bytes of every Linear's weights: int8 codes and float32 scales, or float32.\"\"\"
+    \"\"\"Bytes of every Linear's weights: int8 codes and float32 scales, 4-bit codes and
+    half-precision scales and offsets, or float32.\"\"\"
     out = 0
     for _, mod in m.named_modules():
         if isinstance(mod, nq.QuantLinear):
             out += mod.qweight.q.nbytes + mod.qweight.scale.nbytes
+        elif isinstance(mod, nq.Q4Linear):
+            out += mod.qweight.nbytes
         elif isinstance(mod, nq.Linear):
             out += mod.weight.nbytes
     return out
@@ -1247,8 +1252,10 @@ for _ in range(5):
 read_gbs = a.nbytes / best / 1e9
 del a
 rows = {"float32 (not timed)": (linear_bytes(model), None)}
+q4model = llama.quantize(model, weights="q4_1")               # the head in Q8_0 blocks
 for label, m, n in [("int8 per token (default)", qmodel, 24),
-                    ("int8 BLOCK_Q8_0", qmodels["BLOCK_Q8_0 (blocks of 32)"], 12)]:
+                    ("int8 BLOCK_Q8_0", qmodels["BLOCK_Q8_0 (blocks of 32)"], 12),
+                    ("Q4_1, the file's 4-bit", q4model, 24)]:
     m.generate(chat, 2, stop=[])                             # warm: kernels compiled and loaded
     speed = 0.0
     for _ in range(2):                                       # the better of two runs
@@ -1279,7 +1286,7 @@ print(f"one decode step, int8 per token: {wall_ms:.2f} ms ({1e3 / wall_ms:.0f} t
 for k, v in split.items():
     print(f"  {k:10s} {v:6.2f} ms  {100 * v / wall_ms:4.0f}%")
 fig, ax = plt.subplots(1, 2, figsize=(11, 3.5))
-mb = np.linspace(100, 600, 100)
+mb = np.linspace(60, 600, 100)
 ax[0].plot(mb, read_gbs * 1e3 / mb, c="0.5", ls="--",
              label=f"bound: {read_gbs:.1f} GB/s / bytes per token")
 for label, (nbytes, speed) in rows.items():

@@ -422,8 +422,8 @@ def bound_q4_linear(x2d, qweight, bias, y) -> tuple:
     path, kernel = q4_kernels()
     (m, k), n = x2d.shape, qweight.shape[0]
     d, dm = (qweight.d16, qweight.m16) if path == "vnni512" else (qweight.d32, qweight.m32)
-    blocks = np.empty(m * k // 32, np.float32)
-    scratch = (np.empty(m * k, np.int8), blocks, np.empty_like(blocks))
+    blocks = m * k // 32
+    scratch = (np.empty(m * k, np.int8), np.empty(blocks, np.float32), np.empty(blocks, np.int32))
     parallel = _plan(m, n, k, gemm_path()[0]) > 0
     return kernel, (x2d, _lhs_tuple(BLOCK_Q8_0), *scratch, qweight.packed, d, dm, bias, y, parallel)
 

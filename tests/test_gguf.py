@@ -715,3 +715,48 @@ def test_tokenizer_real_matches_transformers(real, hf_tokenizer):
     assert tok.encode("<|im_start|>user\nHi<|im_end|>").ids[0] == 1
     assert tok.encode("<|im_end|>").ids == [2]
     assert tok.decode(tok.encode(SENTENCES[0]).ids) == SENTENCES[0]
+
+
+def test_q4_weights_keep_the_files_blocks(tmp_path):
+    """llama.quantize(weights="q4_1") on a model read from a GGUF file: the Linears whose
+    tensors are all Q4_0 or Q4_1 hold the file's nibbles, scales and offsets exactly
+    (Q4_0 as m = -8 d; not what the Q4_1 rule would make of their values), the rest are
+    quantized by the rule; every one dequantizes to the float model's weights where
+    stored."""
+    from numbaq.models import llama
+    from numbaq.weights_q4 import Q4Weight
+
+    kinds = dict(attn_q="Q4_0", attn_k="Q4_1", attn_v="Q4_0", attn_output="Q4_1")
+    kinds.update(ffn_gate="Q4_0", ffn_up="Q4_1", ffn_down="BF16")
+    tensors = {
+        name: (a, kinds.get(name.split(".")[-2], t)) for name, (a, t) in _tiny_tensors().items()
+    }
+    path = _write(tmp_path / "q4.gguf", tensors, _tiny_metadata())
+    model = llama.load(path)
+    q = llama.quantize(model, weights="q4_1")
+    f = g.read(path)
+    for i, (ours, float_layer) in enumerate(zip(q.layers, model.layers)):
+        want_o = g.q4_weight(f.tensors[f"blk.{i}.attn_output.weight"])
+        gate, up = (g.q4_weight(f.tensors[f"blk.{i}.ffn_{n}.weight"]) for n in ("gate", "up"))
+        want_gu = [np.concatenate(parts) for parts in zip(gate, up)]
+        for linear, want in ((ours.o, want_o), (ours.gate_up, want_gu)):
+            w = linear.qweight
+            for got, stored in zip((w.codes(), *w.scales()), want):
+                np.testing.assert_array_equal(got, stored)
+        for role in ("qkv", "o", "gate_up"):
+            w = getattr(ours, role).qweight
+            np.testing.assert_array_equal(w.dequantize(), getattr(float_layer, role).weight)
+        rule = Q4Weight.from_float(float_layer.gate_up.weight)
+        assert not np.array_equal(rule.codes(), ours.gate_up.qweight.codes())
+        down = Q4Weight.from_float(float_layer.down.weight)  # BF16 in the file: the rule
+        np.testing.assert_array_equal(ours.down.qweight.codes(), down.codes())
+    heads = {"attn_q": TINY["heads"], "attn_k": TINY["kv_heads"], "attn_v": None}
+    stacked = []
+    for name, n in heads.items():
+        arrays = g.q4_weight(f.tensors[f"blk.0.{name}.weight"])
+        stacked.append([a if n is None else g.unpermute_rows(a, n) for a in arrays])
+    w = q.layers[0].qkv.qweight
+    for got, parts in zip((w.codes(), *w.scales()), zip(*stacked)):
+        np.testing.assert_array_equal(got, np.concatenate(parts))
+    with pytest.raises(ValueError, match="Q4_1 or Q4_0 matrix is needed, not Q8_0"):
+        g.q4_weight(f.tensors["token_embd.weight"])

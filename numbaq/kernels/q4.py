@@ -61,24 +61,24 @@ _F = np.float32
 
 # ------------------------------------------------------------------ activations
 @jit()
-def _quantize_q4_lhs(x, lhs, codes, a_scale, a_ss):
+def _quantize_blocks(x, lhs, codes, a_scale, a_sum):
     """``x`` (M, K) float32 in blocks of 32: codes (M * K,) int8 and scales (M * K // 32,)
-    (``kernels.quantize._quantize_blocks_s8``), and ``a_ss = a_scale * float32(sum of the
-    block's codes)``; ``lhs`` the fields of a ``LhsParams`` (``BLOCK_Q8_0``'s). Returns the
-    quantize status (0: valid)."""
+    float32 (``kernels.quantize._quantize_blocks_s8``; ``lhs`` the fields of a
+    ``LhsParams``, ``BLOCK_Q8_0``'s), and each block's sum of codes in ``a_sum``
+    (M * K // 32,) int32. Returns the quantize status (0: valid)."""
     status = _quantize_blocks_s8(x, BLOCK, LhsParams(*lhs), codes, a_scale)
     if status == 0:
-        for b in range(a_scale.size):
+        for b in range(a_sum.size):
             total = 0
             for i in range(b * BLOCK, (b + 1) * BLOCK):
                 total += codes[i]
-            a_ss[b] = a_scale[b] * _F(total)
+            a_sum[b] = total
     return status
 
 
 # ------------------------------------------------------------------ VNNI (AVX-512)
 @jit(inline=True)
-def _group_vnni(codes, k, rows, packed, d16, m16, nb, g, a_scale, a_ss, total):
+def _group_vnni(codes, k, rows, packed, d16, m16, nb, g, a_scale, a_sum, total):
     """Totals of row group ``g`` for every activation row into ``total`` (rows * 16,):
     the weights of a (group, block) unpacked once, then each row's eight ``vpdpbusd``."""
     mask = splati16(_NIBBLES)
@@ -97,7 +97,7 @@ def _group_vnni(codes, k, rows, packed, d16, m16, nb, g, a_scale, a_ss, total):
                 acc = dpbusd16(acc, and16(x, mask), bcast16(codes, b * BLOCK + 8 * j))
                 acc = dpbusd16(acc, and16(shr16(x, 4), mask), bcast16(codes, b * BLOCK + 8 * j + 4))
             scale = fmul16(splatf16(a_scale[b]), loadh16(d16, at * GROUP))
-            offset = fmul16(loadh16(m16, at * GROUP), splatf16(a_ss[b]))
+            offset = fmul16(loadh16(m16, at * GROUP), splatf16(a_scale[b] * _F(a_sum[b])))
             t = fadd16(t, fadd16(fmul16(tofloat16(acc), scale), offset))
         storef16(total, 0, t)
         return
@@ -126,14 +126,14 @@ def _group_vnni(codes, k, rows, packed, d16, m16, nb, g, a_scale, a_ss, total):
             acc = dpbusd16(acc, w7, bcast16(codes, c0 + 28))
             rb = r * nb + b
             scale = fmul16(splatf16(a_scale[rb]), dv)
-            offset = fmul16(mv, splatf16(a_ss[rb]))
+            offset = fmul16(mv, splatf16(a_scale[rb] * _F(a_sum[rb])))
             t = fadd16(loadf16(total, r * GROUP), fadd16(fmul16(tofloat16(acc), scale), offset))
             storef16(total, r * GROUP, t)
 
 
 # ------------------------------------------------------------------ portable
 @jit(inline=True)
-def _group_plain(codes, k, rows, packed, d32, m32, nb, g, a_scale, a_ss, total):
+def _group_plain(codes, k, rows, packed, d32, m32, nb, g, a_scale, a_sum, total):
     """:func:`_group_vnni` in scalar loops (any CPU), the same arithmetic in the same
     order; ``d32``/``m32`` the same values as float32."""
     for i in range(rows * GROUP):
@@ -151,7 +151,7 @@ def _group_plain(codes, k, rows, packed, d32, m32, nb, g, a_scale, a_ss, total):
                         dot += (byte & 15) * np.int32(codes[c0 + 8 * j + i])
                         dot += (byte >> 4) * np.int32(codes[c0 + 8 * j + 4 + i])
                 scale = a_scale[rb] * d32[at * GROUP + lane]
-                offset = m32[at * GROUP + lane] * a_ss[rb]
+                offset = m32[at * GROUP + lane] * (a_scale[rb] * _F(a_sum[rb]))
                 at_r = r * GROUP + lane
                 total[at_r] = total[at_r] + (_F(dot) * scale + offset)
 
@@ -169,74 +169,75 @@ def _store(total, rows, g, bias, y):
 
 
 @jit()
-def q4_linear_vnni(codes, a_scale, a_ss, packed, d16, m16, bias, y):
+def q4_linear_vnni(codes, a_scale, a_sum, packed, d16, m16, bias, y):
     """``y`` (M, N) float32 from activation ``codes`` (M * K,) int8, their block
-    ``a_scale`` and ``a_ss`` (M * K // 32,) float32 and the packed weights with ``d16``,
+    ``a_scale`` (M * K // 32,) float32 and ``a_sum`` int32 (:func:`_quantize_blocks`) and
+    the packed weights with ``d16``,
     ``m16`` half-precision bits (module notes), on one thread."""
     rows = y.shape[0]
     k = codes.size // rows
     total = np.empty(rows * GROUP, np.float32)
     for g in range(-(-y.shape[1] // GROUP)):
-        _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_ss, total)
+        _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
         _store(total, rows, g, bias, y)
 
 
 @jit(parallel=True)
-def q4_linear_vnni_par(codes, a_scale, a_ss, packed, d16, m16, bias, y):
+def q4_linear_vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y):
     """Parallel twin of :func:`q4_linear_vnni`: the groups of 16 rows split over threads
     (each output computed by one thread, in the same order)."""
     rows = y.shape[0]
     k = codes.size // rows
     for g in prange(-(-y.shape[1] // GROUP)):
         total = np.empty(rows * GROUP, np.float32)
-        _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_ss, total)
+        _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
         _store(total, rows, g, bias, y)
 
 
 @jit()
-def q4_linear_plain(codes, a_scale, a_ss, packed, d32, m32, bias, y):
+def q4_linear_plain(codes, a_scale, a_sum, packed, d32, m32, bias, y):
     """:func:`q4_linear_vnni` on any CPU (:func:`_group_plain`; float32 ``d32``, ``m32``)."""
     rows = y.shape[0]
     k = codes.size // rows
     total = np.empty(rows * GROUP, np.float32)
     for g in range(-(-y.shape[1] // GROUP)):
-        _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_ss, total)
+        _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_sum, total)
         _store(total, rows, g, bias, y)
 
 
 @jit(parallel=True)
-def q4_linear_plain_par(codes, a_scale, a_ss, packed, d32, m32, bias, y):
+def q4_linear_plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y):
     """Parallel twin of :func:`q4_linear_plain`."""
     rows = y.shape[0]
     k = codes.size // rows
     for g in prange(-(-y.shape[1] // GROUP)):
         total = np.empty(rows * GROUP, np.float32)
-        _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_ss, total)
+        _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_sum, total)
         _store(total, rows, g, bias, y)
 
 
 @jit()
-def dynamic_q4_linear_vnni(x, lhs, codes, a_scale, a_ss, packed, d16, m16, bias, y, parallel):
+def dynamic_q4_linear_vnni(x, lhs, codes, a_scale, a_sum, packed, d16, m16, bias, y, parallel):
     """The whole dynamic Linear in one call: ``x`` (M, K) float32 quantized in blocks
-    (:func:`_quantize_q4_lhs` into the scratch ``codes``, ``a_scale``, ``a_ss``), then
+    (:func:`_quantize_blocks` into the scratch ``codes``, ``a_scale``, ``a_sum``), then
     :func:`q4_linear_vnni` (``_par`` when ``parallel``) into ``y``. Returns the quantize
     status (0: ``y`` is valid)."""
-    status = _quantize_q4_lhs(x, lhs, codes, a_scale, a_ss)
+    status = _quantize_blocks(x, lhs, codes, a_scale, a_sum)
     if status == 0:
         if parallel:
-            q4_linear_vnni_par(codes, a_scale, a_ss, packed, d16, m16, bias, y)
+            q4_linear_vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y)
         else:
-            q4_linear_vnni(codes, a_scale, a_ss, packed, d16, m16, bias, y)
+            q4_linear_vnni(codes, a_scale, a_sum, packed, d16, m16, bias, y)
     return status
 
 
 @jit()
-def dynamic_q4_linear_plain(x, lhs, codes, a_scale, a_ss, packed, d32, m32, bias, y, parallel):
+def dynamic_q4_linear_plain(x, lhs, codes, a_scale, a_sum, packed, d32, m32, bias, y, parallel):
     """:func:`dynamic_q4_linear_vnni` on any CPU."""
-    status = _quantize_q4_lhs(x, lhs, codes, a_scale, a_ss)
+    status = _quantize_blocks(x, lhs, codes, a_scale, a_sum)
     if status == 0:
         if parallel:
-            q4_linear_plain_par(codes, a_scale, a_ss, packed, d32, m32, bias, y)
+            q4_linear_plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y)
         else:
-            q4_linear_plain(codes, a_scale, a_ss, packed, d32, m32, bias, y)
+            q4_linear_plain(codes, a_scale, a_sum, packed, d32, m32, bias, y)
     return status

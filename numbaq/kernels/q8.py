@@ -23,8 +23,7 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
-from .q4 import BLOCK, GROUP, PREFETCH
-from .quantize import LhsParams, _quantize_blocks_s8
+from .q4 import BLOCK, GROUP, PREFETCH, _quantize_blocks
 from .simd import (
     bcast16,
     dpbusd16,
@@ -70,24 +69,12 @@ def _group(codes, a_scale, a_sum, packed, w_scale, nb, g, bias, y):
 
 
 @jit()
-def _quantize_row(x, lhs, codes, a_scale, a_sum):
-    status = _quantize_blocks_s8(x, BLOCK, LhsParams(*lhs), codes, a_scale)
-    if status == 0:
-        for b in range(a_sum.size):
-            total = 0
-            for i in range(b * BLOCK, (b + 1) * BLOCK):
-                total += codes[i]
-            a_sum[b] = total
-    return status
-
-
-@jit()
 def q8_gemv(x, lhs, codes, a_sum, packed, w_scale, bias, y, a_scale, parallel):
     """``y`` (1, N) float32 from ``x`` (1, K) float32: quantized in blocks of 32 (scratch
     ``codes`` (K,) int8, ``a_sum`` (K // 32,) int32; scales into ``a_scale``), then the
     product (module notes), its groups of 16 outputs split over threads when
     ``parallel``. Returns the quantize status (0: ``y`` is valid)."""
-    status = _quantize_row(x, lhs, codes, a_scale, a_sum)
+    status = _quantize_blocks(x, lhs, codes, a_scale, a_sum)
     if status == 0:
         nb = x.shape[1] // BLOCK
         if parallel:

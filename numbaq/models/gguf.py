@@ -41,6 +41,7 @@ __all__ = [
     "dequantize_blocks",
     "q4_0_to_int8",
     "q4_1_to_int8",
+    "q4_weight",
     "q8_0_to_int8",
     "read",
     "role",
@@ -760,3 +761,40 @@ def q4_1_to_int8(tensor: GGUFTensor, positive_scales: bool = True, signed: bool 
 
 
 # ------------------------------------------------------------------ the Llama config
+
+
+def q4_weight(tensor: GGUFTensor):
+    """A Q4_1 or Q4_0 matrix as llama.cpp's Q4_1 parts, exactly as stored.
+
+    Parameters
+    ----------
+    tensor : GGUFTensor
+        A Q4_1 or Q4_0 matrix ``(rows, cols)``.
+
+    Returns
+    -------
+    q : (rows, cols) uint8 ndarray
+        The stored nibbles, in [0, 15].
+    d, m : (rows, cols // 32) float32 ndarrays
+        Scale and offset per block: the value is ``d * q + m``. Q4_0 stores
+        ``d * (q - 8)``: ``m = -8 d``, exact (a power of two times a half-precision value).
+
+    Raises
+    ------
+    ValueError
+        If the tensor is neither, or a scale is not finite.
+
+    Examples
+    --------
+    >>> block = np.float16(-2).tobytes() + bytes([0x9F] * 16)  # nibbles 15 and 9
+    >>> q, d, m = q4_weight(GGUFTensor("w", "Q4_0", (1, 32), np.frombuffer(block, np.uint8)))
+    >>> q[0, [0, 16]].tolist(), d.tolist(), m.tolist()  # -2 * 15 + 16 = -14 = -2 * (15 - 8)
+    ([15, 9], [[-2.0]], [[16.0]])
+    """
+    if tensor.type == "Q4_1":
+        q, d, m = q4_1_to_int8(tensor, positive_scales=False, signed=False)
+        return q.astype(np.uint8), d, m
+    if tensor.type == "Q4_0":
+        q, d = q4_0_to_int8(tensor, positive_scales=False)
+        return (q + np.int8(8)).astype(np.uint8), d, _F32(-8) * d
+    raise ValueError(f"{tensor.name}: a Q4_1 or Q4_0 matrix is needed, not {tensor.type}")

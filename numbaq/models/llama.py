@@ -133,6 +133,7 @@ class LlamaDecoder(Module):
         if kv_cache not in KV_CACHE:
             raise ValueError(f"kv_cache must be one of {KV_CACHE}, got {kv_cache!r}")
         self.kv_cache = kv_cache
+        self.source = None  # the GGUF file it was loaded from (load), for its stored blocks
         self.stats: dict = {}
         self._rope = rope_tables(cfg, min(cfg.max_position_embeddings, 4096))
 
@@ -687,9 +688,9 @@ def quantize(
         The layers' weights: int8 per channel (under ``scheme``), or llama.cpp's Q4_1
         (:class:`~numbaq.layers.q4.Q4Linear`: 4-bit codes, a half-precision scale and
         offset per block of 32, activations in blocks of 32; ``scheme`` must be None).
-        Weights that a GGUF file stores in Q4_1 come out of the rule as stored (its
-        dequantized values, quantized again, give its codes, scales and offsets back);
-        decode reads 0.625 bytes a weight instead of 1.
+        A model loaded from a GGUF file keeps the file's Q4_1 and Q4_0 blocks exactly as
+        stored (Q4_0 as ``m = -8 d``); other weights are quantized by llama.cpp's Q4_1
+        rule. Decode reads 0.625 bytes a weight instead of 1.
     **kwargs
         Passed to :func:`numbaq.quantize_dynamic` for the other Linears.
 
@@ -733,10 +734,15 @@ def quantize(
         from ..layers.base import replace_modules
         from ..layers.q4 import Q4Linear
 
+        stored = _stored_q4(model)
+
         def to_q4(name, module):
-            if type(module) is Linear and name != "lm_head":
-                return Q4Linear.from_float(module)
-            return None
+            if type(module) is not Linear or name == "lm_head":
+                return None
+            w = stored.get(name)  # the file's own blocks, while the Linear holds their values
+            if w is not None and np.array_equal(w.dequantize(), module.weight):
+                return Q4Linear(w, module.bias)
+            return Q4Linear.from_float(module)
 
         model = replace_modules(model, to_q4)
         if head_scheme is None:
@@ -749,6 +755,39 @@ def quantize(
     head = schemes.get(head_scheme)
     group = head.block_size if head.granularity == "block" else None
     return convert.quantize_dynamic(q, scheme=head, group_size=group, progress=False)
+
+
+_Q4_PARTS = {  # a layer's Linears and the GGUF tensors they stack
+    "qkv": ("attn_q", "attn_k", "attn_v"),
+    "o": ("attn_output",),
+    "gate_up": ("ffn_gate", "ffn_up"),
+    "down": ("ffn_down",),
+}
+
+
+def _stored_q4(model: LlamaDecoder) -> dict:
+    """``{Linear name: Q4Weight}``, exactly as stored, for the layers' Linears whose tensors
+    the model's GGUF file (``model.source``) stores in Q4_1 or Q4_0; empty otherwise."""
+    if model.source is None:
+        return {}
+    from ..weights_q4 import Q4Weight
+    from . import gguf
+
+    f, cfg, out = gguf.read(model.source), model.config, {}
+    for i in range(cfg.num_hidden_layers):
+        for linear, names in _Q4_PARTS.items():
+            tensors = [f.tensors.get(f"blk.{i}.{name}.weight") for name in names]
+            if any(t is None or t.type not in ("Q4_0", "Q4_1") for t in tensors):
+                continue
+            parts = []
+            for name, t in zip(names, tensors):
+                arrays = gguf.q4_weight(t)
+                if name in ("attn_q", "attn_k"):  # llama.cpp's rotary row order, undone
+                    heads = cfg.num_attention_heads if name == "attn_q" else cfg.num_key_value_heads
+                    arrays = [gguf.unpermute_rows(a, heads) for a in arrays]
+                parts.append(arrays)
+            out[f"layer{i}.{linear}"] = Q4Weight(*(np.concatenate(a) for a in zip(*parts)))
+    return out
 
 
 # ------------------------------------------------------------------ loading
@@ -854,7 +893,9 @@ def load(path, kv_cache: str = "float32") -> LlamaDecoder:
     path = Path(path)
     if path.is_file():
         params, config, tokenizer = read_gguf(path)
-        return LlamaDecoder(params, LlamaConfig.from_dict(config, str(path)), tokenizer, kv_cache)
+        model = LlamaDecoder(params, LlamaConfig.from_dict(config, str(path)), tokenizer, kv_cache)
+        model.source = path
+        return model
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such GGUF file or checkpoint directory")
     for name in ("config.json", "model.safetensors"):
