@@ -403,13 +403,17 @@ def dynamic_linear_blocks(x2d, sch: QScheme, qweight, bias, act: int, y):
 
 
 def q4_kernels():
-    """``(path, dynamic kernel)`` for 4-bit block weights (:mod:`numbaq.kernels.q4`):
-    the ``vpdpbusd`` kernel where the configured path is ``vnni512`` or ``amx`` (CPUs
-    with AVX-512 VNNI), else the portable one (scalar loops; the same bits)."""
+    """``(path, dynamic kernel)`` for 4-bit block weights (:mod:`numbaq.kernels.q4`), by
+    the configured GEMM path: ``vpdpbusd`` on ``vnni512`` and ``amx`` (CPUs with AVX-512
+    VNNI), ``vpmaddubsw`` on the other SIMD paths (AVX2 CPUs), plain loops on ``plain``;
+    the same bits on all three."""
     from .kernels import q4
 
-    if gemm_path()[0] in ("vnni512", "amx") and paths.supported("vnni512"):
+    path = gemm_path()[0]
+    if path in ("vnni512", "amx") and paths.supported("vnni512"):
         return "vnni512", q4.dynamic_q4_linear_vnni
+    if path != "plain" and paths.supported("avx2"):
+        return "avx2", q4.dynamic_q4_linear_avx2
     return "plain", q4.dynamic_q4_linear_plain
 
 
@@ -421,7 +425,7 @@ def bound_q4_linear(x2d, qweight, bias, y) -> tuple:
 
     path, kernel = q4_kernels()
     (m, k), n = x2d.shape, qweight.shape[0]
-    d, dm = (qweight.d16, qweight.m16) if path == "vnni512" else (qweight.d32, qweight.m32)
+    d, dm = (qweight.d32, qweight.m32) if path == "plain" else (qweight.d16, qweight.m16)
     blocks = m * k // 32
     scratch = (np.empty(m * k, np.int8), np.empty(blocks, np.float32), np.empty(blocks, np.int32))
     parallel = _plan(m, n, k, gemm_path()[0]) > 0

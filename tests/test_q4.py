@@ -17,17 +17,28 @@ from numbaq.layers import Linear
 from numbaq.layers.q4 import Q4Linear
 from numbaq.weights_q4 import Q4Weight
 
-VNNI = pytest.param(
-    "vnni512",
-    marks=pytest.mark.skipif(
-        not paths.supported("vnni512"), reason="the Q4 vpdpbusd kernel needs avx512vnni"
-    ),
+KERNELS = [  # (GEMM path that selects it, the CPU feature it needs)
+    ("vnni512", "avx512vnni"),
+    ("avx2", "avx2"),
+    ("plain", None),
+]
+HERE = [path for path, _ in KERNELS if path == "plain" or paths.supported(path)]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            path,
+            marks=pytest.mark.skipif(
+                path not in HERE, reason=f"the Q4 {path} kernel needs {feature}"
+            ),
+        )
+        for path, feature in KERNELS
+    ]
 )
-
-
-@pytest.fixture(params=[VNNI, "plain"])
 def q4_path(request, monkeypatch):
-    """Run a test through the ``vpdpbusd`` kernel (where the CPU has it) and the portable one."""
+    """Run a test through each 4-bit kernel: ``vpdpbusd``, ``vpmaddubsw`` and plain loops
+    (the first two where the CPU has them)."""
     monkeypatch.setattr(config, "GEMM_PATH", request.param)
     assert engine.q4_kernels()[0] == request.param
     return request.param
@@ -98,8 +109,8 @@ def test_packing_round_trips(n, blocks, seed):
     st.booleans(),
 )
 def test_kernels_equal_the_reference(m, n, blocks, seed, parallel):
-    """Every shape off the 16-row grid, both kernels, serial and parallel: the bits of the
-    plain-numpy twin (the same float32 operations in the same order)."""
+    """Every shape off the 16-row grid, every kernel this CPU runs, serial and parallel:
+    the bits of the plain-numpy twin (the same float32 operations in the same order)."""
     rng = np.random.default_rng(seed)
     w = Q4Weight.from_float(_weights(rng, n, 32 * blocks))
     x = (rng.normal(size=(m, 32 * blocks)) * rng.uniform(1e-3, 1e3)).astype(np.float32)
@@ -108,7 +119,7 @@ def test_kernels_equal_the_reference(m, n, blocks, seed, parallel):
     want = ref.q4_linear(x, w.codes(), *w.scales(), bias)
     old = config.GEMM_PATH
     try:
-        for path in ("vnni512", "plain") if paths.supported("vnni512") else ("plain",):
+        for path in HERE:
             config.GEMM_PATH = path
             np.testing.assert_array_equal(_run(x, w, bias, parallel), want)
     finally:

@@ -35,20 +35,34 @@ from numba import prange
 from ..config import jit
 from .quantize import LhsParams, _quantize_blocks_s8
 from .simd import (
+    and8,
     and16,
+    bcast8,
     bcast16,
     dpbusd16,
+    fadd8,
     fadd16,
+    fmul8,
     fmul16,
+    load8,
     load16,
+    loadf8,
     loadf16,
+    loadh8,
     loadh16,
+    pmaddubsw8,
     prefetch,
+    shr8,
     shr16,
+    splatf8,
     splatf16,
+    splati8,
     splati16,
+    storef8,
     storef16,
+    tofloat8,
     tofloat16,
+    zero8,
     zero16,
 )
 
@@ -131,6 +145,48 @@ def _group_vnni(codes, k, rows, packed, d16, m16, nb, g, a_scale, a_sum, total):
             storef16(total, r * GROUP, t)
 
 
+# ------------------------------------------------------------------ AVX2
+@jit(inline=True)
+def _half_avx2(codes, c0, packed, base, mask):
+    """The int32 dot products of 8 rows (one half of a group: bytes ``base + 64 j`` ..
+    ``+ 32``) with the activation block at ``c0``: ``vpmaddubsw`` (unsigned nibbles times
+    signed codes, pairs into int16: at most 2 * 15 * 127, no saturation) then
+    ``vpmaddwd`` by ones."""
+    acc = zero8()
+    for j in range(4):
+        x = load8(packed, base + 64 * j)
+        acc = pmaddubsw8(acc, and8(x, mask), bcast8(codes, c0 + 8 * j))
+        acc = pmaddubsw8(acc, and8(shr8(x, 4), mask), bcast8(codes, c0 + 8 * j + 4))
+    return acc
+
+
+@jit(inline=True)
+def _group_avx2(codes, k, rows, packed, d16, m16, nb, g, a_scale, a_sum, total):
+    """:func:`_group_vnni` with 8-lane AVX2 vectors (a group's two halves), the same
+    arithmetic in the same order."""
+    mask = splati8(_NIBBLES)
+    for i in range(rows * GROUP):
+        total[i] = 0
+    for b in range(nb):
+        at = g * nb + b
+        base = at * 256
+        for j in range(4):
+            prefetch(packed, base + PREFETCH + 64 * j)
+        prefetch(d16, at * GROUP + PREFETCH // 16)
+        prefetch(m16, at * GROUP + PREFETCH // 16)
+        for r in range(rows):
+            c0 = r * k + b * BLOCK
+            sa = splatf8(a_scale[r * nb + b])
+            ss = splatf8(a_scale[r * nb + b] * _F(a_sum[r * nb + b]))
+            for half in range(2):
+                acc = _half_avx2(codes, c0, packed, base + 32 * half, mask)
+                scale = fmul8(sa, loadh8(d16, at * GROUP + 8 * half))
+                offset = fmul8(loadh8(m16, at * GROUP + 8 * half), ss)
+                at_r = r * GROUP + 8 * half
+                t = fadd8(loadf8(total, at_r), fadd8(fmul8(tofloat8(acc), scale), offset))
+                storef8(total, at_r, t)
+
+
 # ------------------------------------------------------------------ portable
 @jit(inline=True)
 def _group_plain(codes, k, rows, packed, d32, m32, nb, g, a_scale, a_sum, total):
@@ -169,75 +225,81 @@ def _store(total, rows, g, bias, y):
 
 
 @jit()
-def q4_linear_vnni(codes, a_scale, a_sum, packed, d16, m16, bias, y):
-    """``y`` (M, N) float32 from activation ``codes`` (M * K,) int8, their block
-    ``a_scale`` (M * K // 32,) float32 and ``a_sum`` int32 (:func:`_quantize_blocks`) and
-    the packed weights with ``d16``,
-    ``m16`` half-precision bits (module notes), on one thread."""
-    rows = y.shape[0]
-    k = codes.size // rows
-    total = np.empty(rows * GROUP, np.float32)
-    for g in range(-(-y.shape[1] // GROUP)):
-        _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
-        _store(total, rows, g, bias, y)
-
-
-@jit(parallel=True)
-def q4_linear_vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y):
-    """Parallel twin of :func:`q4_linear_vnni`: the groups of 16 rows split over threads
-    (each output computed by one thread, in the same order)."""
-    rows = y.shape[0]
-    k = codes.size // rows
-    for g in prange(-(-y.shape[1] // GROUP)):
-        total = np.empty(rows * GROUP, np.float32)
-        _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
-        _store(total, rows, g, bias, y)
-
-
-@jit()
-def q4_linear_plain(codes, a_scale, a_sum, packed, d32, m32, bias, y):
-    """:func:`q4_linear_vnni` on any CPU (:func:`_group_plain`; float32 ``d32``, ``m32``)."""
-    rows = y.shape[0]
-    k = codes.size // rows
-    total = np.empty(rows * GROUP, np.float32)
-    for g in range(-(-y.shape[1] // GROUP)):
-        _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_sum, total)
-        _store(total, rows, g, bias, y)
-
-
-@jit(parallel=True)
-def q4_linear_plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y):
-    """Parallel twin of :func:`q4_linear_plain`."""
-    rows = y.shape[0]
-    k = codes.size // rows
-    for g in prange(-(-y.shape[1] // GROUP)):
-        total = np.empty(rows * GROUP, np.float32)
-        _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_sum, total)
-        _store(total, rows, g, bias, y)
-
-
-@jit()
 def dynamic_q4_linear_vnni(x, lhs, codes, a_scale, a_sum, packed, d16, m16, bias, y, parallel):
     """The whole dynamic Linear in one call: ``x`` (M, K) float32 quantized in blocks
     (:func:`_quantize_blocks` into the scratch ``codes``, ``a_scale``, ``a_sum``), then
-    :func:`q4_linear_vnni` (``_par`` when ``parallel``) into ``y``. Returns the quantize
-    status (0: ``y`` is valid)."""
+    the product into ``y`` (M, N) float32 (``bias`` (N,) added), groups of 16 outputs
+    split over threads when ``parallel`` (each output computed by one thread, in the same
+    order); ``d16``, ``m16`` half-precision bits. Returns the quantize status (0: ``y``
+    is valid)."""
     status = _quantize_blocks(x, lhs, codes, a_scale, a_sum)
-    if status == 0:
-        if parallel:
-            q4_linear_vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y)
-        else:
-            q4_linear_vnni(codes, a_scale, a_sum, packed, d16, m16, bias, y)
+    if status == 0 and parallel:
+        _vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y)
+    elif status == 0:
+        rows, k = x.shape
+        total = np.empty(rows * GROUP, np.float32)
+        for g in range(-(-y.shape[1] // GROUP)):
+            _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
+            _store(total, rows, g, bias, y)
     return status
+
+
+@jit(parallel=True)
+def _vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y):
+    rows = y.shape[0]
+    k = codes.size // rows
+    for g in prange(-(-y.shape[1] // GROUP)):
+        total = np.empty(rows * GROUP, np.float32)
+        _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
+        _store(total, rows, g, bias, y)
+
+
+@jit()
+def dynamic_q4_linear_avx2(x, lhs, codes, a_scale, a_sum, packed, d16, m16, bias, y, parallel):
+    """:func:`dynamic_q4_linear_vnni` on AVX2 (:func:`_group_avx2`)."""
+    status = _quantize_blocks(x, lhs, codes, a_scale, a_sum)
+    if status == 0 and parallel:
+        _avx2_par(codes, a_scale, a_sum, packed, d16, m16, bias, y)
+    elif status == 0:
+        rows, k = x.shape
+        total = np.empty(rows * GROUP, np.float32)
+        for g in range(-(-y.shape[1] // GROUP)):
+            _group_avx2(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
+            _store(total, rows, g, bias, y)
+    return status
+
+
+@jit(parallel=True)
+def _avx2_par(codes, a_scale, a_sum, packed, d16, m16, bias, y):
+    rows = y.shape[0]
+    k = codes.size // rows
+    for g in prange(-(-y.shape[1] // GROUP)):
+        total = np.empty(rows * GROUP, np.float32)
+        _group_avx2(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
+        _store(total, rows, g, bias, y)
 
 
 @jit()
 def dynamic_q4_linear_plain(x, lhs, codes, a_scale, a_sum, packed, d32, m32, bias, y, parallel):
-    """:func:`dynamic_q4_linear_vnni` on any CPU."""
+    """:func:`dynamic_q4_linear_vnni` on any CPU (:func:`_group_plain`; ``d32``, ``m32``
+    float32)."""
     status = _quantize_blocks(x, lhs, codes, a_scale, a_sum)
-    if status == 0:
-        if parallel:
-            q4_linear_plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y)
-        else:
-            q4_linear_plain(codes, a_scale, a_sum, packed, d32, m32, bias, y)
+    if status == 0 and parallel:
+        _plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y)
+    elif status == 0:
+        rows, k = x.shape
+        total = np.empty(rows * GROUP, np.float32)
+        for g in range(-(-y.shape[1] // GROUP)):
+            _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_sum, total)
+            _store(total, rows, g, bias, y)
     return status
+
+
+@jit(parallel=True)
+def _plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y):
+    rows = y.shape[0]
+    k = codes.size // rows
+    for g in prange(-(-y.shape[1] // GROUP)):
+        total = np.empty(rows * GROUP, np.float32)
+        _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_sum, total)
+        _store(total, rows, g, bias, y)

@@ -41,13 +41,13 @@ For the dequantizing epilogue of a full panel, one vector of columns at a time
     Lane-wise int32 subtract and multiply (wrapping), int32 -> float32 conversion,
     float32 multiply and add (IEEE, one rounding each, never fused).
 
-For 4-bit weights (:mod:`numbaq.kernels.q4`), 16 lanes:
+For 4-bit weights (:mod:`numbaq.kernels.q4`), ``W`` in (16, 8):
 
-``and16(a, b)``, ``shr16(a, n)``
+``and{W}(a, b)``, ``shr{W}(a, n)``
     Lane-wise bitwise and, and logical shift right by ``n`` bits (a scalar).
-``loadh16(arr, i)``
-    16 IEEE half-precision values (a 1-D uint16 array of their bits) widened exactly to
-    float32.
+``loadh{W}(arr, i)``
+    ``W`` IEEE half-precision values (a 1-D uint16 array of their bits) widened exactly
+    to float32.
 
 For the decoder's attention (:mod:`numbaq.kernels.decoder`), whose bits no other path
 has to match: ``ffma16(a, b, c)``, the fused ``a * b + c``, and ``fmax16(a, b)``.
@@ -362,50 +362,52 @@ zero8, load8, bcast8, store8, dpbusd8, pmaddwd8 = _make(8, i32x8)
 )
 
 
-_I32V16 = ir.VectorType(_I32, 16)
+def _make_nibbles(lanes: int, ity, fty):
+    """``and``, ``shr`` and ``loadh`` for ``lanes`` lanes (module notes)."""
+    ivec = ir.VectorType(_I32, lanes)
+
+    @intrinsic
+    def and_(typingctx, a, b):
+        if not (a == b == ity):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.and_(*args)
+
+        return ity(a, b), codegen
+
+    @intrinsic
+    def shr(typingctx, a, n):
+        if not (a == ity and isinstance(n, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            count = context.cast(builder, args[1], sig.args[1], types.int32)
+            vec = builder.insert_element(ir.Constant(ivec, None), count, _I32(0))
+            splat = builder.shuffle_vector(vec, vec, ir.Constant(ivec, [0] * lanes))
+            return builder.lshr(args[0], splat)
+
+        return ity(a, n), codegen
+
+    @intrinsic
+    def loadh(typingctx, arr, index):
+        ok = isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.uint16
+        if not (ok and isinstance(index, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
+            halves = ir.VectorType(ir.HalfType(), lanes)
+            vec = builder.load(builder.bitcast(ptr, halves.as_pointer()), align=2)
+            return builder.fpext(vec, ir.VectorType(_F32, lanes))
+
+        return fty(arr, index), codegen
+
+    return and_, shr, loadh
 
 
-@intrinsic
-def and16(typingctx, a, b):
-    """Lane-wise bitwise and of two ``i32x16``."""
-    if not (a == b == i32x16):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.and_(*args)
-
-    return i32x16(a, b), codegen
-
-
-@intrinsic
-def shr16(typingctx, a, n):
-    """Lane-wise logical shift right of an ``i32x16`` by the scalar ``n``."""
-    if not (a == i32x16 and isinstance(n, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        count = context.cast(builder, args[1], sig.args[1], types.int32)
-        vec = builder.insert_element(ir.Constant(_I32V16, None), count, _I32(0))
-        splat = builder.shuffle_vector(vec, vec, ir.Constant(_I32V16, [0] * 16))
-        return builder.lshr(args[0], splat)
-
-    return i32x16(a, n), codegen
-
-
-@intrinsic
-def loadh16(typingctx, arr, index):
-    """16 half-precision values (bits in a 1-D uint16 array) from ``index``, as float32."""
-    ok = isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.uint16
-    if not (ok and isinstance(index, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _pointer(context, builder, sig.args[0], args[0], args[1])
-        halves = ir.VectorType(ir.HalfType(), 16)
-        vec = builder.load(builder.bitcast(ptr, halves.as_pointer()), align=2)
-        return builder.fpext(vec, ir.VectorType(_F32, 16))
-
-    return f32x16(arr, index), codegen
+and16, shr16, loadh16 = _make_nibbles(16, i32x16, f32x16)
+and8, shr8, loadh8 = _make_nibbles(8, i32x8, f32x8)
 
 
 _F32V16 = ir.VectorType(_F32, 16)
