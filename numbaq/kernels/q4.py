@@ -224,6 +224,10 @@ def _store(total, rows, g, bias, y):
                 y[r, col] = total[r * GROUP + lane] + bias[col]
 
 
+# One pair of drivers per kernel family, each naming its group function: a kernel that
+# took the group function as an argument would not be cached on disk (Numba compiles a
+# function-typed signature again in every process; measured), and the VNNI family must
+# not even compile on a CPU without VNNI (paths module notes).
 @jit()
 def dynamic_q4_linear_vnni(x, lhs, codes, a_scale, a_sum, packed, d16, m16, bias, y, parallel):
     """The whole dynamic Linear in one call: ``x`` (M, K) float32 quantized in blocks
