@@ -417,10 +417,12 @@ def q4_kernels():
     return "plain", q4.dynamic_q4_linear_plain
 
 
-def bound_q4_linear(x2d, qweight, bias, y) -> tuple:
+def bound_q4_linear(x2d, qweight, bias, y, glu: bool = False) -> tuple:
     """``(kernel, args)``: the call of :func:`q4_linear` on these buffers (a decode loop
     keeps it and calls it again on new contents of ``x2d``). The kernel returns a status
-    (:func:`check_blocks_status`)."""
+    (:func:`check_blocks_status`). With ``glu`` (weights packed in SwiGLU's gate/up
+    ``pairs``), ``y`` (M, N // 2) receives ``silu(gate) * up`` instead."""
+    assert not glu or (qweight.pairs and y.shape[1] * 2 == qweight.shape[0]), "the caller's"
     from .schemes import BLOCK_Q8_0
 
     path, kernel = q4_kernels()
@@ -429,7 +431,8 @@ def bound_q4_linear(x2d, qweight, bias, y) -> tuple:
     blocks = m * k // 32
     scratch = (np.empty(m * k, np.int8), np.empty(blocks, np.float32), np.empty(blocks, np.int32))
     parallel = _plan(m, n, k, gemm_path()[0]) > 0
-    return kernel, (x2d, _lhs_tuple(BLOCK_Q8_0), *scratch, qweight.packed, d, dm, bias, y, parallel)
+    args = (x2d, _lhs_tuple(BLOCK_Q8_0), *scratch, qweight.packed, d, dm, bias, y)
+    return kernel, (*args, qweight.pairs, glu, parallel)
 
 
 def q4_linear(x2d, qweight, bias, y):

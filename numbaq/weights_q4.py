@@ -25,6 +25,11 @@ class Q4Weight:
     d, m : (N, K // 32) float
         Block scales and offsets; each must be a finite half-precision value (GGUF
         stores them so; :meth:`from_float` rounds them so).
+    pairs : bool
+        The rows are a gate (first N / 2) and an up projection (the rest) of SwiGLU:
+        packed in pairs of 8 gate and 8 up rows, so that a group of 16 holds both inputs
+        of 8 outputs of ``silu(gate) * up`` (N a multiple of 16). A layout only: every
+        method here sees the rows in their given order.
 
     Attributes
     ----------
@@ -36,6 +41,8 @@ class Q4Weight:
         ``d`` and ``m`` per (group of 16 rows, block, row), half-precision bits.
     d32, m32 : float32 arrays
         The same values as float32 (the portable kernel's).
+    order : (ceil(N / 16) * 16,) int64
+        The row of ``q`` each packed row holds (-1: padding).
 
     Examples
     --------
@@ -45,7 +52,7 @@ class Q4Weight:
     ((16, 64), 640, True)
     """
 
-    def __init__(self, q, d, m):
+    def __init__(self, q, d, m, pairs: bool = False):
         q = np.asarray(q)
         if q.ndim != 2 or q.shape[1] % BLOCK or q.shape[0] < 1 or q.shape[1] < 1:
             raise ValueError(
@@ -69,10 +76,19 @@ class Q4Weight:
                     f"{name}: every value must be exact in half precision (Q4_1 stores fp16)"
                 )
             halves.append(h)
-        self.shape = (n, k)
+        if pairs and n % GROUP:
+            raise ValueError(f"q: pairs needs N (gate and up rows) a multiple of {GROUP}, got {n}")
+        self.shape, self.pairs = (n, k), bool(pairs)
         groups, nb = -(-n // GROUP), k // BLOCK
+        if pairs:  # [8 gate rows, the same 8 up rows] per group
+            half = GROUP // 2
+            self.order = np.arange(n).reshape(2, -1, half).transpose(1, 0, 2).reshape(-1)
+        else:
+            self.order = np.full(groups * GROUP, -1, np.int64)
+            self.order[:n] = np.arange(n)
+        real = self.order >= 0
         qp = np.zeros((groups * GROUP, k), np.uint8)
-        qp[:n] = q
+        qp[real] = q[self.order[real]]
         # [group, lane, block, vector j, nibble half, byte i] -> [group, block, j, lane, i]
         qp = qp.reshape(groups, GROUP, nb, 4, 2, 4)
         byte = qp[:, :, :, :, 0, :] | (qp[:, :, :, :, 1, :] << 4)
@@ -80,19 +96,21 @@ class Q4Weight:
         dm = []
         for h in halves:
             hp = np.zeros((groups * GROUP, nb), np.float16)
-            hp[:n] = h
+            hp[real] = h[self.order[real]]
             dm.append(np.ascontiguousarray(hp.reshape(groups, GROUP, nb).transpose(0, 2, 1)))
         self.d16, self.m16 = (v.reshape(-1).view(np.uint16) for v in dm)
         self.d32, self.m32 = (v.reshape(-1).astype(np.float32) for v in dm)
 
     @classmethod
-    def from_float(cls, w) -> Q4Weight:
+    def from_float(cls, w, pairs: bool = False) -> Q4Weight:
         """Quantize float weights by llama.cpp's Q4_1 rule (:func:`numbaq.reference.quantize_q4_1`).
 
         Parameters
         ----------
         w : (N, K) float
             Finite, ``K`` a multiple of 32.
+        pairs : bool
+            Pack SwiGLU's gate and up rows in pairs (see the class).
 
         Returns
         -------
@@ -112,7 +130,7 @@ class Q4Weight:
                 f"w: (N, K) weights with K a positive multiple of {BLOCK} needed, got shape "
                 f"{w.shape}"
             )
-        return cls(*quantize_q4_1(w))
+        return cls(*quantize_q4_1(w), pairs=pairs)
 
     @property
     def nbytes(self) -> int:
@@ -120,11 +138,17 @@ class Q4Weight:
         padded to a multiple of 16."""
         return self.packed.nbytes + self.d16.nbytes + self.m16.nbytes
 
+    def _rows(self, packed_rows: np.ndarray) -> np.ndarray:
+        """Packed rows (ceil(N / 16) * 16, ...) back in the order given."""
+        out = np.empty((self.shape[0],) + packed_rows.shape[1:], packed_rows.dtype)
+        real = self.order >= 0
+        out[self.order[real]] = packed_rows[real]
+        return out
+
     def _unpacked(self, v16: np.ndarray) -> np.ndarray:
-        n, k = self.shape
-        nb = k // BLOCK
+        nb = self.shape[1] // BLOCK
         v = v16.view(np.float16).astype(np.float32).reshape(-1, nb, GROUP)
-        return v.transpose(0, 2, 1).reshape(-1, nb)[:n]
+        return self._rows(v.transpose(0, 2, 1).reshape(-1, nb))
 
     def codes(self) -> np.ndarray:
         """The codes ``q``, unpacked.
@@ -134,10 +158,10 @@ class Q4Weight:
         (N, K) uint8 ndarray
             Codes in [0, 15].
         """
-        n, k = self.shape
+        k = self.shape[1]
         byte = self.packed.reshape(-1, k // BLOCK, 4, GROUP, 4).transpose(0, 3, 1, 2, 4)
         q = np.stack([byte & 0x0F, byte >> 4], axis=4)  # [group, lane, block, j, half, i]
-        return q.reshape(-1, k)[:n]
+        return self._rows(q.reshape(-1, k))
 
     def scales(self) -> tuple[np.ndarray, np.ndarray]:
         """The block scales and offsets.

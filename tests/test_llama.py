@@ -167,13 +167,29 @@ def test_quantized_close_to_float(ours, kwargs):
         # the codes RMSNorm, attention and SwiGLU write for the next Linear are the ones
         # the Linear makes itself
         ({}, "quant_target", None),
+        # 4-bit gate/up pairs write SwiGLU's product in their store: the bits of the
+        # Linear's own forward, then the SwiGLU pass; and its own kernel call, not replayed
+        ({"weights": "q4_1"}, "swiglu_target", False),
+        ({"weights": "q4_1"}, "block_target", False),
     ],
 )
 def test_fused_paths_equal_the_linears_own_forward(ours, monkeypatch, kwargs, hook, off):
-    q = numbaq.quantize_dynamic(ours, progress=False, **kwargs)
-    fused = q(IDS)
+    if kwargs.get("weights"):
+        q = llama.quantize(ours, **kwargs)
+        assert q.layers[0].gate_up.qweight.pairs
+    else:
+        q = numbaq.quantize_dynamic(ours, progress=False, **kwargs)
+    fused = q(IDS), _decode_steps(q)  # a prefill, and one-row steps
     monkeypatch.setattr(llama_layers, hook, lambda linear: off)
-    np.testing.assert_array_equal(fused, q(IDS))
+    np.testing.assert_array_equal(fused[0], q(IDS))
+    np.testing.assert_array_equal(fused[1], _decode_steps(q))
+
+
+def _decode_steps(model) -> np.ndarray:
+    cache = model.new_cache(1, 64)
+    steps = [model.step([IDS[:4]], cache)]
+    steps += [model.step([IDS[i : i + 1]], cache) for i in range(4, 12)]
+    return np.concatenate(steps)
 
 
 def test_q4_model_matches_the_reference_of_its_weights(tiny, ours):

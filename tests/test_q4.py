@@ -88,11 +88,13 @@ def _unpacked(w: Q4Weight):
 
 @given(st.integers(1, 40), st.integers(1, 4), st.integers(0, 2**32 - 1))
 def test_packing_round_trips(n, blocks, seed):
+    """Codes, scales and offsets come back in the order given, SwiGLU's gate/up pairs
+    layout included."""
     rng = np.random.default_rng(seed)
     q = rng.integers(0, 16, (n, 32 * blocks)).astype(np.uint8)
     d = rng.normal(size=(n, blocks)).astype(np.float16).astype(np.float32)
     m = rng.normal(size=(n, blocks)).astype(np.float16).astype(np.float32)
-    w = Q4Weight(q, d, m)
+    w = Q4Weight(q, d, m, pairs=n % 16 == 0)
     got_q, got_d, got_m = _unpacked(w)
     np.testing.assert_array_equal(got_q, q)
     np.testing.assert_array_equal(got_d, d)
@@ -122,6 +124,38 @@ def test_kernels_equal_the_reference(m, n, blocks, seed, parallel):
         for path in HERE:
             config.GEMM_PATH = path
             np.testing.assert_array_equal(_run(x, w, bias, parallel), want)
+    finally:
+        config.GEMM_PATH = old
+
+
+@given(st.integers(1, 6), st.integers(1, 5), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_swiglu_in_the_store_gives_the_two_passes_bits(m, f16, blocks, seed):
+    """Gate/up pairs: the product writes ``silu(gate) * up`` itself, the bits of the
+    Linear's output then ``kernels.decoder._swiglu``, on every kernel this CPU runs."""
+    from numbaq.kernels import decoder as kd
+
+    rng = np.random.default_rng(seed)
+    f, k = 16 * f16, 32 * blocks
+    w = Q4Weight.from_float(_weights(rng, 2 * f, k), pairs=True)
+    x = rng.normal(size=(m, k)).astype(np.float32)
+    bias = rng.normal(size=2 * f).astype(np.float32)
+    want = np.empty((m, f), np.float32)
+    kd._swiglu(ref.q4_linear(x, w.codes(), *w.scales(), bias), want)
+    np.testing.assert_allclose(
+        want,
+        ref.swiglu(*np.split(ref.q4_linear(x, w.codes(), *w.scales(), bias), 2, axis=1)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    old = config.GEMM_PATH
+    try:
+        for path in HERE:
+            config.GEMM_PATH = path
+            for parallel in (False, True):
+                y = np.empty((m, f), np.float32)
+                kernel, args = engine.bound_q4_linear(x, w, bias, y, glu=True)
+                engine.check_blocks_status(kernel(*args[:-1], parallel))
+                np.testing.assert_array_equal(y, want)
     finally:
         config.GEMM_PATH = old
 
@@ -203,6 +237,8 @@ def test_leading_axes_and_trace(q4_path):
 def test_bad_weights(q, d, m, match):
     with pytest.raises(ValueError, match=match):
         Q4Weight(q, d, m)
+    with pytest.raises(ValueError, match=r"pairs needs N .* a multiple of 16"):
+        Q4Weight(np.zeros((24, 32), np.uint8), np.zeros((24, 1)), np.zeros((24, 1)), pairs=True)
 
 
 def test_bad_float_weights_and_layer_input(q4_path):

@@ -21,7 +21,9 @@ rows), then blocks; a (group, block) holds four 64-byte vectors, and byte ``i`` 
 ``q[16 g + l, 32 b + 8 j + 4 + i]`` in its high one, so ``x & 0x0F0F0F0F`` and
 ``(x >> 4) & 0x0F0F0F0F`` are two ``vpdpbusd`` operands (unsigned weights, signed
 activations: no correction term). ``d`` and ``m`` per (group, block, lane): half
-precision bits (uint16) for the VNNI kernel, float32 for the portable one.
+precision bits (uint16) for the SIMD kernels, float32 for the portable one. SwiGLU's
+gate/up Linear may be packed in ``pairs``: each group holds 8 gate rows and the same 8
+up rows, so that its store can write ``silu(gate) * up`` itself.
 
 Bytes per weight: 0.625 (as GGUF's Q4_1), against 1 for int8 codes; a decode step
 (one token) reads each weight byte once, so it reads 0.625x the bytes.
@@ -33,6 +35,7 @@ import numpy as np
 from numba import prange
 
 from ..config import jit
+from .mathf import _exp
 from .quantize import LhsParams, _quantize_blocks_s8
 from .simd import (
     and8,
@@ -214,14 +217,34 @@ def _group_plain(codes, k, rows, packed, d32, m32, nb, g, a_scale, a_sum, total)
 
 # ------------------------------------------------------------------ drivers
 @jit(inline=True)
-def _store(total, rows, g, bias, y):
-    """``y[r, 16 g + l] = total[16 r + l] + bias[16 g + l]`` for the real columns."""
-    n = y.shape[1]
+def _store(total, rows, g, pairs, glu, bias, y):
+    """Group ``g``'s totals (``total[16 r + l]``) plus the bias into ``y``: rows
+    ``16 g + l`` (the real ones); with ``pairs`` (SwiGLU's gate and up rows packed in
+    pairs of 8, ``F = N / 2``) lanes 0-7 are gate rows ``8 g + l`` and lanes 8-15 the up
+    rows ``F + 8 g + l``; with ``glu`` too, ``y`` is (M, F) and receives
+    ``silu(gate) * up``, ``silu(v) = v / (1 + exp(-v))`` (``kernels.decoder._swiglu``'s
+    operations: the same bits as the two passes). Contiguous loops, so they vectorize."""
+    half = GROUP // 2
+    if not pairs:
+        n0 = g * GROUP
+        cols = min(GROUP, y.shape[1] - n0)
+        for r in range(rows):
+            for lane in range(cols):
+                y[r, n0 + lane] = total[r * GROUP + lane] + bias[n0 + lane]
+        return
+    h0 = g * half
+    f = y.shape[1] if glu else y.shape[1] // 2
     for r in range(rows):
-        for lane in range(GROUP):
-            col = g * GROUP + lane
-            if col < n:
-                y[r, col] = total[r * GROUP + lane] + bias[col]
+        t = r * GROUP
+        if glu:
+            for lane in range(half):
+                gate = total[t + lane] + bias[h0 + lane]
+                up = total[t + half + lane] + bias[f + h0 + lane]
+                y[r, h0 + lane] = gate / (_F(1.0) + _exp(-gate)) * up
+        else:
+            for lane in range(half):
+                y[r, h0 + lane] = total[t + lane] + bias[h0 + lane]
+                y[r, f + h0 + lane] = total[t + half + lane] + bias[f + h0 + lane]
 
 
 # One pair of drivers per kernel family, each naming its group function: a kernel that
@@ -229,81 +252,88 @@ def _store(total, rows, g, bias, y):
 # function-typed signature again in every process; measured), and the VNNI family must
 # not even compile on a CPU without VNNI (paths module notes).
 @jit()
-def dynamic_q4_linear_vnni(x, lhs, codes, a_scale, a_sum, packed, d16, m16, bias, y, parallel):
+def dynamic_q4_linear_vnni(
+    x, lhs, codes, a_scale, a_sum, packed, d16, m16, bias, y, pairs, glu, parallel
+):
     """The whole dynamic Linear in one call: ``x`` (M, K) float32 quantized in blocks
     (:func:`_quantize_blocks` into the scratch ``codes``, ``a_scale``, ``a_sum``), then
-    the product into ``y`` (M, N) float32 (``bias`` (N,) added), groups of 16 outputs
-    split over threads when ``parallel`` (each output computed by one thread, in the same
-    order); ``d16``, ``m16`` half-precision bits. Returns the quantize status (0: ``y``
-    is valid)."""
+    the product into ``y`` (M, N) float32 (``bias`` (N,) added; with ``glu``, SwiGLU's
+    product into ``y`` (M, N // 2), :func:`_store`), groups of 16 outputs split over
+    threads when ``parallel`` (each output computed by one thread, in the same order);
+    ``d16``, ``m16`` half-precision bits, ``pairs`` the weights' layout (:func:`_store`).
+    Returns the quantize status (0: ``y`` is valid)."""
     status = _quantize_blocks(x, lhs, codes, a_scale, a_sum)
     if status == 0 and parallel:
-        _vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y)
+        _vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y, pairs, glu)
     elif status == 0:
         rows, k = x.shape
         total = np.empty(rows * GROUP, np.float32)
-        for g in range(-(-y.shape[1] // GROUP)):
+        for g in range(packed.size // (8 * k)):
             _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
-            _store(total, rows, g, bias, y)
+            _store(total, rows, g, pairs, glu, bias, y)
     return status
 
 
 @jit(parallel=True)
-def _vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y):
+def _vnni_par(codes, a_scale, a_sum, packed, d16, m16, bias, y, pairs, glu):
     rows = y.shape[0]
     k = codes.size // rows
-    for g in prange(-(-y.shape[1] // GROUP)):
+    for g in prange(packed.size // (8 * k)):
         total = np.empty(rows * GROUP, np.float32)
         _group_vnni(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
-        _store(total, rows, g, bias, y)
+        _store(total, rows, g, pairs, glu, bias, y)
 
 
 @jit()
-def dynamic_q4_linear_avx2(x, lhs, codes, a_scale, a_sum, packed, d16, m16, bias, y, parallel):
+def dynamic_q4_linear_avx2(
+    x, lhs, codes, a_scale, a_sum, packed, d16, m16, bias, y, pairs, glu, parallel
+):
     """:func:`dynamic_q4_linear_vnni` on AVX2 (:func:`_group_avx2`)."""
     status = _quantize_blocks(x, lhs, codes, a_scale, a_sum)
     if status == 0 and parallel:
-        _avx2_par(codes, a_scale, a_sum, packed, d16, m16, bias, y)
+        _avx2_par(codes, a_scale, a_sum, packed, d16, m16, bias, y, pairs, glu)
     elif status == 0:
         rows, k = x.shape
         total = np.empty(rows * GROUP, np.float32)
-        for g in range(-(-y.shape[1] // GROUP)):
+        for g in range(packed.size // (8 * k)):
             _group_avx2(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
-            _store(total, rows, g, bias, y)
+            _store(total, rows, g, pairs, glu, bias, y)
     return status
 
 
 @jit(parallel=True)
-def _avx2_par(codes, a_scale, a_sum, packed, d16, m16, bias, y):
+def _avx2_par(codes, a_scale, a_sum, packed, d16, m16, bias, y, pairs, glu):
     rows = y.shape[0]
     k = codes.size // rows
-    for g in prange(-(-y.shape[1] // GROUP)):
+    for g in prange(packed.size // (8 * k)):
         total = np.empty(rows * GROUP, np.float32)
         _group_avx2(codes, k, rows, packed, d16, m16, k // BLOCK, g, a_scale, a_sum, total)
-        _store(total, rows, g, bias, y)
+        _store(total, rows, g, pairs, glu, bias, y)
 
 
 @jit()
-def dynamic_q4_linear_plain(x, lhs, codes, a_scale, a_sum, packed, d32, m32, bias, y, parallel):
+def dynamic_q4_linear_plain(
+    x, lhs, codes, a_scale, a_sum, packed, d32, m32, bias, y, pairs, glu, parallel
+):
     """:func:`dynamic_q4_linear_vnni` on any CPU (:func:`_group_plain`; ``d32``, ``m32``
     float32)."""
     status = _quantize_blocks(x, lhs, codes, a_scale, a_sum)
     if status == 0 and parallel:
-        _plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y)
+        _plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y, pairs, glu)
     elif status == 0:
         rows, k = x.shape
         total = np.empty(rows * GROUP, np.float32)
-        for g in range(-(-y.shape[1] // GROUP)):
+        for g in range(packed.size // (8 * k)):
             _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_sum, total)
-            _store(total, rows, g, bias, y)
+            _store(total, rows, g, pairs, glu, bias, y)
     return status
 
 
 @jit(parallel=True)
-def _plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y):
+def _plain_par(codes, a_scale, a_sum, packed, d32, m32, bias, y, pairs, glu):
     rows = y.shape[0]
     k = codes.size // rows
-    for g in prange(-(-y.shape[1] // GROUP)):
+    for g in prange(packed.size // (8 * k)):
         total = np.empty(rows * GROUP, np.float32)
         _group_plain(codes, k, rows, packed, d32, m32, k // BLOCK, g, a_scale, a_sum, total)
-        _store(total, rows, g, bias, y)
+        _store(total, rows, g, pairs, glu, bias, y)

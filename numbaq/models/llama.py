@@ -733,6 +733,7 @@ def quantize(
         from ..layers import Linear
         from ..layers.base import replace_modules
         from ..layers.q4 import Q4Linear
+        from ..weights_q4 import Q4Weight
 
         stored = _stored_q4(model)
 
@@ -740,9 +741,10 @@ def quantize(
             if type(module) is not Linear or name == "lm_head":
                 return None
             w = stored.get(name)  # the file's own blocks, while the Linear holds their values
-            if w is not None and np.array_equal(w.dequantize(), module.weight):
-                return Q4Linear(w, module.bias)
-            return Q4Linear.from_float(module)
+            if w is None or not np.array_equal(w.dequantize(), module.weight):
+                pairs = name.endswith(".gate_up") and module.out_features % 16 == 0
+                w = Q4Weight.from_float(module.weight, pairs=pairs)  # SwiGLU in its store
+            return Q4Linear(w, module.bias)
 
         model = replace_modules(model, to_q4)
         if head_scheme is None:
@@ -786,7 +788,8 @@ def _stored_q4(model: LlamaDecoder) -> dict:
                     heads = cfg.num_attention_heads if name == "attn_q" else cfg.num_key_value_heads
                     arrays = [gguf.unpermute_rows(a, heads) for a in arrays]
                 parts.append(arrays)
-            out[f"layer{i}.{linear}"] = Q4Weight(*(np.concatenate(a) for a in zip(*parts)))
+            arrays = (np.concatenate(a) for a in zip(*parts))
+            out[f"layer{i}.{linear}"] = Q4Weight(*arrays, pairs=linear == "gate_up")
     return out
 
 
