@@ -420,9 +420,9 @@ def norm_into(norm: RMSNorm, h, delta, add: bool, linear, ws: Workspace, role: s
     return x, quantize_for(linear, kernels, "RMSNorm", args, ws, x)
 
 
-def attention_kernel(kt, pos, width: int):
-    """The attention kernel for a cache of keys ``kt`` (float32 or int8) and new rows at
-    positions ``pos``: parallel from ``sum(pos + 1) * width`` of
+def attention_kernel(pos, width: int):
+    """The attention kernel (a float32 or int8 cache alike) for new rows at positions
+    ``pos`` and a context ``width``: parallel from ``sum(pos + 1) * width`` of
     :data:`ATTENTION_PARALLEL_MIN` on more than one thread."""
     work = int(np.sum(pos + 1)) * width
     par = work >= ATTENTION_PARALLEL_MIN and nq_config.num_threads() > 1
@@ -474,7 +474,7 @@ class LlamaLayer(Module):
         ctx = ws.get(
             "ctx", (h.shape[0], self.heads * (qkv.shape[1] // (self.heads + 2 * self.kv_heads)))
         )
-        kernel = attention_kernel(cache_layer[0], pos, ctx.shape[1])
+        kernel = attention_kernel(pos, ctx.shape[1])
         args = (qkv, seq, pos, *rope, self.heads, self.kv_heads, *cache_layer, ctx)
         call(ws, "attention", kernel, *args)
         codes = None
@@ -519,13 +519,12 @@ class DecodePlan(StepWorkspace):
         self.seq[:] = seq
         self.pos[:] = pos
         np.take(model.embed_tokens, flat, axis=0, out=self.h)
+        attention = None  # serial or parallel: by this step's positions, once a step
         for piece, kernel, args in self.calls:
-            if kernel in ATTENTION_FNS:  # serial or parallel: by this step's positions
-                kt, ctx = (
-                    args[7],
-                    args[-1],
-                )  # (qkv, seq, pos, cos, sin, heads, kv_heads, kt, ..., ctx)
-                kernel = attention_kernel(kt, pos, ctx.shape[1])
+            if kernel in ATTENTION_FNS:
+                if attention is None:
+                    attention = attention_kernel(pos, args[-1].shape[1])  # args[-1]: ctx
+                kernel = attention
             status = kernel(*args)
             if status:
                 check_status(status, piece)
