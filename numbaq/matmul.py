@@ -43,7 +43,9 @@ def info() -> dict:
         ``cpu_features`` (those numbaq's paths use),
         ``gemm_path`` and ``gemm_path_reason`` (see :func:`gemm_path`),
         ``gemm_paths_available`` (every path this CPU can run, fastest first),
-        ``gemm_path_7bit`` (the path of the ``uint7`` schemes, codes in [0, 127]), ``amx``
+        ``gemm_path_7bit`` (the path of the ``uint7`` schemes, codes in [0, 127]),
+        ``q4_kernel`` (the kernel of 4-bit block weights: ``vnni512``, ``avx2`` or
+        ``plain``; :func:`numbaq.engine.q4_kernels`), ``amx``
         (whether the ``amx`` path runs here, or why not: features, permission, its
         self-check's verdict; :func:`numbaq.kernels.paths.amx_status`), ``threads`` (Numba's
         thread count) and ``cache`` (on-disk kernel caching).
@@ -64,6 +66,7 @@ def info() -> dict:
         "gemm_path_reason": reason,
         "gemm_paths_available": paths.available(),
         "gemm_path_7bit": paths.for_lhs(path, 127),
+        "q4_kernel": engine.q4_kernels()[0],
         "amx": paths.amx_status(),
         "threads": numba.get_num_threads(),
         "cache": config.CACHE,

@@ -224,6 +224,25 @@ def test_q4_model_matches_the_reference_of_its_weights(tiny, ours):
         llama.quantize(ours, scheme="ONNX", weights="q4_1")
     with pytest.raises(ValueError, match="weights must be"):
         llama.quantize(ours, weights="int4")
+    cfg = llama.LlamaConfig(48, 64, 1, 2, 1, 24, 10)
+    rng = np.random.default_rng(0)
+    shapes = {"embed_tokens.weight": (10, 48), "norm.weight": (48,)}
+    shapes.update({f"layers.0.{n}_layernorm.weight": (48,) for n in ("input", "post_attention")})
+    for name, shape in [
+        ("self_attn.q_proj", (48, 48)),
+        ("self_attn.k_proj", (24, 48)),
+        ("self_attn.v_proj", (24, 48)),
+        ("self_attn.o_proj", (48, 48)),
+        ("mlp.gate_proj", (64, 48)),
+        ("mlp.up_proj", (64, 48)),
+        ("mlp.down_proj", (48, 64)),
+    ]:
+        shapes[f"layers.0.{name}.weight"] = shape
+    odd = llama.LlamaDecoder({k: rng.normal(size=v) for k, v in shapes.items()}, cfg)
+    with pytest.raises(
+        ValueError, match=r"layer0\.qkv: weights='q4_1' needs in_features a multiple of 32"
+    ):
+        llama.quantize(odd, weights="q4_1")
 
 
 def test_int8_kv_cache_close(tiny):

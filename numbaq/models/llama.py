@@ -740,6 +740,11 @@ def quantize(
         def to_q4(name, module):
             if type(module) is not Linear or name == "lm_head":
                 return None
+            if module.in_features % 32:
+                raise ValueError(
+                    f"{name}: weights='q4_1' needs in_features a multiple of 32 (blocks of "
+                    f"32), got {module.in_features}; use weights='int8'"
+                )
             w = stored.get(name)  # the file's own blocks, while the Linear holds their values
             if w is None or not np.array_equal(w.dequantize(), module.weight):
                 pairs = name.endswith(".gate_up") and module.out_features % 16 == 0
