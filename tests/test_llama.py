@@ -226,7 +226,7 @@ def test_q4_model_matches_the_reference_of_its_weights(tiny, ours):
         llama.quantize(ours, weights="int4")
     cfg = llama.LlamaConfig(48, 64, 1, 2, 1, 24, 10)
     rng = np.random.default_rng(0)
-    shapes = {"embed_tokens.weight": (10, 48), "norm.weight": (48,)}
+    shapes = {"embed_tokens.weight": (10, 48), "norm.weight": (48,), "lm_head.weight": (10, 48)}
     shapes.update({f"layers.0.{n}_layernorm.weight": (48,) for n in ("input", "post_attention")})
     for name, shape in [
         ("self_attn.q_proj", (48, 48)),
