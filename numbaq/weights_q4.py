@@ -9,6 +9,8 @@ llama.cpp's own rule (:meth:`Q4Weight.from_float`, twin :func:`numbaq.reference.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .checks import finite_float32
@@ -40,7 +42,7 @@ class Q4Weight:
     d16, m16 : uint16 arrays
         ``d`` and ``m`` per (group of 16 rows, block, row), half-precision bits.
     d32, m32 : float32 arrays
-        The same values as float32 (the portable kernel's).
+        The same values as float32 (the portable kernel's; made on first use).
     order : (ceil(N / 16) * 16,) int64
         The row of ``q`` each packed row holds (-1: padding).
 
@@ -99,7 +101,16 @@ class Q4Weight:
             hp[real] = h[self.order[real]]
             dm.append(np.ascontiguousarray(hp.reshape(groups, GROUP, nb).transpose(0, 2, 1)))
         self.d16, self.m16 = (v.reshape(-1).view(np.uint16) for v in dm)
-        self.d32, self.m32 = (v.reshape(-1).astype(np.float32) for v in dm)
+
+    @functools.cached_property
+    def d32(self) -> np.ndarray:
+        """``d16`` as float32 (made once, for the portable kernel only)."""
+        return self.d16.view(np.float16).astype(np.float32)
+
+    @functools.cached_property
+    def m32(self) -> np.ndarray:
+        """``m16`` as float32 (made once, for the portable kernel only)."""
+        return self.m16.view(np.float16).astype(np.float32)
 
     @classmethod
     def from_float(cls, w, pairs: bool = False) -> Q4Weight:
