@@ -34,6 +34,7 @@ from .kernels.epilogue import SHIFT
 from .kernels.quantize import LhsParams
 from .kernels.rnn import gate_order
 from .qparams import QScheme
+from .schemes import BLOCK_Q8_0
 
 
 @functools.cache
@@ -423,8 +424,6 @@ def bound_q4_linear(x2d, qweight, bias, y, glu: bool = False) -> tuple:
     (:func:`check_blocks_status`). With ``glu`` (weights packed in SwiGLU's gate/up
     ``pairs``), ``y`` (M, N // 2) receives ``silu(gate) * up`` instead."""
     assert not glu or (qweight.pairs and y.shape[1] * 2 == qweight.shape[0]), "the caller's"
-    from .schemes import BLOCK_Q8_0
-
     path, kernel = q4_kernels()
     (m, k), n = x2d.shape, qweight.shape[0]
     d, dm = (qweight.d32, qweight.m32) if path == "plain" else (qweight.d16, qweight.m16)

@@ -103,6 +103,11 @@ class Q4Weight:
         self.d16, self.m16 = (v.reshape(-1).view(np.uint16) for v in dm)
 
     @functools.cached_property
+    def zero_bias(self) -> np.ndarray:
+        """``(N,)`` float32 zeros: the bias added when a Linear has none."""
+        return np.zeros(self.shape[0], np.float32)
+
+    @functools.cached_property
     def d32(self) -> np.ndarray:
         """``d16`` as float32 (made once, for the portable kernel only)."""
         return self.d16.view(np.float16).astype(np.float32)

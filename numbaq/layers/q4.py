@@ -12,13 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import engine, schemes
-from ..checks import check_bias, check_output, layer_error, layer_input
+from ..checks import check_bias, check_output, layer_error
 from ..weights_q4 import Q4Weight
-from .base import Module
-from .linear import Linear
+from .linear import Linear, QuantLinearBase
 
 
-class Q4Linear(Module):
+class Q4Linear(QuantLinearBase):
     """A dynamically quantized Linear with 4-bit block weights (llama.cpp's Q4_1).
 
     Parameters
@@ -47,7 +46,6 @@ class Q4Linear(Module):
     True
     """
 
-    quantized = True
     scheme = schemes.BLOCK_Q8_0
     activation = None
 
@@ -60,7 +58,6 @@ class Q4Linear(Module):
         self._param("weight_d", qweight.d16)
         self._param("weight_m", qweight.m16)
         self._param("bias", None if bias is None else check_bias(bias, qweight.shape[0]))
-        self.zero_bias = np.zeros(qweight.shape[0], np.float32)
         self.trace_log: list | None = None  # numbaq.trace records its block scales
 
     @classmethod
@@ -81,53 +78,22 @@ class Q4Linear(Module):
             raise ValueError("Q4Linear: a Linear with a fused activation is not supported")
         return cls(Q4Weight.from_float(linear.weight), linear.bias)
 
-    @property
-    def in_features(self) -> int:
-        """Input features, ``K``."""
-        return self.qweight.shape[1]
-
-    @property
-    def out_features(self) -> int:
-        """Output features, ``N``."""
-        return self.qweight.shape[0]
-
-    def forward(self, x):
-        """Quantize ``x`` in blocks of 32, the 4-bit product, ``+ bias``.
-
-        Parameters
-        ----------
-        x : (..., K) float array
-            Inputs; float16 and float64 are converted to float32.
-
-        Returns
-        -------
-        (..., N) float32 ndarray
-            The outputs.
-
-        Raises
-        ------
-        ValueError
-            If the last axis of ``x`` is not K, ``x`` holds NaN or Inf, or the output
-            overflows float32.
-        """
-        x = layer_input(self, x, self.in_features)
-        x2d = x.reshape(-1, self.in_features)
+    def _product(self, x2d: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, dict]:
+        """``(y, trace record)`` for rows ``x2d`` (M, K): the blocks of 32 quantized, the
+        4-bit product, ``+ bias``; refused if the output overflows float32."""
         y = np.empty((x2d.shape[0], self.out_features), np.float32)
-        bias = self.zero_bias if self.bias is None else self.bias
         try:
             scale = engine.q4_linear(x2d, self.qweight, bias, y)
         except ValueError as err:
             raise layer_error(self, err) from None
         check_output(
             y,
-            (x, self.qweight.d32, self.qweight.m32),
+            (x2d, self.qweight.d32, self.qweight.m32),
             "the output x . weight^T + bias",
             "|x| times |weight| summed over K reaches float32's largest value: rescale x",
             self,
         )
-        if self.trace_log is not None:
-            self.trace_log.append({"scale": scale, "zero_point": np.zeros_like(scale, np.int32)})
-        return y.reshape(x.shape[:-1] + (self.out_features,))
+        return y, {"scale": scale, "zero_point": np.zeros_like(scale, np.int32)}
 
     def extra_repr(self) -> str:
         return (

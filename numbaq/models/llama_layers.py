@@ -375,11 +375,10 @@ def project(linear, x, codes, ws: Workspace, role: str):
     """``linear(x)``; from the producer's ``codes`` when it wrote them."""
     if codes is None and block_target(linear):
         y = ws.get(role, (x.shape[0], linear.out_features))
+        bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
         if type(linear) is Q4Linear:
-            bias = linear.zero_bias if linear.bias is None else linear.bias
             kernel, args = engine.bound_q4_linear(x, linear.qweight, bias, y)
         else:
-            bias = linear.qweight.zero_bias if linear.bias is None else linear.bias
             kernel, args = engine.bound_linear_blocks(x, linear.scheme, linear.qweight, bias, 0, y)
         engine.check_blocks_status(call(ws, "linear", kernel, *args))
         return y
@@ -489,7 +488,7 @@ class LlamaLayer(Module):
         if h.shape[0] <= SWIGLU_STORE_ROWS and swiglu_target(self.gate_up):
             m = ws.get("m", (h.shape[0], self.gate_up.out_features // 2))
             g = self.gate_up
-            bias = g.zero_bias if g.bias is None else g.bias
+            bias = g.qweight.zero_bias if g.bias is None else g.bias
             kernel, args = engine.bound_q4_linear(x, g.qweight, bias, m, glu=True)
             engine.check_blocks_status(call(ws, "linear", kernel, *args))
             return project(self.down, m, None, ws, "down")
