@@ -295,3 +295,27 @@ def test_q8_row_kernel_gives_the_block_tiles_bits(n, blocks, grouped, seed):
         numba.set_num_threads(threads)
     want = ref.quantized_linear(x, w.q, w.scale, bias, schemes.BLOCK_Q8_0)
     np.testing.assert_array_equal(tiles, want)
+
+
+@pytest.mark.parametrize(
+    "x, error, match",
+    [
+        (np.zeros((0, 32), np.float32), ValueError, "Q4Linear: x is empty"),
+        (np.zeros((2, 32), np.int32), TypeError, "Q4Linear: x must be a floating-point array"),
+        (np.full((1, 32), 1e300), ValueError, "Q4Linear: x contains NaN or Inf"),
+        ("abc", TypeError, "Q4Linear: x must be a floating-point array"),
+    ],
+)
+def test_bad_input_classes(x, error, match):
+    layer = Q4Linear.from_float(Linear(np.ones((4, 32), np.float32)))
+    with pytest.raises(error, match=match):
+        layer(x)
+
+
+def test_non_contiguous_and_float64_input_give_the_float32_bits(q4_path):
+    rng = np.random.default_rng(5)
+    layer = Q4Linear.from_float(Linear(_weights(rng, 20, 64)))
+    x = rng.normal(size=(3, 128)).astype(np.float32)[:, ::2]
+    want = layer(np.ascontiguousarray(x))
+    np.testing.assert_array_equal(layer(x), want)
+    np.testing.assert_array_equal(layer(x.astype(np.float64)), want)

@@ -88,7 +88,7 @@ class Q4Linear(QuantLinearBase):
             raise layer_error(self, err) from None
         check_output(
             y,
-            (x2d, self.qweight.d32, self.qweight.m32),
+            (x2d, self.qweight.d16.view(np.float16), self.qweight.m16.view(np.float16)),
             "the output x . weight^T + bias",
             "|x| times |weight| summed over K reaches float32's largest value: rescale x",
             self,
